@@ -1,0 +1,1 @@
+"""The llmledger collector: OTLP receiver, DuckDB store, alerts and the query API (issue 3)."""

@@ -1,0 +1,28 @@
+"""The `llmledger` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llmledger import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmledger", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"llmledger {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="make a few instrumented calls to a local fake OpenAI and show the spans")
+    demo.add_argument("--calls", type=int, default=8, help="how many rounds of calls to make")
+    args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        from llmledger.demo import run_demo
+
+        return run_demo(rounds=args.calls)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

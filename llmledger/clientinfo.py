@@ -1,0 +1,78 @@
+"""Attributes that belong to an OpenAI client rather than to one call, read once per client."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from llmledger import semconv as sc
+
+_DEFAULT_SDK_TIMEOUT_S = 600.0
+_KEY_KINDS = (("sk-proj-", "project"), ("sk-svcacct-", "service_account"), ("sk-admin-", "admin"), ("sk-", "user"))
+
+_cache: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def key_kind(api_key: object) -> str:
+    """What kind of key a client uses, from its prefix only; the key itself never leaves the process."""
+    if isinstance(api_key, str):
+        for prefix, kind in _KEY_KINDS:
+            if api_key.startswith(prefix):
+                return kind
+    return "other"
+
+
+def timeout_seconds(timeout: object) -> float | None:
+    """The longest a single read may wait: a float, or an httpx Timeout's read timeout."""
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        return float(timeout)
+    read = getattr(timeout, "read", None)
+    if isinstance(read, (int, float)):
+        return float(read)
+    if timeout is None:
+        return None
+    return _DEFAULT_SDK_TIMEOUT_S
+
+
+def client_attributes(client: Any) -> dict[str, Any]:
+    """Static attributes of `client` (server, project, key kind, timeout, retries), cached."""
+    try:
+        return _cache[client]
+    except KeyError:
+        pass
+    attrs: dict[str, Any] = {}
+    base_url = getattr(client, "base_url", None)
+    host = getattr(base_url, "host", None)
+    if host:
+        attrs[sc.SERVER_ADDRESS] = host
+        port = getattr(base_url, "port", None) or (443 if getattr(base_url, "scheme", "") == "https" else 80)
+        attrs[sc.SERVER_PORT] = int(port)
+    project = getattr(client, "project", None)
+    if isinstance(project, str) and project:
+        attrs[sc.OPENAI_PROJECT] = project
+    attrs[sc.CLIENT_KEY_KIND] = key_kind(getattr(client, "api_key", None))
+    timeout = timeout_seconds(getattr(client, "timeout", None))
+    if timeout is not None:
+        attrs[sc.CLIENT_TIMEOUT_S] = timeout
+    max_retries = getattr(client, "max_retries", None)
+    if isinstance(max_retries, int):
+        attrs[sc.CLIENT_MAX_RETRIES] = max_retries
+    with _lock:
+        _cache[client] = attrs
+    return attrs
+
+
+def call_overrides(options: Any) -> dict[str, Any]:
+    """Per-call `timeout=` / `max_retries=` given through `with_options()` or request kwargs."""
+    attrs: dict[str, Any] = {}
+    max_retries = getattr(options, "max_retries", None)
+    if isinstance(max_retries, int):
+        attrs[sc.CLIENT_MAX_RETRIES] = max_retries
+    timeout = getattr(options, "timeout", None)
+    if timeout is not None and (isinstance(timeout, (int, float)) or hasattr(timeout, "read")):
+        seconds = timeout_seconds(timeout)
+        if seconds is not None:
+            attrs[sc.CLIENT_TIMEOUT_S] = seconds
+    return attrs

@@ -1,0 +1,171 @@
+"""Every llmledger setting in one table: name, environment variables, default, doc.
+
+Settings are read from the environment once (`settings()`); keyword arguments given to
+`configure()` or a CLI flag win over the environment, which wins over the default.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llmledger"
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {text!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: tuple[str, ...]
+    default: Callable[[], Any]
+    parse: Callable[[str], Any]
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "endpoint",
+        ("LLMLEDGER_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        lambda: "http://127.0.0.1:4318",
+        str,
+        "Base URL of the collector's OTLP/HTTP receiver; spans go to {endpoint}/v1/traces.",
+    ),
+    Setting(
+        "traces_endpoint",
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",),
+        lambda: None,
+        str,
+        "Full URL for traces; overrides endpoint when set (standard OTLP variable).",
+    ),
+    Setting(
+        "service_name",
+        ("OTEL_SERVICE_NAME", "LLMLEDGER_SERVICE_NAME"),
+        lambda: None,
+        str,
+        "The app's name (resource service.name); the OpenTelemetry SDK default when unset.",
+    ),
+    Setting(
+        "environment",
+        ("LLMLEDGER_ENVIRONMENT",),
+        lambda: None,
+        str,
+        "deployment.environment.name, e.g. production; left unset rather than guessed.",
+    ),
+    Setting(
+        "service_version",
+        ("LLMLEDGER_SERVICE_VERSION",),
+        lambda: None,
+        str,
+        "service.version of the app.",
+    ),
+    Setting(
+        "ingest_token",
+        ("LLMLEDGER_INGEST_TOKEN",),
+        lambda: None,
+        str,
+        "Bearer token for the collector's /v1/* (or LLMLEDGER_INGEST_TOKEN_FILE naming a file).",
+    ),
+    Setting(
+        "otlp_headers",
+        ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+        lambda: None,
+        str,
+        "Extra exporter headers, 'k1=v1,k2=v2' (standard OTLP variable).",
+    ),
+    Setting(
+        "spool_dir",
+        ("LLMLEDGER_SPOOL_DIR",),
+        lambda: _cache_dir() / "spool",
+        Path,
+        "Folder for spans waiting for the collector, and the generated end-user salt.",
+    ),
+    Setting(
+        "user_salt",
+        ("LLMLEDGER_USER_SALT",),
+        lambda: None,
+        str,
+        "Salt for hashing end users; set the same value in every process of an app.",
+    ),
+    Setting(
+        "capture_content",
+        ("LLMLEDGER_CAPTURE_CONTENT",),
+        lambda: False,
+        _bool,
+        "Record prompt and completion text on spans (off by default).",
+    ),
+    Setting(
+        "stream_usage",
+        ("LLMLEDGER_STREAM_USAGE",),
+        lambda: True,
+        _bool,
+        "Ask chat streams for their usage chunk (hidden from the app) so streamed tokens are exact.",
+    ),
+    Setting(
+        "export_queue_size",
+        ("LLMLEDGER_EXPORT_QUEUE_SIZE",),
+        lambda: 20_000,
+        int,
+        "Spans held in memory for export; beyond it spans are dropped and counted, never blocking the app.",
+    ),
+    Setting(
+        "export_batch_size",
+        ("LLMLEDGER_EXPORT_BATCH_SIZE",),
+        lambda: 2_048,
+        int,
+        "Spans per OTLP export request.",
+    ),
+    Setting(
+        "export_delay_ms",
+        ("LLMLEDGER_EXPORT_DELAY_MS",),
+        lambda: 1_000,
+        int,
+        "Longest wait before a partial batch is exported.",
+    ),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def _read_env(setting: Setting) -> Any:
+    for var in setting.env:
+        file_var = f"{var}_FILE"
+        if var.startswith("LLMLEDGER_") and os.environ.get(file_var):
+            return setting.parse(Path(os.environ[file_var]).read_text().strip())
+        raw = os.environ.get(var)
+        if raw is not None and raw != "":
+            return setting.parse(raw)
+    return setting.default()
+
+
+@functools.cache
+def settings() -> dict[str, Any]:
+    """All settings from the environment, read once per process."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        try:
+            values[setting.name] = _read_env(setting)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"bad value for {'/'.join(setting.env)}: {exc}") from exc
+    return values
+
+
+def resolve(name: str, explicit: Any = None) -> Any:
+    """An explicit value if given, else the environment's, else the default."""
+    if name not in _BY_NAME:
+        raise KeyError(f"unknown setting {name!r}")
+    return explicit if explicit is not None else settings()[name]

@@ -1,0 +1,82 @@
+"""Every span attribute name of the llmledger span contract (see DESIGN.md).
+
+The wrapper, the collector's normalizer and the tests import these constants; no attribute
+name is spelled out anywhere else.
+"""
+
+from __future__ import annotations
+
+# OpenTelemetry GenAI semantic conventions
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
+GEN_AI_USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
+GEN_AI_USAGE_COST_SOURCE = "gen_ai.usage.cost.source"
+GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
+
+# OpenAI-specific
+OPENAI_API_TYPE = "openai.api.type"
+OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+
+# General OpenTelemetry conventions
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+SERVICE_NAME = "service.name"
+SERVICE_VERSION = "service.version"
+DEPLOYMENT_ENVIRONMENT_NAME = "deployment.environment.name"
+
+# llmledger's own
+PRICE_VERSION = "llmledger.price.version"
+REQUEST_ID = "llmledger.request_id"
+ATTEMPTS = "llmledger.attempts"
+RATELIMIT_LIMIT_REQUESTS = "llmledger.ratelimit.limit_requests"
+RATELIMIT_REMAINING_REQUESTS = "llmledger.ratelimit.remaining_requests"
+RATELIMIT_LIMIT_TOKENS = "llmledger.ratelimit.limit_tokens"
+RATELIMIT_REMAINING_TOKENS = "llmledger.ratelimit.remaining_tokens"
+USAGE_ESTIMATED = "llmledger.usage.estimated"
+BATCH = "llmledger.batch"
+BATCH_ID = "llmledger.batch.id"
+END_USER = "llmledger.end_user"
+OPENAI_PROJECT = "llmledger.openai.project"
+TEAM = "llmledger.team"
+FEATURE = "llmledger.feature"
+TAG_PREFIX = "llmledger.tag."
+
+# Checklist signals (readiness score)
+CLIENT_TIMEOUT_S = "llmledger.client.timeout_s"
+CLIENT_MAX_RETRIES = "llmledger.client.max_retries"
+CLIENT_KEY_KIND = "llmledger.client.key_kind"
+REQUEST_USER_SET = "llmledger.request.user_set"
+CONTENT_CAPTURED = "llmledger.content.captured"
+CONTENT_REDACTED = "llmledger.content.redacted"
+
+# Fixed values
+PROVIDER_OPENAI = "openai"
+COST_CURRENCY_USD = "USD"
+COST_SOURCE_WRAPPER = "wrapper"
+
+# x-ratelimit-* response header → attribute
+RATELIMIT_HEADERS: dict[str, str] = {
+    "x-ratelimit-limit-requests": RATELIMIT_LIMIT_REQUESTS,
+    "x-ratelimit-remaining-requests": RATELIMIT_REMAINING_REQUESTS,
+    "x-ratelimit-limit-tokens": RATELIMIT_LIMIT_TOKENS,
+    "x-ratelimit-remaining-tokens": RATELIMIT_REMAINING_TOKENS,
+}
+REQUEST_ID_HEADER = "x-request-id"

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Settings are read once per process: fix the ones tests rely on before llmledger reads them.
+os.environ["LLMLEDGER_USER_SALT"] = "test-salt"
+os.environ["LLMLEDGER_SPOOL_DIR"] = tempfile.mkdtemp(prefix="llmledger-test-spool-")
+os.environ.pop("LLMLEDGER_CAPTURE_CONTENT", None)
+os.environ.pop("LLMLEDGER_STREAM_USAGE", None)
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import llmledger
+from llmledger import diagnostics
+from llmledger.call import wait_for_estimates
+from llmledger.testing.fake_openai import FakeOpenAI
+
+diagnostics.strict = True
+API_KEY = "sk-proj-test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_server: FakeOpenAI) -> FakeOpenAI:
+    fake_server.reset()
+    return fake_server
+
+
+class Spans:
+    """Finished spans, read after any queued token estimates have landed."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def finished(self) -> list[ReadableSpan]:
+        wait_for_estimates(timeout=30)
+        return list(self.exporter.get_finished_spans())
+
+    def one(self) -> ReadableSpan:
+        spans = self.finished()
+        assert len(spans) == 1, [span.name for span in spans]
+        return spans[0]
+
+
+@pytest.fixture
+def spans() -> Spans:
+    return Spans()
+
+
+@pytest.fixture
+def instrumented(spans: Spans) -> Iterator[llmledger.InstrumentHandle]:
+    handle = llmledger.instrument(tracer_provider=spans.provider)
+    yield handle
+    handle.uninstrument()
+
+
+def make_client(fake: FakeOpenAI, **kwargs: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fake.base_url, api_key=API_KEY, **kwargs)
+
+
+def make_async_client(fake: FakeOpenAI, **kwargs: Any) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=fake.base_url, api_key=API_KEY, **kwargs)
+
+
+@pytest.fixture
+def client(fake: FakeOpenAI) -> Iterator[openai.OpenAI]:
+    with make_client(fake) as instance:
+        yield instance
+
+
+@pytest.fixture
+async def async_client(fake: FakeOpenAI) -> Any:
+    async with make_async_client(fake) as instance:
+        yield instance

@@ -1,0 +1,32 @@
+"""Project rules that keep the wrapper light and the names in one place."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_ONLY = ("duckdb", "streamlit", "starlette", "uvicorn", "pyarrow", "pandas", "altair")
+
+
+def test_wrapper_never_imports_server_packages() -> None:
+    code = (
+        "import sys, llmledger, llmledger.instrument, llmledger.setup, llmledger.cli, llmledger.demo\n"
+        f"print([name for name in {SERVER_ONLY!r} if name in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_attribute_names_are_spelled_only_in_semconv() -> None:
+    literal = re.compile(r"""["'](gen_ai|llmledger|openai\.(api|request|response)|server|error|http)\.[a-z_.]+["']""")
+    offenders = []
+    for path in (ROOT / "llmledger").rglob("*.py"):
+        if path.name == "semconv.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if literal.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
