@@ -18,9 +18,12 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pydantic
 from openai import AsyncStream, Stream
 from openai._base_client import AsyncAPIClient, SyncAPIClient
 from openai._compat import model_copy
+from openai._legacy_response import LegacyAPIResponse
+from openai._response import BaseAPIResponse
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
@@ -36,6 +39,7 @@ _active: contextvars.ContextVar[tuple[_Instrumentation, CallRecorder] | None] = 
     "llmledger_active_call", default=None
 )
 _PATCHED_METHODS = ("request", "_send_request")
+_RAW_RESPONSE_TYPES = (BaseAPIResponse, LegacyAPIResponse)
 
 
 class _Instrumentation:
@@ -71,12 +75,14 @@ class _Instrumentation:
     def take_result(self, recorder: CallRecorder, result: Any, hide_usage_chunk: bool) -> Any:
         """Hand the SDK's result back unchanged, ending the span now or when the app is done with it."""
         try:
-            if isinstance(result, (Stream, AsyncStream)):
+            if isinstance(result, pydantic.BaseModel):
+                recorder.finish(result)
+            elif isinstance(result, (Stream, AsyncStream)):
                 return observe_stream(result, recorder, hide_usage_chunk)
-            if hasattr(result, "http_response") and callable(getattr(result, "parse", None)):
+            elif isinstance(result, _RAW_RESPONSE_TYPES):
                 _defer_to_parse(result, recorder, hide_usage_chunk)
-                return result
-            recorder.finish(result)
+            else:
+                recorder.finish(result)
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("take_result", exc)
             recorder.end()

@@ -28,7 +28,6 @@ class StreamState:
         "first_ns",
         "hide_usage_chunk",
         "last_chunk",
-        "last_ns",
         "recorder",
         "texts",
         "usage",
@@ -38,7 +37,6 @@ class StreamState:
         self.recorder = recorder
         self.hide_usage_chunk = hide_usage_chunk
         self.first_ns: int | None = None
-        self.last_ns: int | None = None
         self.texts: list[str] = []
         self.finish_reasons: dict[int, str] = {}
         self.usage: Any = None
@@ -50,17 +48,15 @@ class StreamState:
 
     def on_chunk(self, chunk: Any) -> bool:
         """Record a chunk; True means it is ours (the usage chunk we asked for) and the app must not see it."""
-        now = time.time_ns()
-        self.last_ns = now
         try:
-            return self._on_chunk(chunk, now)
+            return self._on_chunk(chunk)
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("stream chunk", exc)
             return False
 
-    def _on_choice_chunk(self, chunk: Any, now: int) -> bool:
+    def _on_choice_chunk(self, chunk: Any) -> bool:
         if self.first_ns is None:
-            self.first_ns = now
+            self.first_ns = time.time_ns()
         self.last_chunk = chunk
         choices = chunk.choices
         usage = chunk.usage
@@ -85,11 +81,11 @@ class StreamState:
                 self.finish_reasons[choice.index] = choice.finish_reason
         return False
 
-    def _on_response_event(self, event: Any, now: int) -> bool:
+    def _on_response_event(self, event: Any) -> bool:
         kind = event.type
         if kind.endswith(".delta"):
             if self.first_ns is None:
-                self.first_ns = now
+                self.first_ns = time.time_ns()
             delta = getattr(event, "delta", None)
             if isinstance(delta, str):
                 self.texts.append(delta)
@@ -104,11 +100,12 @@ class StreamState:
         if self.done:
             return
         self.done = True
+        end_ns = time.time_ns()
         self._record()
         if self._has_usage():
-            self.recorder.end(self.last_ns)
+            self.recorder.end(end_ns)
         else:
-            self._estimate(self.last_ns or time.time_ns())
+            self._estimate(end_ns)
 
     def fail(self, exc: BaseException) -> None:
         """Reading the stream raised; the exception goes on to the app unchanged."""
