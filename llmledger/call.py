@@ -184,6 +184,7 @@ class CallRecorder:
             input_tokens,
             attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
             attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0),
+            attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0),
         )
         if cost is None:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from collector.options import add_arguments as add_collector_arguments
 from llmledger import __version__
 
 
@@ -14,7 +15,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="make a few instrumented calls to a local fake OpenAI and show the spans")
     demo.add_argument("--calls", type=int, default=8, help="how many rounds of calls to make")
+    collector = commands.add_parser("collector", help="run the collector (OTLP receiver, DuckDB store, query API)")
+    add_collector_arguments(collector)
     args = parser.parse_args(argv)
+
+    if args.command == "collector":
+        try:
+            from collector.server import main as collector_main
+        except ImportError as exc:
+            parser.error(f"the collector needs the server extra (pip install 'llmledger[server]'): {exc}")
+
+        return collector_main(args)
 
     if args.command == "demo":
         from llmledger.demo import run_demo

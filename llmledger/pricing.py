@@ -1,15 +1,16 @@
-"""The wrapper's cost estimate: per-model x tier rates from `genai-prices`, looked up once and cached.
+"""Rates from `genai-prices`, looked up once per model x tier and cached; costs as exact `Decimal`.
 
-This is an estimate carried on the span for apps and other backends; the collector's price book
-re-prices every call exactly (DESIGN.md, Storage).
+The collector's price book prices every stored call with these rates; the wrapper uses the same
+rates for the cost estimate it puts on each span (DESIGN.md, Storage).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import genai_prices
 from genai_prices import data_snapshot
@@ -17,17 +18,20 @@ from genai_prices.types import TieredPrices
 
 PRICE_VERSION = f"genai-prices=={genai_prices.__version__}"
 
-_PER_TOKEN = 1_000_000
-# Tiers that the response may report and that change the per-token price.
-_PRICED_TIERS = {"flex", "priority", "fast"}
+_PER_MILLION = Decimal(1_000_000)
+# Tiers that the response may report and that change the per-token price; `scale` is pre-paid units.
+_PRICED_TIERS = frozenset({"flex", "priority", "fast"})
+UNPRICED_TIERS = frozenset({"scale"})
 
 
 @dataclass(frozen=True, slots=True)
-class _Rate:
-    base: float
-    tiers: tuple[tuple[int, float], ...]  # (input-token threshold, rate), ascending
+class Rate:
+    """USD per token, and the higher rate that applies to the whole call above an input-token threshold."""
 
-    def at(self, total_input_tokens: int) -> float:
+    base: Decimal
+    tiers: tuple[tuple[int, Decimal], ...] = ()  # (input-token threshold, rate), ascending
+
+    def at(self, total_input_tokens: int) -> Decimal:
         rate = self.base
         for start, tier_rate in self.tiers:
             if total_input_tokens > start:
@@ -37,63 +41,85 @@ class _Rate:
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """USD per token for one model at one service tier."""
+    """Per-token rates for one model at one tier, and whether genai-prices lacked that tier."""
 
-    input: _Rate
-    cached_input: _Rate
-    output: _Rate
+    input: Rate
+    cached_input: Rate
+    cache_write: Rate
+    output: Rate
+    tier_fallback: bool
 
-    def cost(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> float:
-        uncached = max(input_tokens - cached_input_tokens, 0)
+    def cost(self, input_tokens: int, cached_input_tokens: int, cache_write_tokens: int, output_tokens: int) -> Decimal:
+        """Exact USD: cached and cache-write tokens are inside input, reasoning inside output."""
+        uncached = max(input_tokens - cached_input_tokens - cache_write_tokens, 0)
         return (
             uncached * self.input.at(input_tokens)
             + cached_input_tokens * self.cached_input.at(input_tokens)
+            + cache_write_tokens * self.cache_write.at(input_tokens)
             + output_tokens * self.output.at(input_tokens)
         )
 
 
-_cache: dict[tuple[str, str | None], Rates | None] = {}
-_lock = threading.Lock()
+def price_context(service_tier: str | None, batch: bool) -> dict[str, str] | None:
+    """genai-prices' request context: Batch API first, then the tier the response reported."""
+    if batch:
+        return {"processing": "batch"}
+    if service_tier in _PRICED_TIERS:
+        return {"service_tier": service_tier}
+    return None
 
 
-def _as_rate(price: Decimal | TieredPrices | None) -> _Rate | None:
+def _as_rate(price: Decimal | TieredPrices | None) -> Rate | None:
     if price is None:
         return None
     if isinstance(price, TieredPrices):
-        return _Rate(
-            float(price.base / _PER_TOKEN),
-            tuple((tier.start, float(tier.price / _PER_TOKEN)) for tier in price.tiers),
-        )
-    return _Rate(float(price / _PER_TOKEN), ())
+        return Rate(price.base / _PER_MILLION, tuple((tier.start, tier.price / _PER_MILLION) for tier in price.tiers))
+    return Rate(price / _PER_MILLION)
 
 
-def _load_rates(model: str, service_tier: str | None) -> Rates | None:
+def _variant_matches(model_info: Any, context: dict[str, str]) -> bool:
+    return any(
+        all(context.get(key) == value for key, value in variant.when.items())
+        for variant in model_info.price_variants or ()
+    )
+
+
+def load_rates(model: str, context: dict[str, str] | None, when: datetime) -> Rates | None:
+    """Rates for `model` at `when` in `context`; None when genai-prices doesn't know the model."""
     try:
         _, model_info = data_snapshot.get_snapshot().find_provider_model(model, None, "openai", None)
     except LookupError:
         return None
-    context = {"service_tier": service_tier} if service_tier in _PRICED_TIERS else None
-    prices = model_info.get_prices(datetime.now(tz=UTC), context)
+    prices = model_info.get_prices(when, context)
     input_rate = _as_rate(prices.input_mtok)
     if input_rate is None:
         return None
     return Rates(
         input=input_rate,
         cached_input=_as_rate(prices.cache_read_mtok) or input_rate,
-        output=_as_rate(prices.output_mtok) or _Rate(0.0, ()),
+        cache_write=_as_rate(prices.cache_write_mtok) or input_rate,
+        output=_as_rate(prices.output_mtok) or Rate(Decimal(0)),
+        # genai-prices silently uses the standard price when no variant matches: say so.
+        tier_fallback=context is not None and not _variant_matches(model_info, context),
     )
 
 
-def rates_for(model: str, service_tier: str | None) -> Rates | None:
-    """Rates for a model at the tier the response reported; None when the model can't be priced."""
-    key = (model, service_tier)
+_cache: dict[tuple[str, str | None, bool, date], Rates | None] = {}
+_lock = threading.Lock()
+
+
+def rates_for(model: str, service_tier: str | None, batch: bool = False, when: datetime | None = None) -> Rates | None:
+    """Cached `load_rates` for the UTC day of `when` (default today), so historical prices apply."""
+    when = when or datetime.now(tz=UTC)
+    key = (model, service_tier, batch, when.date())
     try:
         return _cache[key]
     except KeyError:
         pass
     with _lock:
         if key not in _cache:
-            _cache[key] = _load_rates(model, service_tier)
+            noon = datetime(when.year, when.month, when.day, 12, tzinfo=UTC)
+            _cache[key] = load_rates(model, price_context(service_tier, batch), noon)
         return _cache[key]
 
 
@@ -103,11 +129,12 @@ def estimate_cost(
     input_tokens: int,
     cached_input_tokens: int,
     output_tokens: int,
+    cache_write_tokens: int = 0,
 ) -> float | None:
-    """Estimated USD cost, or None for an unknown model or a pre-paid (`scale`) tier."""
-    if service_tier == "scale":
+    """The wrapper's estimate in USD, or None for an unknown model or a pre-paid (`scale`) tier."""
+    if service_tier in UNPRICED_TIERS:
         return None
     rates = rates_for(model, service_tier)
     if rates is None:
         return None
-    return rates.cost(input_tokens, cached_input_tokens, output_tokens)
+    return float(rates.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens))

@@ -80,3 +80,58 @@ RATELIMIT_HEADERS: dict[str, str] = {
     "x-ratelimit-remaining-tokens": RATELIMIT_REMAINING_TOKENS,
 }
 REQUEST_ID_HEADER = "x-request-id"
+
+# Other instrumentations' names (accepted by the collector, never written by the wrapper)
+LLMLEDGER_PREFIX = "llmledger."
+
+# Older OpenTelemetry names (GenAI conventions before gen_ai.provider.name; HTTP before 1.21)
+GEN_AI_SYSTEM = "gen_ai.system"
+GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
+GEN_AI_OPENAI_REQUEST_SERVICE_TIER = "gen_ai.openai.request.service_tier"  # never priced on: see normalize
+GEN_AI_OPENAI_RESPONSE_SERVICE_TIER = "gen_ai.openai.response.service_tier"
+GEN_AI_RESPONSE_TIME_TO_FIRST_TOKEN = "gen_ai.response.time_to_first_token"
+DEPLOYMENT_ENVIRONMENT = "deployment.environment"
+HTTP_STATUS_CODE = "http.status_code"
+TELEMETRY_SDK_NAME = "telemetry.sdk.name"
+
+# OpenLLMetry (traceloop)
+LLM_REQUEST_TYPE = "llm.request.type"
+LLM_IS_STREAMING = "llm.is_streaming"
+LLM_USAGE_TOTAL_TOKENS = "llm.usage.total_tokens"
+LLM_RESPONSE_FINISH_REASON = "llm.response.finish_reason"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_FLAT = "gen_ai.usage.cache_read_input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_FLAT = "gen_ai.usage.cache_creation_input_tokens"
+GEN_AI_COMPLETION_PREFIX = "gen_ai.completion."  # gen_ai.completion.<n>.finish_reason
+FINISH_REASON_SUFFIX = ".finish_reason"
+
+# OpenLIT
+GEN_AI_USAGE_COST = "gen_ai.usage.cost"
+GEN_AI_SERVER_TIME_TO_FIRST_TOKEN = "gen_ai.server.time_to_first_token"
+GEN_AI_REQUEST_IS_STREAM = "gen_ai.request.is_stream"
+GEN_AI_USAGE_REASONING_TOKENS = "gen_ai.usage.reasoning_tokens"
+GEN_AI_REQUEST_SERVICE_TIER = "gen_ai.request.service_tier"
+GEN_AI_RESPONSE_SERVICE_TIER = "gen_ai.response.service_tier"
+GEN_AI_SDK_VERSION = "gen_ai.sdk.version"
+GEN_AI_APPLICATION_NAME = "gen_ai.application_name"
+GEN_AI_ENVIRONMENT = "gen_ai.environment"
+TELEMETRY_SDK_OPENLIT = "openlit"
+
+# OpenInference (Arize)
+OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
+LLM_MODEL_NAME = "llm.model_name"
+LLM_REQUEST_MODEL_NAME = "llm.request.model_name"
+LLM_RESPONSE_MODEL_NAME = "llm.response.model_name"
+EMBEDDING_MODEL_NAME = "embedding.model_name"
+LLM_PROVIDER = "llm.provider"
+LLM_SYSTEM = "llm.system"
+LLM_INVOCATION_PARAMETERS = "llm.invocation_parameters"
+LLM_TOKEN_COUNT_PROMPT = "llm.token_count.prompt"
+LLM_TOKEN_COUNT_COMPLETION = "llm.token_count.completion"
+LLM_TOKEN_COUNT_TOTAL = "llm.token_count.total"
+LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_READ = "llm.token_count.prompt_details.cache_read"
+LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_INPUT = "llm.token_count.prompt_details.cache_input"
+LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
+LLM_TOKEN_COUNT_COMPLETION_DETAILS_REASONING = "llm.token_count.completion_details.reasoning"
+LLM_FINISH_REASON = "llm.finish_reason"
+LLM_COST_TOTAL = "llm.cost.total"

@@ -1,0 +1,202 @@
+"""Ingest throughput: spans/s over OTLP/HTTP protobuf into a file database, against this machine's raw limit.
+
+1. Sustained: a real collector process (`llmledger collector`), 4 concurrent senders, batches of 512
+   spans, 200k spans in all; every request is acknowledged only after its rows are committed.
+2. Raw limit: the same bodies parsed, normalized, priced from cached rates and inserted through Arrow
+   in one thread, no HTTP.
+
+    python benchmarks/ingest.py [--spans 200000] [--batch 512] [--senders 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx2
+from collector.normalize import normalize
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collector.pricebook import PriceBook
+from collector.store import Store
+from llmledger import semconv as sc
+
+MODELS = ["gpt-4o-mini", "gpt-4.1", "gpt-5-mini", "text-embedding-3-small", "o3-mini", "gpt-4o"]
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    item = KeyValue(key=key)
+    if isinstance(value, bool):
+        item.value.bool_value = value
+    elif isinstance(value, int):
+        item.value.int_value = value
+    elif isinstance(value, float):
+        item.value.double_value = value
+    else:
+        item.value.string_value = str(value)
+    return item
+
+
+def make_bodies(total: int, batch: int, seed: int = 7) -> list[bytes]:
+    """Serialized OTLP requests shaped like our wrapper's spans, with unique ids."""
+    rng = random.Random(seed)
+    start = time.time_ns() - 3_600_000_000_000
+    bodies = []
+    for first in range(0, total, batch):
+        request = ExportTraceServiceRequest()
+        resource = request.resource_spans.add()
+        resource.resource.attributes.extend(
+            [_kv(sc.SERVICE_NAME, "bench"), _kv(sc.DEPLOYMENT_ENVIRONMENT_NAME, "prod")]
+        )
+        spans = resource.scope_spans.add().spans
+        for index in range(first, min(first + batch, total)):
+            model = MODELS[index % len(MODELS)]
+            begin = start + index * 10_000_000
+            span = spans.add(
+                trace_id=rng.randbytes(16),
+                span_id=rng.randbytes(8),
+                name=f"chat {model}",
+                kind=Span.SPAN_KIND_CLIENT,
+                start_time_unix_nano=begin,
+                end_time_unix_nano=begin + rng.randrange(200, 3000) * 1_000_000,
+            )
+            span.attributes.extend(
+                [
+                    _kv(sc.GEN_AI_OPERATION_NAME, "chat"),
+                    _kv(sc.GEN_AI_PROVIDER_NAME, "openai"),
+                    _kv(sc.OPENAI_API_TYPE, "chat_completions"),
+                    _kv(sc.GEN_AI_REQUEST_MODEL, model),
+                    _kv(sc.GEN_AI_RESPONSE_MODEL, model),
+                    _kv(sc.GEN_AI_RESPONSE_ID, f"chatcmpl-{index}"),
+                    _kv(sc.GEN_AI_REQUEST_STREAM, False),
+                    _kv(sc.GEN_AI_USAGE_INPUT_TOKENS, rng.randrange(50, 5000)),
+                    _kv(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
+                    _kv(sc.GEN_AI_USAGE_OUTPUT_TOKENS, rng.randrange(10, 800)),
+                    _kv(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, 0),
+                    _kv(sc.OPENAI_RESPONSE_SERVICE_TIER, "default"),
+                    _kv(sc.REQUEST_ID, f"req_{index}"),
+                    _kv(sc.ATTEMPTS, 1),
+                    _kv(sc.HTTP_RESPONSE_STATUS_CODE, 200),
+                    _kv(sc.RATELIMIT_LIMIT_REQUESTS, 10000),
+                    _kv(sc.RATELIMIT_REMAINING_REQUESTS, 9000),
+                    _kv(sc.RATELIMIT_LIMIT_TOKENS, 2_000_000),
+                    _kv(sc.RATELIMIT_REMAINING_TOKENS, 1_500_000),
+                    _kv(sc.TEAM, f"team-{index % 4}"),
+                    _kv(sc.FEATURE, f"feature-{index % 7}"),
+                    _kv(sc.END_USER, f"{index % 300:032x}"),
+                    _kv(sc.CLIENT_KEY_KIND, "project"),
+                    _kv(sc.CLIENT_TIMEOUT_S, 60.0),
+                    _kv(sc.CLIENT_MAX_RETRIES, 2),
+                    _kv(sc.GEN_AI_USAGE_COST_AMOUNT, 0.0012),
+                    _kv(sc.GEN_AI_USAGE_COST_CURRENCY, "USD"),
+                    _kv(sc.GEN_AI_USAGE_COST_SOURCE, "wrapper"),
+                ]
+            )
+        bodies.append(request.SerializeToString())
+    return bodies
+
+
+def raw_limit(bodies: list[bytes], db: Path) -> float:
+    store, book = Store(db), PriceBook()
+    started = time.perf_counter()
+    count = 0
+    for body in bodies:
+        batch = normalize(ExportTraceServiceRequest.FromString(body))
+        book.price_rows(batch.rows)
+        store.insert(batch.rows)
+        count += len(batch.rows)
+    elapsed = time.perf_counter() - started
+    store.close()
+    return count / elapsed
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def over_http(bodies: list[bytes], db: Path, senders: int, spans: int) -> tuple[float, int]:
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "llmledger",
+        "collector",
+        "--db",
+        str(db),
+        "--port",
+        str(port),
+        "--grpc-port",
+        "-1",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    retried = 0
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                time.sleep(0.1)
+            if time.monotonic() > deadline:
+                raise RuntimeError("collector did not start")
+
+        def send(chunk: list[bytes]) -> int:
+            nonlocal retried
+            with httpx2.Client(timeout=60) as client:
+                for body in chunk:
+                    while True:
+                        response = client.post(
+                            f"{url}/v1/traces", content=body, headers={"content-type": "application/x-protobuf"}
+                        )
+                        if response.status_code != 503:
+                            response.raise_for_status()
+                            break
+                        retried += 1
+                        time.sleep(float(response.headers.get("retry-after", "1")) / 10)
+            return len(chunk)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(senders) as pool:
+            list(pool.map(send, [bodies[i::senders] for i in range(senders)]))
+        elapsed = time.perf_counter() - started
+        stored = httpx2.get(f"{url}/api/v1/summary").json()["requests"]
+        if stored != spans:
+            raise RuntimeError(f"stored {stored} rows, sent {spans}")
+        return spans / elapsed, retried
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--senders", type=int, default=4)
+    args = parser.parse_args()
+    bodies = make_bodies(args.spans, args.batch)
+    with tempfile.TemporaryDirectory() as folder:
+        raw = raw_limit(bodies, Path(folder) / "raw.duckdb")
+        print(f"raw limit (parse + normalize + price + Arrow insert, one thread): {raw:,.0f} spans/s")
+        http, retried = over_http(bodies, Path(folder) / "http.duckdb", args.senders, args.spans)
+        print(
+            f"OTLP/HTTP protobuf, {args.senders} senders x {args.batch}-span batches, ack after commit: "
+            f"{http:,.0f} spans/s ({http / raw:.2f} of the raw limit; {retried} requests retried after 503)"
+        )
+
+
+if __name__ == "__main__":
+    main()

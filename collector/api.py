@@ -1,0 +1,224 @@
+"""The collector's HTTP face: OTLP/HTTP receiver, query API, health and metrics (Starlette)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from collector import otlp, queries
+from collector.ingest import Ingest, response_for
+from collector.metrics import Metrics
+from collector.store import Store
+from collector.writer import OverloadedError
+
+RETRY_AFTER_SECONDS = "1"
+
+
+class CollectorApp:
+    def __init__(self, store: Store, ingest: Ingest, metrics: Metrics, *, max_body_bytes: int) -> None:
+        self.store = store
+        self.ingest = ingest
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self._readers = threading.local()
+        self.ready = False
+
+    def starlette(self) -> Starlette:
+        routes = [
+            Route("/v1/traces", self.traces, methods=["POST"]),
+            Route("/v1/metrics", self.otlp_metrics, methods=["POST"]),
+            Route("/v1/logs", self.otlp_logs, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+            Route("/api/v1/summary", self.summary, methods=["GET"]),
+            Route("/api/v1/timeseries", self.timeseries, methods=["GET"]),
+            Route("/api/v1/calls", self.calls, methods=["GET"]),
+        ]
+        return Starlette(routes=routes, middleware=[Middleware(_RequestTiming, metrics=self.metrics)])
+
+    # --- OTLP -----------------------------------------------------------------------------------
+
+    async def _read_otlp(self, request: Request) -> tuple[bytes, str]:
+        kind = otlp.media_type(request.headers.get("content-type"))
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise otlp.OtlpError(413, f"body of {declared} bytes is larger than the limit of {self.max_body_bytes}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise otlp.OtlpError(413, f"body is larger than the limit of {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+        body = otlp.decompress(b"".join(chunks), request.headers.get("content-encoding"), self.max_body_bytes)
+        return body, kind
+
+    def _refuse(self, error: otlp.OtlpError, kind: str | None, reason: str) -> Response:
+        self.metrics.add("llmledger_requests_rejected_total", reason=reason)
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.status == 503 else None
+        if kind is None:
+            return JSONResponse({"code": error.status, "message": error.message}, error.status, headers=headers)
+        status = Status(code=_GRPC_CODES.get(error.status, 3), message=error.message)
+        return Response(otlp.serialize(status, kind), error.status, headers=headers, media_type=kind)
+
+    async def traces(self, request: Request) -> Response:
+        kind = None
+        try:
+            body, kind = await self._read_otlp(request)
+            message = await run_in_threadpool(otlp.parse, ExportTraceServiceRequest(), body, kind)
+            prepared = await run_in_threadpool(self.ingest.submit, message)
+            await asyncio.wrap_future(prepared.future)
+        except otlp.OtlpError as error:
+            return self._refuse(error, kind, reason=str(error.status))
+        except OverloadedError as exc:
+            return self._refuse(otlp.OtlpError(503, f"collector is overloaded ({exc}); retry later"), kind, "503")
+        return Response(otlp.serialize(response_for(prepared.rejected), kind), 200, media_type=kind)
+
+    async def otlp_metrics(self, request: Request) -> Response:
+        return await self._count_only(request, ExportMetricsServiceRequest(), ExportMetricsServiceResponse())
+
+    async def otlp_logs(self, request: Request) -> Response:
+        return await self._count_only(request, ExportLogsServiceRequest(), ExportLogsServiceResponse())
+
+    async def _count_only(self, request: Request, message: Any, response: Any) -> Response:
+        """Metrics and logs are accepted (exporters that send them aren't failing) and counted, not stored."""
+        kind = None
+        try:
+            body, kind = await self._read_otlp(request)
+            otlp.parse(message, body, kind)
+        except otlp.OtlpError as error:
+            return self._refuse(error, kind, reason=str(error.status))
+        if isinstance(message, ExportMetricsServiceRequest):
+            points = sum(
+                len(getattr(metric, metric.WhichOneof("data")).data_points) if metric.WhichOneof("data") else 0
+                for resource in message.resource_metrics
+                for scope in resource.scope_metrics
+                for metric in scope.metrics
+            )
+            self.metrics.add("llmledger_metrics_points_received_total", points)
+        else:
+            records = sum(len(scope.log_records) for resource in message.resource_logs for scope in resource.scope_logs)
+            self.metrics.add("llmledger_log_records_received_total", records)
+        return Response(otlp.serialize(response, kind), 200, media_type=kind)
+
+    # --- health and metrics ---------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        if not self.ready:
+            return JSONResponse({"status": "starting"}, 503)
+        return JSONResponse({"status": "ok", "database": self.store.path})
+
+    async def prometheus(self, request: Request) -> Response:
+        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    # --- query API ------------------------------------------------------------------------------
+
+    def _reader(self) -> Any:
+        cursor = getattr(self._readers, "cursor", None)
+        if cursor is None:
+            cursor = self._readers.cursor = self.store.reader()
+        return cursor
+
+    async def _query(self, request: Request, run: Callable[[Any, dict[str, list[str]]], Any]) -> Response:
+        params: dict[str, list[str]] = {}
+        for key, value in request.query_params.multi_items():
+            params.setdefault(key, []).append(value)
+        try:
+            result = await run_in_threadpool(lambda: run(self._reader(), params))
+        except queries.QueryError as error:
+            return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
+        return JSONResponse(result)
+
+    async def summary(self, request: Request) -> Response:
+        return await self._query(request, lambda con, params: queries.summary(con, queries.Filters.from_params(params)))
+
+    async def timeseries(self, request: Request) -> Response:
+        def run(con: Any, params: dict[str, list[str]]) -> Any:
+            metric = _single(params, "metric", None)
+            if metric is None:
+                raise queries.QueryError("metric", "is required")
+            return queries.timeseries(
+                con,
+                queries.Filters.from_params(params),
+                metric,
+                _single(params, "bucket", "auto"),
+                _single(params, "group_by", None) or None,
+            )
+
+        return await self._query(request, run)
+
+    async def calls(self, request: Request) -> Response:
+        def run(con: Any, params: dict[str, list[str]]) -> Any:
+            limit_text = _single(params, "limit", str(queries.DEFAULT_LIMIT))
+            if not limit_text.isdigit():
+                raise queries.QueryError("limit", f"{limit_text!r} is not a whole number")
+            return queries.calls(
+                con, queries.Filters.from_params(params), int(limit_text), _single(params, "cursor", None)
+            )
+
+        return await self._query(request, run)
+
+
+class _RequestTiming:
+    """ASGI middleware: request count and latency per known path, for /metrics."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
+            self.metrics.observe("llmledger_request_seconds", time.perf_counter() - started, path=path)
+            self.metrics.add("llmledger_requests_total", path=path, status=str(status))
+
+
+def _single(params: dict[str, list[str]], name: str, default: Any) -> Any:
+    values = params.get(name)
+    return values[-1] if values else default
+
+
+_KNOWN_PATHS = frozenset(
+    {
+        "/v1/traces",
+        "/v1/metrics",
+        "/v1/logs",
+        "/healthz",
+        "/metrics",
+        "/api/v1/summary",
+        "/api/v1/timeseries",
+        "/api/v1/calls",
+    }
+)
+# HTTP status → google.rpc.Code for error bodies.
+_GRPC_CODES = {400: 3, 413: 3, 415: 3, 503: 14}

@@ -1,0 +1,52 @@
+"""OTLP/gRPC TraceService on its own port, feeding the same ingest path as OTLP/HTTP."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from collector.ingest import Ingest, response_for
+from collector.metrics import Metrics
+from collector.writer import OverloadedError
+
+log = logging.getLogger("llmledger.collector")
+
+
+class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, ingest: Ingest, metrics: Metrics) -> None:
+        self.ingest = ingest
+        self.metrics = metrics
+
+    def Export(  # noqa: N802 - the generated service's method name
+        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> ExportTraceServiceResponse:
+        try:
+            prepared = self.ingest.submit(request)
+            prepared.future.result()
+        except OverloadedError as exc:
+            self.metrics.add("llmledger_requests_rejected_total", reason="grpc_unavailable")
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"collector is overloaded ({exc}); retry later")
+        self.metrics.add("llmledger_requests_total", path="grpc:TraceService/Export", status="OK")
+        return response_for(prepared.rejected)
+
+
+def start_grpc(
+    ingest: Ingest, metrics: Metrics, host: str, port: int, max_message_bytes: int
+) -> tuple[grpc.Server, int]:
+    """Start the gRPC receiver; returns the server and the port it bound (useful with port 0)."""
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=8, thread_name_prefix="llmledger-grpc"),
+        options=[("grpc.max_receive_message_length", max_message_bytes)],
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(ingest, metrics), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    server.start()
+    log.info("OTLP/gRPC listening on %s:%d", host, bound)
+    return server, bound

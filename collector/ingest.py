@@ -1,0 +1,51 @@
+"""From a decoded OTLP request to committed rows: normalize, price, hand to the writer."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from collector.metrics import Metrics
+from collector.normalize import normalize
+from collector.pricebook import PriceBook
+from collector.writer import BatchWriter, WriteResult
+
+
+@dataclass
+class Prepared:
+    """What one request will write, and what to tell its sender."""
+
+    future: Future[WriteResult]
+    rejected: list[str]
+
+
+class Ingest:
+    def __init__(self, writer: BatchWriter, metrics: Metrics, price_book: PriceBook) -> None:
+        self.writer = writer
+        self.metrics = metrics
+        self.price_book = price_book
+
+    def submit(self, request: ExportTraceServiceRequest) -> Prepared:
+        """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
+        batch = normalize(request)
+        self.price_book.price_rows(batch.rows)
+        received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)
+        self.metrics.add("llmledger_spans_received_total", received)
+        self.metrics.add("llmledger_spans_non_llm_total", batch.non_llm_spans)
+        self.metrics.add("llmledger_spans_rejected_total", len(batch.rejected))
+        return Prepared(self.writer.submit(batch.rows), batch.rejected)
+
+
+def response_for(rejected: list[str]) -> ExportTraceServiceResponse:
+    """OTLP's answer: success, or partial success naming how many spans were rejected and why."""
+    response = ExportTraceServiceResponse()
+    if rejected:
+        shown = "; ".join(rejected[:5]) + (f"; and {len(rejected) - 5} more" if len(rejected) > 5 else "")
+        response.partial_success.CopyFrom(ExportTracePartialSuccess(rejected_spans=len(rejected), error_message=shown))
+    return response

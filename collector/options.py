@@ -1,0 +1,17 @@
+"""The collector's command-line options (no heavy imports: the `llmledger` CLI reads this at start)."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default="./llmledger.duckdb", help="DuckDB file (created and migrated if new)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=4318, help="OTLP/HTTP and query API port")
+    parser.add_argument("--grpc-port", type=int, default=4317, help="OTLP/gRPC port; 0 picks a free one, -1 disables")
+    parser.add_argument("--alert-interval", type=float, default=15.0, help="seconds between alert evaluations")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest OTLP body")
+    parser.add_argument("--max-pending-rows", type=int, default=100_000, help="rows queued before answering 503")

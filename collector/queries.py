@@ -1,0 +1,216 @@
+"""The query API's SQL: filters from request parameters, always bound, never formatted into SQL text."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from collector.store import COLUMN_NAMES
+
+EQUALITY_FILTERS = ("service", "environment", "team", "feature", "status", "end_user")
+STATUSES = ("ok", "error")
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+# Summary fields and their SQL; the same names are the time series' metrics.
+METRICS: dict[str, str] = {
+    "requests": "count(*)",
+    "errors": "count(*) FILTER (WHERE status = 'error')",
+    "error_rate": "coalesce(count(*) FILTER (WHERE status = 'error') / nullif(count(*), 0), 0)",
+    "cost_usd": "coalesce(sum(cost_usd), 0)::DECIMAL(18,9)",
+    "unpriced_requests": "count(*) FILTER (WHERE cost_usd IS NULL)",
+    "input_tokens": "coalesce(sum(input_tokens), 0)::BIGINT",
+    "cached_input_tokens": "coalesce(sum(cached_input_tokens), 0)::BIGINT",
+    "output_tokens": "coalesce(sum(output_tokens), 0)::BIGINT",
+    "reasoning_tokens": "coalesce(sum(reasoning_tokens), 0)::BIGINT",
+    "latency_p50_ms": "quantile_cont(duration_ms, 0.5)",
+    "latency_p95_ms": "quantile_cont(duration_ms, 0.95)",
+    "latency_p99_ms": "quantile_cont(duration_ms, 0.99)",
+    "ttft_p95_ms": "quantile_cont(ttft_ms, 0.95)",
+}
+GROUPS: dict[str, str] = {
+    "model": "coalesce(request_model, response_model)",
+    "service": "service",
+    "environment": "environment",
+    "team": "team",
+    "feature": "feature",
+    "end_user": "end_user",
+    "error_type": "error_type",
+    "operation": "operation",
+}
+BUCKETS: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
+
+
+class QueryError(Exception):
+    """A bad query parameter: the API answers 400 naming it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+def parse_time(parameter: str, text: str) -> datetime:
+    """RFC 3339 timestamp or a date; UTC when no offset is given."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise QueryError(parameter, f"{text!r} is not an RFC 3339 timestamp or a YYYY-MM-DD date") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class Filters:
+    """from (inclusive), to (exclusive), and any-of lists per filter."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    equals: dict[str, list[str]] = field(default_factory=dict)
+    models: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Sequence[str]]) -> Filters:
+        filters = cls()
+        if values := params.get("from"):
+            filters.start = parse_time("from", values[-1])
+        if values := params.get("to"):
+            filters.end = parse_time("to", values[-1])
+        if filters.start and filters.end and filters.start >= filters.end:
+            raise QueryError("from", "must be before to")
+        for name in EQUALITY_FILTERS:
+            values = [value for value in params.get(name, ()) if value != ""]
+            if name == "status":
+                for value in values:
+                    if value not in STATUSES:
+                        raise QueryError("status", f"{value!r} is not one of {', '.join(STATUSES)}")
+            if values:
+                filters.equals[name] = values
+        filters.models = [value for value in params.get("model", ()) if value != ""]
+        return filters
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.start is not None:
+            clauses.append("start_time >= ?")
+            params.append(self.start)
+        if self.end is not None:
+            clauses.append("start_time < ?")
+            params.append(self.end)
+        for name, values in self.equals.items():
+            # Column names come from EQUALITY_FILTERS, never from the request.
+            clauses.append(f"{name} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        if self.models:
+            marks = ", ".join("?" * len(self.models))
+            clauses.append(f"(request_model IN ({marks}) OR response_model IN ({marks}))")
+            params.extend(self.models * 2)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
+
+
+def summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, Any]:
+    where, params = filters.where()
+    select = ", ".join(f"{sql} AS {name}" for name, sql in METRICS.items())
+    row = con.execute(f"SELECT {select} FROM llm_calls{where}", params).fetchone()
+    return {name: jsonable(value) for name, value in zip(METRICS, row, strict=True)}
+
+
+def choose_bucket(con: duckdb.DuckDBPyConnection, filters: Filters, bucket: str) -> str:
+    if bucket != "auto":
+        if bucket not in BUCKETS:
+            raise QueryError("bucket", f"{bucket!r} is not one of {', '.join([*BUCKETS, 'auto'])}")
+        return bucket
+    start, end = filters.start, filters.end
+    if start is None or end is None:
+        where, params = filters.where()
+        first, last = con.execute(f"SELECT min(start_time), max(start_time) FROM llm_calls{where}", params).fetchone()
+        start, end = start or first, end or last
+    span = (end - start) if start and end else timedelta(0)
+    if span <= timedelta(hours=2):
+        return "1m"
+    if span <= timedelta(hours=12):
+        return "5m"
+    if span <= timedelta(days=14):
+        return "1h"
+    return "1d"
+
+
+def timeseries(
+    con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bucket: str, group_by: str | None
+) -> dict[str, Any]:
+    if metric not in METRICS:
+        raise QueryError("metric", f"{metric!r} is not one of {', '.join(METRICS)}")
+    if group_by is not None and group_by not in GROUPS:
+        raise QueryError("group_by", f"{group_by!r} is not one of {', '.join(GROUPS)}")
+    bucket = choose_bucket(con, filters, bucket)
+    where, params = filters.where()
+    width_seconds = int(BUCKETS[bucket].total_seconds())
+    group_sql = GROUPS[group_by] if group_by else "NULL"
+    rows = con.execute(
+        f"SELECT time_bucket(to_seconds(?), start_time) AS bucket, {group_sql} AS grp, {METRICS[metric]} AS value "
+        f"FROM llm_calls{where} GROUP BY ALL ORDER BY bucket, grp NULLS FIRST",
+        [width_seconds, *params],
+    ).fetchall()
+    points = [{"time": jsonable(time), "group": group, "value": jsonable(value)} for time, group, value in rows]
+    return {"metric": metric, "bucket": bucket, "group_by": group_by, "points": points}
+
+
+def _encode_cursor(row: Mapping[str, Any]) -> str:
+    key = [row["start_time"].astimezone(UTC).isoformat(), row["trace_id"], row["span_id"]]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str, str]:
+    try:
+        moment, trace_id, span_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(moment), str(trace_id), str(span_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise QueryError("cursor", "is not a cursor this API returned") from None
+
+
+def calls(
+    con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> dict[str, Any]:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError("limit", f"must be between 1 and {MAX_LIMIT}")
+    where, params = filters.where()
+    if cursor:
+        moment, trace_id, span_id = _decode_cursor(cursor)
+        keyset = "(start_time < ? OR (start_time = ? AND (trace_id < ? OR (trace_id = ? AND span_id < ?))))"
+        where = f"{where} AND {keyset}" if where else f" WHERE {keyset}"
+        params += [moment, moment, trace_id, trace_id, span_id]
+    result = con.execute(
+        f"SELECT * FROM llm_calls{where} ORDER BY start_time DESC, trace_id DESC, span_id DESC LIMIT ?",
+        [*params, limit + 1],
+    )
+    names = [column[0] for column in result.description]
+    rows = [dict(zip(names, values, strict=True)) for values in result.fetchall()]
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return {
+        "calls": [{name: jsonable(row[name]) for name in COLUMN_NAMES} for row in rows[:limit]],
+        "next_cursor": next_cursor,
+    }

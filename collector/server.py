@@ -1,0 +1,105 @@
+"""`llmledger collector`: wire the store, writer, receivers and API together and run until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import uvicorn
+
+from collector.api import CollectorApp
+from collector.grpc_receiver import start_grpc
+from collector.ingest import Ingest
+from collector.metrics import Metrics
+from collector.pricebook import PriceBook
+from collector.store import Store
+from collector.writer import BatchWriter
+
+log = logging.getLogger("llmledger.collector")
+
+
+class Collector:
+    """A running collector; `serve()` blocks until SIGINT/SIGTERM, then commits what it acknowledged."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.metrics = Metrics()
+        self.store = Store(Path(args.db))
+        self.writer = BatchWriter(self.store, self.metrics, max_pending_rows=args.max_pending_rows)
+        self.ingest = Ingest(self.writer, self.metrics, PriceBook())
+        self.app = CollectorApp(self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes)
+        self.grpc_server = None
+        self.grpc_port: int | None = None
+        self.http_server: uvicorn.Server | None = None
+
+    def serve(self, sock: socket.socket | None = None) -> None:
+        args = self.args
+        if args.grpc_port >= 0:
+            self.grpc_server, self.grpc_port = start_grpc(
+                self.ingest, self.metrics, args.host, args.grpc_port, args.max_body_bytes
+            )
+        config = uvicorn.Config(
+            self.app.starlette(), host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
+        )
+        server = self.http_server = _Server(config)
+        self.app.ready = True
+        log.info(
+            "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d", self.store.path, args.host, args.port
+        )
+        restore = _stop_on_signals(server)
+        try:
+            server.run(sockets=[sock] if sock else None)
+        finally:
+            restore()
+            self.shutdown()
+
+    def stop(self) -> None:
+        """Ask a collector serving in another thread to stop (as SIGTERM does in the main thread)."""
+        if self.http_server is not None:
+            self.http_server.should_exit = True
+
+    def shutdown(self) -> None:
+        self.app.ready = False
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=5).wait()
+        self.writer.close()
+        self.store.close()
+        log.info("llmledger collector stopped; everything acknowledged is committed")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: it re-raises SIGTERM after serving, which would kill the process
+    before the writer commits and the database closes. `_stop_on_signals` handles them instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _stop_on_signals(server: uvicorn.Server) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum: int, frame: object) -> None:
+        log.info("received %s: finishing requests in flight, then stopping", signal.Signals(signum).name)
+        server.should_exit = True
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    Collector(args).serve()
+    return 0

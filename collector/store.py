@@ -1,0 +1,91 @@
+"""The DuckDB store: one file, migrated on open, rows in through Arrow, idempotent on (trace_id, span_id)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from collector.migrations import migrate
+from collector.schema import LLM_CALLS_COLUMNS
+
+log = logging.getLogger("llmledger.collector")
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DECIMAL(18,9)": pa.decimal128(18, 9),
+}
+LLM_CALLS_SCHEMA = pa.schema(
+    [pa.field(name, _ARROW_TYPES[kind.removesuffix(" NOT NULL")]) for name, kind in LLM_CALLS_COLUMNS]
+)
+COLUMN_NAMES = tuple(name for name, _ in LLM_CALLS_COLUMNS)
+
+
+def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Column-wise Arrow table of `llm_calls` rows (every column present in every row)."""
+    return pa.table(
+        [
+            pa.array([row[name] for row in rows], type=field.type)
+            for name, field in zip(COLUMN_NAMES, LLM_CALLS_SCHEMA, strict=True)
+        ],
+        schema=LLM_CALLS_SCHEMA,
+    )
+
+
+class Store:
+    """Owns the database file. One writer (the ingest thread); readers use their own cursors."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._con = duckdb.connect(self.path)
+        self._con.execute("SET TimeZone = 'UTC'")
+        applied = migrate(self._con)
+        if applied:
+            log.info("database %s: applied migrations %s", self.path, ", ".join(applied))
+        self._write_lock = threading.Lock()
+
+    def insert(self, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Insert rows in one committed transaction; return the keys that were new (the rest were stored already)."""
+        if not rows:
+            return set()
+        table = rows_to_arrow(rows)
+        with self._write_lock:
+            con = self._con
+            con.register("incoming_calls", table)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                inserted = con.execute(
+                    "INSERT INTO llm_calls SELECT * FROM incoming_calls "
+                    "ON CONFLICT DO NOTHING RETURNING trace_id, span_id"
+                ).fetchall()
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("incoming_calls")
+        return {(trace_id, span_id) for trace_id, span_id in inserted}
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one reading thread (DuckDB connections are not shared across threads)."""
+        cursor = self._con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def checkpoint(self) -> None:
+        with self._write_lock:
+            self._con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._con.close()

@@ -1,0 +1,131 @@
+"""Group commit: requests hand their rows to one writer thread, which commits many requests per transaction.
+
+A request is acknowledged only when the transaction holding its rows has committed. The queue is
+bounded: when it is full the caller is told to come back later (HTTP 503 / gRPC UNAVAILABLE) and
+nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from collector.metrics import Metrics
+from collector.store import Store
+
+log = logging.getLogger("llmledger.collector")
+
+
+class OverloadedError(Exception):
+    """The writer has more pending rows than it may hold; retry later."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    stored: int
+    duplicates: int
+
+
+@dataclass
+class _Pending:
+    rows: list[dict[str, Any]]
+    future: Future[WriteResult]
+
+
+_STOP = object()
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        *,
+        max_pending_rows: int = 100_000,
+        max_batch_rows: int = 50_000,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.max_pending_rows = max_pending_rows
+        self.max_batch_rows = max_batch_rows
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pending_rows = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="llmledger-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, rows: list[dict[str, Any]]) -> Future[WriteResult]:
+        """Queue rows for the next commit; the future resolves after that commit."""
+        future: Future[WriteResult] = Future()
+        if not rows:
+            future.set_result(WriteResult(0, 0))
+            return future
+        with self._lock:
+            if self._closed:
+                raise OverloadedError("the collector is shutting down")
+            if self._pending_rows + len(rows) > self.max_pending_rows:
+                raise OverloadedError(f"{self._pending_rows} rows are waiting to be written")
+            self._pending_rows += len(rows)
+        self._queue.put(_Pending(rows, future))
+        return future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit everything already accepted, then stop."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            size = len(first.rows)
+            while size < self.max_batch_rows:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+                size += len(item.rows)
+            self._write(batch, size)
+
+    def _write(self, batch: list[_Pending], size: int) -> None:
+        started = time.perf_counter()
+        rows = [row for item in batch for row in item.rows]
+        try:
+            new_keys = self.store.insert(rows)
+        except Exception as exc:
+            log.exception("writing %d rows failed", len(rows))
+            for item in batch:
+                item.future.set_exception(exc)
+        else:
+            for item in batch:
+                stored = 0
+                for row in item.rows:
+                    key = (row["trace_id"], row["span_id"])
+                    if key in new_keys:
+                        new_keys.discard(key)  # a key repeated later in the batch is a duplicate
+                        stored += 1
+                result = WriteResult(stored, len(item.rows) - stored)
+                self.metrics.add("llmledger_rows_stored_total", result.stored)
+                self.metrics.add("llmledger_rows_duplicate_total", result.duplicates)
+                item.future.set_result(result)
+            self.metrics.observe("llmledger_commit_seconds", time.perf_counter() - started)
+        finally:
+            with self._lock:
+                self._pending_rows -= size

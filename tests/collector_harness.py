@@ -1,0 +1,55 @@
+"""A real collector on a free loopback port with a DuckDB file in a temporary folder."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from collector.options import add_arguments
+from collector.server import Collector
+
+
+class RunningCollector:
+    def __init__(self, db: Path, *extra_args: str) -> None:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        self.args = parser.parse_args(["--db", str(db), "--port", "0", "--grpc-port", "0", *extra_args])
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.collector = Collector(self.args)
+        self.thread = threading.Thread(target=self.collector.serve, kwargs={"sock": self.sock}, daemon=True)
+        self.thread.start()
+        self.http = httpx2.Client(base_url=self.url, timeout=30)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("collector did not become healthy")
+            time.sleep(0.05)
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.collector.grpc_port}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.http.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def stop(self) -> None:
+        self.collector.stop()
+        self.thread.join(30)
+        self.http.close()
