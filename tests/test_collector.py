@@ -105,6 +105,33 @@ def test_wrapper_and_real_exporter_to_rows(collector: RunningCollector, fake: Fa
     assert Decimal(summary["cost_usd"]) == sum(Decimal(call["cost_usd"]) for call in calls)
 
 
+def test_spans_from_opentelemetry_openai_v2_become_priced_rows(collector: RunningCollector, fake: FakeOpenAI) -> None:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: "other-instrumentation"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces")))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        with make_client(fake) as client:
+            completion = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+    finally:
+        instrumentor.uninstrument()
+    provider.force_flush()
+    provider.shutdown()
+
+    (row,) = collector.get("/api/v1/calls")["calls"]
+    assert row["source_dialect"] == "otel_genai"
+    assert (row["input_tokens"], row["output_tokens"]) == (
+        completion.usage.prompt_tokens,
+        completion.usage.completion_tokens,
+    )
+    assert row["cost_usd"] == book_cost(completion.model, row["input_tokens"], 0, row["output_tokens"])
+    assert row["cost_source"] == "collector"
+
+
 def fake_prompt_tokens(fake: FakeOpenAI, index: int) -> int:
     body = fake.requests[index].body
     return (5 + len(json.dumps(body["messages"]))) // 4
