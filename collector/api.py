@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from collector import otlp, queries
+from collector import exports, otlp, queries, reports
 from collector.ingest import Ingest, response_for
 from collector.metrics import Metrics
 from collector.store import Store
@@ -50,8 +50,13 @@ class CollectorApp:
             Route("/api/v1/summary", self.summary, methods=["GET"]),
             Route("/api/v1/timeseries", self.timeseries, methods=["GET"]),
             Route("/api/v1/calls", self.calls, methods=["GET"]),
+            Route("/api/v1/breakdown", self.breakdown, methods=["GET"]),
+            Route("/api/v1/latency_histogram", self.latency_histogram, methods=["GET"]),
+            Route("/api/v1/export.csv", self.export_csv, methods=["GET"]),
         ]
-        return Starlette(routes=routes, middleware=[Middleware(_RequestTiming, metrics=self.metrics)])
+        known_paths = frozenset(route.path for route in routes)
+        timing = Middleware(_RequestTiming, metrics=self.metrics, known_paths=known_paths)
+        return Starlette(routes=routes, middleware=[timing])
 
     # --- OTLP -----------------------------------------------------------------------------------
 
@@ -136,9 +141,7 @@ class CollectorApp:
         return cursor
 
     async def _query(self, request: Request, run: Callable[[Any, dict[str, list[str]]], Any]) -> Response:
-        params: dict[str, list[str]] = {}
-        for key, value in request.query_params.multi_items():
-            params.setdefault(key, []).append(value)
+        params = _params(request)
         try:
             result = await run_in_threadpool(lambda: run(self._reader(), params))
         except queries.QueryError as error:
@@ -165,22 +168,55 @@ class CollectorApp:
 
     async def calls(self, request: Request) -> Response:
         def run(con: Any, params: dict[str, list[str]]) -> Any:
-            limit_text = _single(params, "limit", str(queries.DEFAULT_LIMIT))
-            if not limit_text.isdigit():
-                raise queries.QueryError("limit", f"{limit_text!r} is not a whole number")
-            return queries.calls(
-                con, queries.Filters.from_params(params), int(limit_text), _single(params, "cursor", None)
-            )
+            limit = _whole_number(params, "limit", queries.DEFAULT_LIMIT)
+            return queries.calls(con, queries.Filters.from_params(params), limit, _single(params, "cursor", None))
 
         return await self._query(request, run)
+
+    async def breakdown(self, request: Request) -> Response:
+        def run(con: Any, params: dict[str, list[str]]) -> Any:
+            group_by = _single(params, "group_by", None)
+            if not group_by:
+                raise queries.QueryError("group_by", "is required")
+            limit = _whole_number(params, "limit", 20)
+            return reports.breakdown(con, queries.Filters.from_params(params), group_by, limit)
+
+        return await self._query(request, run)
+
+    async def latency_histogram(self, request: Request) -> Response:
+        def run(con: Any, params: dict[str, list[str]]) -> Any:
+            metric = _single(params, "metric", "duration_ms")
+            bins = _whole_number(params, "bins", 30)
+            return reports.latency_histogram(con, queries.Filters.from_params(params), metric, bins)
+
+        return await self._query(request, run)
+
+    async def export_csv(self, request: Request) -> Response:
+        params = _params(request)
+        kind = _single(params, "kind", "finance")
+        period = _single(params, "period", "day")
+
+        def render() -> str:
+            # Rendered whole in a worker thread: a DuckDB cursor stays on the thread that made it.
+            filters = queries.Filters.from_params(params)
+            return "".join(exports.export_csv(self._reader(), filters, kind, period))
+
+        try:
+            text = await run_in_threadpool(render)
+        except queries.QueryError as error:
+            return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
+        filename = f"llmledger-{kind}.csv"
+        headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+        return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 class _RequestTiming:
     """ASGI middleware: request count and latency per known path, for /metrics."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: Any, metrics: Metrics, known_paths: frozenset[str]) -> None:
         self.app = app
         self.metrics = metrics
+        self.known_paths = known_paths
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -198,9 +234,23 @@ class _RequestTiming:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            path = scope["path"] if scope["path"] in _KNOWN_PATHS else "other"
+            path = scope["path"] if scope["path"] in self.known_paths else "other"
             self.metrics.observe("llmledger_request_seconds", time.perf_counter() - started, path=path)
             self.metrics.add("llmledger_requests_total", path=path, status=str(status))
+
+
+def _params(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def _whole_number(params: dict[str, list[str]], name: str, default: int) -> int:
+    text = _single(params, name, str(default))
+    if not text.isdigit():
+        raise queries.QueryError(name, f"{text!r} is not a whole number")
+    return int(text)
 
 
 def _single(params: dict[str, list[str]], name: str, default: Any) -> Any:
@@ -208,17 +258,5 @@ def _single(params: dict[str, list[str]], name: str, default: Any) -> Any:
     return values[-1] if values else default
 
 
-_KNOWN_PATHS = frozenset(
-    {
-        "/v1/traces",
-        "/v1/metrics",
-        "/v1/logs",
-        "/healthz",
-        "/metrics",
-        "/api/v1/summary",
-        "/api/v1/timeseries",
-        "/api/v1/calls",
-    }
-)
 # HTTP status → google.rpc.Code for error bodies.
 _GRPC_CODES = {400: 3, 413: 3, 415: 3, 503: 14}

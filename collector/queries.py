@@ -36,6 +36,15 @@ METRICS: dict[str, str] = {
     "latency_p99_ms": "quantile_cont(duration_ms, 0.99)",
     "ttft_p95_ms": "quantile_cont(ttft_ms, 0.95)",
 }
+# Time-series-only metrics (not in the summary).
+SERIES_ONLY_METRICS: dict[str, str] = {
+    "retried_requests": "count(*) FILTER (WHERE attempts > 1)",
+    "ratelimit_headroom_requests_pct": (
+        "100.0 * min(ratelimit_remaining_requests / nullif(ratelimit_limit_requests, 0))"
+    ),
+    "ratelimit_headroom_tokens_pct": "100.0 * min(ratelimit_remaining_tokens / nullif(ratelimit_limit_tokens, 0))",
+}
+SERIES_METRICS = {**METRICS, **SERIES_ONLY_METRICS}
 GROUPS: dict[str, str] = {
     "model": "coalesce(request_model, response_model)",
     "service": "service",
@@ -126,7 +135,7 @@ class Filters:
 
 def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # plain digits, never 1E-9
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     return value
@@ -162,16 +171,17 @@ def choose_bucket(con: duckdb.DuckDBPyConnection, filters: Filters, bucket: str)
 def timeseries(
     con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bucket: str, group_by: str | None
 ) -> dict[str, Any]:
-    if metric not in METRICS:
-        raise QueryError("metric", f"{metric!r} is not one of {', '.join(METRICS)}")
+    if metric not in SERIES_METRICS:
+        raise QueryError("metric", f"{metric!r} is not one of {', '.join(SERIES_METRICS)}")
     if group_by is not None and group_by not in GROUPS:
         raise QueryError("group_by", f"{group_by!r} is not one of {', '.join(GROUPS)}")
     bucket = choose_bucket(con, filters, bucket)
     where, params = filters.where()
     width_seconds = int(BUCKETS[bucket].total_seconds())
     group_sql = GROUPS[group_by] if group_by else "NULL"
+    value_sql = SERIES_METRICS[metric]
     rows = con.execute(
-        f"SELECT time_bucket(to_seconds(?), start_time) AS bucket, {group_sql} AS grp, {METRICS[metric]} AS value "
+        f"SELECT time_bucket(to_seconds(?), start_time) AS bucket, {group_sql} AS grp, {value_sql} AS value "
         f"FROM llm_calls{where} GROUP BY ALL ORDER BY bucket, grp NULLS FIRST",
         [width_seconds, *params],
     ).fetchall()

@@ -53,7 +53,7 @@ def book_cost(model: str, input_tokens: int, cached: int, output_tokens: int) ->
         model,
         provider_id="openai",
     )
-    return str(price.total_price.quantize(Decimal("0.000000001")))
+    return format(price.total_price.quantize(Decimal("0.000000001")), "f")
 
 
 def post(collector: RunningCollector, body: bytes, **headers: str) -> httpx2.Response:

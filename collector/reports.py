@@ -1,0 +1,88 @@
+"""Breakdowns and distributions behind the dashboard's tables and histograms (bound parameters only)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from collector.pricebook import COST_QUANTUM
+from collector.queries import GROUPS, METRICS, Filters, QueryError, jsonable
+from llmledger import pricing
+
+MAX_GROUPS = 1000
+HISTOGRAM_METRICS = ("duration_ms", "ttft_ms")
+MAX_BINS = 200
+
+
+def breakdown(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, limit: int = 20) -> dict[str, Any]:
+    """Every summary field per group (top spenders first), with what cached input saved."""
+    if group_by not in GROUPS:
+        raise QueryError("group_by", f"{group_by!r} is not one of {', '.join(GROUPS)}")
+    if not 1 <= limit <= MAX_GROUPS:
+        raise QueryError("limit", f"must be between 1 and {MAX_GROUPS}")
+    where, params = filters.where()
+    select = ", ".join(f"{sql} AS {name}" for name, sql in METRICS.items())
+    result = con.execute(
+        f"SELECT {GROUPS[group_by]} AS grp, {select} FROM llm_calls{where} "
+        "GROUP BY ALL ORDER BY cost_usd DESC, requests DESC, grp NULLS LAST LIMIT ?",
+        [*params, limit],
+    )
+    names = ["group", *METRICS]
+    groups = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    savings = _cached_savings(con, filters, group_by)
+    for group in groups:
+        group["cached_input_savings_usd"] = savings.get(group["group"], Decimal(0)).quantize(COST_QUANTUM)
+    return {"group_by": group_by, "groups": [{key: jsonable(value) for key, value in g.items()} for g in groups]}
+
+
+def _cached_savings(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str) -> dict[Any, Decimal]:
+    """Per group: cached input tokens x (input rate - cached rate), from the same rates the book prices with."""
+    where, params = filters.where()
+    extra = " AND " if where else " WHERE "
+    rows = con.execute(
+        f"SELECT {GROUPS[group_by]} AS grp, coalesce(response_model, request_model) AS model, service_tier, "
+        f"coalesce(batch, false) AS batch, max(start_time) AS day, sum(cached_input_tokens) AS cached "
+        f"FROM llm_calls{where}{extra}cached_input_tokens > 0 AND cost_source = 'collector' GROUP BY ALL",
+        params,
+    ).fetchall()
+    savings: dict[Any, Decimal] = {}
+    for group, model, tier, batch, day, cached in rows:
+        rates = pricing.rates_for(model, tier, batch, day)
+        if rates is None:
+            continue
+        saved = cached * (rates.input.base - rates.cached_input.base)
+        savings[group] = savings.get(group, Decimal(0)) + saved
+    return savings
+
+
+def latency_histogram(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bins: int = 30) -> dict[str, Any]:
+    """Equal-width bins between the fastest and the 99.9th-percentile call (the rest in the last bin)."""
+    if metric not in HISTOGRAM_METRICS:
+        raise QueryError("metric", f"{metric!r} is not one of {', '.join(HISTOGRAM_METRICS)}")
+    if not 1 <= bins <= MAX_BINS:
+        raise QueryError("bins", f"must be between 1 and {MAX_BINS}")
+    where, params = filters.where()
+    extra = " AND " if where else " WHERE "
+    low, high = con.execute(
+        f"SELECT min({metric}), quantile_cont({metric}, 0.999) FROM llm_calls{where}{extra}{metric} IS NOT NULL",
+        params,
+    ).fetchone()
+    if low is None:
+        return {"metric": metric, "bins": []}
+    width = max((high - low) / bins, 1e-9)
+    counts = dict(
+        con.execute(
+            f"SELECT least(floor(({metric} - ?) / ?)::INTEGER, ?) AS bin, count(*) FROM llm_calls{where}{extra}"
+            f"{metric} IS NOT NULL GROUP BY bin",
+            [low, width, bins - 1, *params],
+        ).fetchall()
+    )
+    return {
+        "metric": metric,
+        "bins": [
+            {"from_ms": low + index * width, "to_ms": low + (index + 1) * width, "count": counts.get(index, 0)}
+            for index in range(bins)
+        ],
+    }
