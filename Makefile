@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/llmledger demo
+	$(VENV)/bin/llmledger demo --port 4318 --dashboard-port 8501
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

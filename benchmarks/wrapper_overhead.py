@@ -59,11 +59,11 @@ EMBEDDINGS = json.dumps(
 ).encode()
 
 
-def _stream_body(include_usage: bool) -> bytes:
+def _stream_body(include_usage: bool, chunks: int = STREAM_CHUNKS) -> bytes:
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
     events = []
-    for index in range(STREAM_CHUNKS):
-        finish = "stop" if index == STREAM_CHUNKS - 1 else None
+    for index in range(chunks):
+        finish = "stop" if index == chunks - 1 else None
         choice = {"index": 0, "delta": {"content": " word"}, "finish_reason": finish}
         events.append({**base, "choices": [choice]})
     if include_usage:
@@ -71,7 +71,12 @@ def _stream_body(include_usage: bool) -> bytes:
     return b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events) + b"data: [DONE]\n\n"
 
 
-STREAMS = {False: _stream_body(False), True: _stream_body(True)}
+SHORT_STREAM_CHUNKS = 10
+STREAMS = {
+    (False, STREAM_CHUNKS): _stream_body(False),
+    (True, STREAM_CHUNKS): _stream_body(True),
+    (True, SHORT_STREAM_CHUNKS): _stream_body(True, SHORT_STREAM_CHUNKS),
+}
 
 
 def handler(request: httpx2.Request) -> httpx2.Response:
@@ -80,8 +85,9 @@ def handler(request: httpx2.Request) -> httpx2.Response:
     body = json.loads(request.content)
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunks = SHORT_STREAM_CHUNKS if body.get("max_tokens") == SHORT_STREAM_CHUNKS else STREAM_CHUNKS
         headers = {**HEADERS, "content-type": "text/event-stream"}
-        return httpx2.Response(200, headers=headers, content=STREAMS[include_usage])
+        return httpx2.Response(200, headers=headers, content=STREAMS[include_usage, chunks])
     return httpx2.Response(200, headers=HEADERS, content=CHAT)
 
 
@@ -107,6 +113,18 @@ def stream_chat(client: openai.OpenAI) -> None:
     stream_options = {"include_usage": True}
     for _chunk in client.chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options=stream_options
+    ):
+        pass
+
+
+def short_stream_chat(client: openai.OpenAI) -> None:
+    """As `stream_chat` with 10 chunks: the difference to 50 chunks gives the cost per chunk alone."""
+    for _chunk in client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},
+        max_tokens=SHORT_STREAM_CHUNKS,
     ):
         pass
 
@@ -158,28 +176,26 @@ def main() -> None:
         f"{'scenario':<22}{'plain median':>14}{'instr. median':>15}{'added median':>14}{'plain p99':>11}"
         f"{'instr. p99':>12}{'added p99':>11}   (µs, {args.calls} calls each)"
     )
-    added_plain_call = 0.0
     scenarios = (
         ("plain chat", plain_chat),
         ("embeddings", embeddings),
+        ("10-chunk stream", short_stream_chat),
         ("50-chunk stream", stream_chat),
         ("  usage asked by us", stream_chat_usage_added),
     )
+    added: dict[str, float] = {}
     for name, call in scenarios:
         base, traced = measure(call, plain, instrumented, args.calls)
-        added = statistics.median(traced) / 1000 - statistics.median(base) / 1000
+        added_median = statistics.median(traced) / 1000 - statistics.median(base) / 1000
         added_p99 = quantile(traced, 0.99) - quantile(base, 0.99)
         print(
             f"{name:<22}{statistics.median(base) / 1000:>14.1f}{statistics.median(traced) / 1000:>15.1f}"
-            f"{added:>14.1f}{quantile(base, 0.99):>11.1f}{quantile(traced, 0.99):>12.1f}{added_p99:>11.1f}"
+            f"{added_median:>14.1f}{quantile(base, 0.99):>11.1f}{quantile(traced, 0.99):>12.1f}{added_p99:>11.1f}"
         )
-        if name == "plain chat":
-            added_plain_call = added
+        added[name] = added_median
         if name == "50-chunk stream":
-            per_chunk = (added - added_plain_call) / STREAM_CHUNKS
-            print(
-                f"{'  per chunk':<22}{'':>14}{'':>15}{per_chunk:>14.2f}   (added to a stream less a plain call's, / 50)"
-            )
+            per_chunk = (added_median - added["10-chunk stream"]) / (STREAM_CHUNKS - SHORT_STREAM_CHUNKS)
+            print(f"{'  per chunk':<22}{'':>14}{'':>15}{per_chunk:>14.2f}   (added: 50-chunk less 10-chunk, / 40)")
     handle.uninstrument()
     provider.shutdown()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from collector.queries import Filters, QueryError
+from collector.queries import UNPRICED, Filters, QueryError
 from collector.store import COLUMN_NAMES
 
 KINDS = ("finance", "calls")
@@ -83,7 +83,7 @@ def export_csv(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, peri
         "feature, count(*) AS requests, coalesce(sum(input_tokens), 0)::BIGINT, "
         "coalesce(sum(cached_input_tokens), 0)::BIGINT, coalesce(sum(output_tokens), 0)::BIGINT, "
         "coalesce(sum(reasoning_tokens), 0)::BIGINT, coalesce(sum(cost_usd), 0)::DECIMAL(18,9), "
-        f"count(*) FILTER (WHERE cost_usd IS NULL) FROM llm_calls{where} "
+        f"count(*) FILTER (WHERE {UNPRICED}) FROM llm_calls{where} "
         "GROUP BY ALL ORDER BY period, team NULLS FIRST, service NULLS FIRST, model NULLS FIRST, feature NULLS FIRST",
         [PERIODS[period], *params],
     )

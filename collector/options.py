@@ -15,3 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alert-interval", type=float, default=15.0, help="seconds between alert evaluations")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest OTLP body")
     parser.add_argument("--max-pending-rows", type=int, default=100_000, help="rows queued before answering 503")
+
+
+def add_up_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> None:
+    add_arguments(parser)
+    parser.add_argument("--dashboard-port", type=int, default=8501, help="dashboard port")
+    if demo:
+        parser.set_defaults(db=None)
+        parser.description = "collector + dashboard on a demo database (a temporary file unless --db is given)"

@@ -20,13 +20,15 @@ STATUSES = ("ok", "error")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
+# A call the book could not price; a failed call that used no tokens cost nothing and is not "unpriced".
+UNPRICED = "cost_usd IS NULL AND NOT (status = 'error' AND input_tokens IS NULL AND output_tokens IS NULL)"
 # Summary fields and their SQL; the same names are the time series' metrics.
 METRICS: dict[str, str] = {
     "requests": "count(*)",
     "errors": "count(*) FILTER (WHERE status = 'error')",
     "error_rate": "coalesce(count(*) FILTER (WHERE status = 'error') / nullif(count(*), 0), 0)",
     "cost_usd": "coalesce(sum(cost_usd), 0)::DECIMAL(18,9)",
-    "unpriced_requests": "count(*) FILTER (WHERE cost_usd IS NULL)",
+    "unpriced_requests": f"count(*) FILTER (WHERE {UNPRICED})",
     "input_tokens": "coalesce(sum(input_tokens), 0)::BIGINT",
     "cached_input_tokens": "coalesce(sum(cached_input_tokens), 0)::BIGINT",
     "output_tokens": "coalesce(sum(output_tokens), 0)::BIGINT",

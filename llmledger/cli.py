@@ -1,38 +1,54 @@
-"""The `llmledger` command."""
+"""The `llmledger` command: collector, dashboard, up, demo, load."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib import import_module
 
 from collector.options import add_arguments as add_collector_arguments
-from llmledger import __version__
+from collector.options import add_up_arguments
+from llmledger import __version__, replay
+
+# command → "module:function(args) -> exit code", imported only when that command runs.
+_HANDLERS = {
+    "collector": "collector.server:main",
+    "dashboard": "dashboard.launch:main",
+    "up": "collector.run:up",
+    "demo": "collector.run:demo",
+    "load": "llmledger.replay:main",
+}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmledger", description=__doc__)
     parser.add_argument("--version", action="version", version=f"llmledger {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="make a few instrumented calls to a local fake OpenAI and show the spans")
-    demo.add_argument("--calls", type=int, default=8, help="how many rounds of calls to make")
-    collector = commands.add_parser("collector", help="run the collector (OTLP receiver, DuckDB store, query API)")
-    add_collector_arguments(collector)
+    add_collector_arguments(
+        commands.add_parser("collector", help="OTLP receiver, DuckDB store, alerts and query API")
+    )
+    dashboard = commands.add_parser("dashboard", help="the Streamlit dashboard, reading from a collector")
+    dashboard.add_argument("--api", default="http://127.0.0.1:4318", help="the collector's base URL")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    dashboard.add_argument("--port", type=int, default=8501)
+    add_up_arguments(commands.add_parser("up", help="collector and dashboard together; Ctrl-C stops both"))
+    add_up_arguments(
+        commands.add_parser("demo", help="`up` on a demo database with sample data and a live simulated app"),
+        demo=True,
+    )
+    replay.add_arguments(commands.add_parser("load", help="replay an OTLP sample file into a collector"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-
-    if args.command == "collector":
-        try:
-            from collector.server import main as collector_main
-        except ImportError as exc:
-            parser.error(f"the collector needs the server extra (pip install 'llmledger[server]'): {exc}")
-
-        return collector_main(args)
-
-    if args.command == "demo":
-        from llmledger.demo import run_demo
-
-        return run_demo(rounds=args.calls)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    module_name, function_name = _HANDLERS[args.command].split(":")
+    try:
+        handler = getattr(import_module(module_name), function_name)
+    except ImportError as exc:
+        parser.error(f"`{args.command}` needs the server extra (pip install 'llmledger[server]'): {exc}")
+    return handler(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""`llmledger up` and `llmledger demo`: the collector and the dashboard together, one Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx2
+
+from collector.server import Collector
+from dashboard.launch import start_dashboard, stop
+from sample_data import DEMO_FILE
+
+log = logging.getLogger("llmledger")
+
+
+def _api_url(args: argparse.Namespace) -> str:
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    return f"http://{host}:{args.port}"
+
+
+def up(args: argparse.Namespace, after_start: threading.Thread | None = None) -> int:
+    """Serve the collector in this thread and the dashboard beside it until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    collector = Collector(args)
+    dashboard = start_dashboard(_api_url(args), args.host, args.dashboard_port)
+    log.info("dashboard on http://%s:%d", args.host, args.dashboard_port)
+    if after_start is not None:
+        after_start.start()
+    try:
+        collector.serve()
+    finally:
+        stop(dashboard)
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """`up` on a demo database loaded with the sample data, plus a simulated app making live calls."""
+    from llmledger.replay import load_file
+    from llmledger.simulated_app import run_simulated_app
+
+    if args.db is None:
+        args.db = str(Path(tempfile.mkdtemp(prefix="llmledger-demo-")) / "demo.duckdb")
+    api = _api_url(args)
+    stopping = threading.Event()
+
+    def feed() -> None:
+        if not _wait_healthy(api, stopping):
+            return
+        started = time.monotonic()
+        result = load_file(DEMO_FILE, api)
+        log.info("loaded %d sample calls in %.1f s", result.spans_sent, time.monotonic() - started)
+        run_simulated_app(api, stopping)
+
+    log.info("demo database %s", args.db)
+    feeder = threading.Thread(target=feed, name="llmledger-demo-app", daemon=True)
+    try:
+        return up(args, after_start=feeder)
+    finally:
+        stopping.set()
+        feeder.join(10)
+
+
+def _wait_healthy(api: str, stopping: threading.Event, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while not stopping.is_set() and time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"{api}/healthz", timeout=2).status_code == 200:
+                return True
+        except httpx2.TransportError:
+            pass
+        stopping.wait(0.2)
+    return False
