@@ -24,6 +24,7 @@ def start_dashboard(api: str, host: str = "127.0.0.1", port: int = 8501) -> subp
         "--server.fileWatcherType=none",
         "--browser.gatherUsageStats=false",
         "--global.developmentMode=false",
+        "--client.toolbarMode=viewer",
     ]
     env = {**os.environ, "LLMLEDGER_API_URL": api.rstrip("/")}
     return subprocess.Popen(command, env=env)

@@ -24,9 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmledger", description=__doc__)
     parser.add_argument("--version", action="version", version=f"llmledger {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_collector_arguments(
-        commands.add_parser("collector", help="OTLP receiver, DuckDB store, alerts and query API")
-    )
+    add_collector_arguments(commands.add_parser("collector", help="OTLP receiver, DuckDB store, alerts and query API"))
     dashboard = commands.add_parser("dashboard", help="the Streamlit dashboard, reading from a collector")
     dashboard.add_argument("--api", default="http://127.0.0.1:4318", help="the collector's base URL")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")

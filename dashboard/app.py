@@ -1,0 +1,25 @@
+"""The dashboard's entrypoint (`streamlit run dashboard/app.py`): page config, shared sidebar, navigation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import filters
+
+VIEWS = Path(__file__).with_name("views")
+
+st.set_page_config(page_title="llmledger", page_icon=":material/monitoring:", layout="wide")
+page = st.navigation(
+    [
+        st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page(VIEWS / "spend.py", title="Spend", icon=":material/payments:"),
+        st.Page(VIEWS / "latency.py", title="Latency", icon=":material/timer:"),
+        st.Page(VIEWS / "errors.py", title="Errors & limits", icon=":material/error:"),
+        st.Page(VIEWS / "calls.py", title="Calls", icon=":material/list:"),
+        st.Page(VIEWS / "exports.py", title="Exports", icon=":material/download:"),
+    ]
+)
+filters.sidebar()
+page.run()

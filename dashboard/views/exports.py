@@ -1,0 +1,74 @@
+"""Exports: the finance CSV (cost by day or month x team x service x model x feature) and the raw calls CSV."""
+
+from __future__ import annotations
+
+import shlex
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from dashboard import client, filters, ui
+
+RANGES = {"sidebar": "Sidebar time range", "this_month": "This month so far (UTC)", "last_month": "Last month (UTC)"}
+PERIODS = {"day": "Day", "month": "Month"}
+
+
+def export_selection(context: ui.Context, choice: str) -> filters.Selection:
+    """The sidebar's filters over the chosen range; calendar months are UTC months."""
+    if choice == "sidebar":
+        return context.selection
+    end = filters.now_rounded()
+    month = datetime(end.year, end.month, 1, tzinfo=UTC)
+    if choice == "this_month":
+        return context.selection.window(month, end)
+    return context.selection.window((month - timedelta(days=1)).replace(day=1), month)
+
+
+def curl(api: str, token: str | None, url: str, file_name: str) -> str:
+    """The same export for scripts; the token is named, never printed."""
+    auth = '-H "Authorization: Bearer $LLMLEDGER_READ_TOKEN" ' if token else ""
+    return f"curl -fsS {auth}{shlex.quote(url)} -o {file_name}"
+
+
+def download(context: ui.Context, selection: filters.Selection, kind: str, period: str | None, label: str) -> None:
+    """A download button that fetches the CSV only when clicked, and the curl line that does the same."""
+    api, token, params = context.api, context.token, selection.params()
+    stamp = f"{selection.start:%Y%m%d}-{selection.end:%Y%m%d}"
+    file_name = f"llmledger-{kind}-{stamp}.csv"
+    st.download_button(
+        label,
+        data=lambda: client.export_csv(api, token, params, kind, period),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        key=f"download_{kind}",
+    )
+    st.code(curl(api, token, client.export_url(api, params, kind, period), file_name), language="bash", wrap_lines=True)
+
+
+def render(context: ui.Context) -> None:
+    """Choose the range and period, then download or copy the command."""
+    choice = st.radio("Range", list(RANGES), format_func=RANGES.get, horizontal=True, key="export_range")
+    selection = export_selection(context, choice)
+    active = ", ".join(f"{name}={value}" for name, value in selection.filters) or "none"
+    st.caption(
+        f"From {selection.start:%Y-%m-%d %H:%M} (inclusive) to {selection.end:%Y-%m-%d %H:%M} (exclusive) UTC · "
+        f"filters: {active}"
+    )
+
+    st.subheader("Finance")
+    st.markdown(
+        "Cost per period, team, service, model and feature, with requests, token totals and the count of "
+        "unpriced calls. Costs are exact decimals (USD); cells a spreadsheet would run as formulas are neutralised."
+    )
+    period = st.segmented_control(
+        "Period", list(PERIODS), format_func=PERIODS.get, default="day", required=True, key="export_period"
+    )
+    download(context, selection, "finance", period, "Download finance CSV")
+
+    st.subheader("Raw calls")
+    st.markdown("Every stored column of every call in the range (oldest first).")
+    download(context, selection, "calls", None, "Download calls CSV")
+
+
+ui.live(render, require_calls=False)

@@ -1,0 +1,131 @@
+"""Latency: percentiles and time to first token over time by model, the distribution, the slowest calls."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, client, ui
+
+PERCENTILES = {"latency_p50_ms": "p50", "latency_p95_ms": "p95", "latency_p99_ms": "p99"}
+HISTOGRAMS = {"duration_ms": "Latency", "ttft_ms": "Time to first token"}
+SCAN = 1000  # the calls API is newest-first only, so the slowest are found among the latest calls
+
+
+def overall(context: ui.Context) -> tuple[str, pd.DataFrame]:
+    """p50, p95 and p99 over time, one series each."""
+    frames, bucket = [], "auto"
+    for metric, name in PERCENTILES.items():
+        bucket, frame = client.timeseries(context.api, context.token, context.selection.params(), metric, bucket)
+        frames.append(frame.assign(group=name))
+    return bucket, pd.concat(frames, ignore_index=True)
+
+
+def slowest(context: ui.Context, limit: int = 20) -> pd.DataFrame:
+    """The slowest of the latest calls in the window, with their ids to look them up."""
+    rows = client.calls(context.api, context.token, context.selection.params(), SCAN)["calls"]
+    if rows.empty:
+        return rows
+    rows = rows.sort_values("duration_ms", ascending=False).head(limit)
+    return pd.DataFrame(
+        {
+            "Start (UTC)": pd.to_datetime(rows["start_time"], utc=True, format="ISO8601").dt.strftime(
+                "%Y-%m-%d %H:%M:%S"
+            ),
+            "Latency (ms)": rows["duration_ms"].round(1),
+            "TTFT (ms)": rows["ttft_ms"].round(1),
+            "Model": rows["request_model"],
+            "Service": rows["service"],
+            "Status": rows["status"],
+            "Attempts": rows["attempts"],
+            "Output tokens": rows["output_tokens"],
+            "Request id": rows["request_id"],
+            "Trace id": rows["trace_id"],
+        }
+    )
+
+
+def render(context: ui.Context) -> None:
+    """Percentile trends, per-model trends, a histogram and the slowest calls."""
+    summary = context.summary
+    for column, (label, key) in zip(
+        st.columns(4),
+        [
+            ("p50 latency", "latency_p50_ms"),
+            ("p95 latency", "latency_p95_ms"),
+            ("p99 latency", "latency_p99_ms"),
+            ("p95 time to first token", "ttft_p95_ms"),
+        ],
+        strict=True,
+    ):
+        column.metric(label, ui.millis(summary[key]), border=True)
+
+    st.subheader("Latency percentiles over time")
+    bucket, frame = overall(context)
+    charts.show(
+        charts.series(frame, y_title="Latency (ms)", value_format=",.0f", group_title="Percentile", bucket=bucket)
+    )
+
+    left, right = st.columns(2)
+    with left:
+        metric = st.segmented_control(
+            "Latency by model",
+            list(PERCENTILES),
+            format_func=PERCENTILES.get,
+            default="latency_p95_ms",
+            required=True,
+            key="latency_percentile",
+        )
+        bucket, frame = client.timeseries(
+            context.api, context.token, context.selection.params(), metric, group_by="model"
+        )
+        charts.show(
+            charts.series(
+                charts.label_groups(frame, additive=False),
+                y_title=f"{PERCENTILES[metric]} latency (ms)",
+                value_format=",.0f",
+                bucket=bucket,
+                group_title="Model",
+            )
+        )
+    with right:
+        st.markdown("**p95 time to first token by model** (streamed calls)")
+        bucket, frame = client.timeseries(
+            context.api, context.token, context.selection.params(), "ttft_p95_ms", group_by="model"
+        )
+        frame = frame.dropna(subset=["value"])
+        if frame.empty:
+            st.info("No streamed calls in this window, so no time to first token.")
+        else:
+            charts.show(
+                charts.series(
+                    charts.label_groups(frame, additive=False),
+                    y_title="p95 time to first token (ms)",
+                    value_format=",.0f",
+                    bucket=bucket,
+                    group_title="Model",
+                )
+            )
+
+    st.subheader("Distribution")
+    measure = st.segmented_control(
+        "Measure",
+        list(HISTOGRAMS),
+        format_func=HISTOGRAMS.get,
+        default="duration_ms",
+        required=True,
+        key="latency_histogram",
+    )
+    bins = client.latency_histogram(context.api, context.token, context.selection.params(), measure)
+    if bins.empty:
+        st.info(f"No {HISTOGRAMS[measure].lower()} measured in this window.")
+    else:
+        charts.show(charts.histogram(bins, x_title=f"{HISTOGRAMS[measure]} (ms)"))
+        st.caption("Equal-width bins up to the 99.9th percentile; slower calls are counted in the last bin.")
+
+    st.subheader("Slowest calls")
+    st.dataframe(slowest(context), hide_index=True, width="stretch")
+    st.caption(f"The slowest among the latest {SCAN:,} calls in this window. Times in UTC.")
+
+
+ui.live(render)

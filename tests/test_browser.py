@@ -1,0 +1,136 @@
+"""The dashboard as a person sees it: every page in headless Chromium (Debian's, driven by Playwright)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import socket
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx2
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from dashboard.launch import start_dashboard, stop
+from llmledger.replay import load_file
+from sample_data import DEMO_FILE
+
+from .collector_harness import RunningCollector
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(os.environ.get("LLMLEDGER_SCREENSHOTS", Path(__file__).resolve().parents[1] / "screenshots"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningCollector, str]]:
+    """The demo's parts: a collector loaded with the sample data, and the dashboard reading from it."""
+    collector = RunningCollector(tmp_path_factory.mktemp("browser") / "demo.duckdb")
+    load_file(DEMO_FILE, collector.url)
+    port = _free_port()
+    dashboard = start_dashboard(collector.url, "127.0.0.1", port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(f"{url}/_stcore/health").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert time.monotonic() < deadline, "dashboard did not start"
+            time.sleep(0.2)
+        yield collector, url
+    finally:
+        stop(dashboard)
+        collector.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def _settle(page: Page) -> None:
+    """Wait until Streamlit has finished running the script for this view."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    page.wait_for_timeout(300)  # let the rerun begin before waiting for it to end
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(300)
+
+
+def test_every_page_renders_without_error(demo, browser: Browser) -> None:
+    _collector, url = demo
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots in {SCREENSHOTS}")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    _settle(page)
+    links = page.locator('[data-testid="stSidebarNav"] a')
+    # A link's text is its icon's ligature name, then its title.
+    names = [links.nth(index).inner_text().strip().splitlines()[-1] for index in range(links.count())]
+    assert len(names) >= 6, names
+    for index, name in enumerate(names):
+        started = time.monotonic()
+        page.locator('[data-testid="stSidebarNav"] a').nth(index).click()
+        _settle(page)
+        drawn_s = time.monotonic() - started
+        page.screenshot(path=str(SCREENSHOTS / f"{index + 1}-{name.lower().replace(' ', '-').replace('&', 'and')}.png"))
+        assert page.locator('[data-testid="stException"]').count() == 0, f"{name} shows an exception"
+        if name.lower() in ("overview", "spend", "latency", "errors & limits"):
+            assert page.locator(".vega-embed").count() > 0, f"{name} drew no chart"
+        print(f"{name}: drawn in {drawn_s:.2f} s")
+    page.close()
+
+
+def test_finance_csv_download_matches_the_summary(demo, browser: Browser, tmp_path: Path) -> None:
+    collector, url = demo
+    page = browser.new_page()
+    page.goto(url)
+    _settle(page)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Exports").click()
+    _settle(page)
+    button = page.locator('[data-testid="stDownloadButton"] button').first
+    with page.expect_download() as download_info:
+        button.click()
+    path = tmp_path / "finance.csv"
+    download_info.value.save_as(path)
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert rows, "the CSV is empty"
+    total = sum(Decimal(row["cost_usd"]) for row in rows)
+    params = {key: value for key, value in _range_shown(page).items() if value}
+    assert total == Decimal(collector.get("/api/v1/summary", **params)["cost_usd"])
+    page.close()
+
+
+def _range_shown(page: Page) -> dict[str, str]:
+    """The from/to the page is showing, read back from the URL it keeps its filters in."""
+    from urllib.parse import parse_qs, urlparse
+
+    query = parse_qs(urlparse(page.url).query)
+    return {"from": query.get("from", [""])[0], "to": query.get("to", [""])[0]}
