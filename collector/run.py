@@ -7,6 +7,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -23,16 +24,21 @@ def _api_url(args: argparse.Namespace) -> str:
     return f"http://{host}:{args.port}"
 
 
-def up(args: argparse.Namespace, after_start: threading.Thread | None = None) -> int:
+def up(
+    args: argparse.Namespace,
+    after_start: threading.Thread | None = None,
+    before_shutdown: Callable[[], None] | None = None,
+) -> int:
     """Serve the collector in this thread and the dashboard beside it until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per HTTP request drowns the rest
     collector = Collector(args)
     dashboard = start_dashboard(_api_url(args), args.host, args.dashboard_port)
     log.info("dashboard on http://%s:%d", args.host, args.dashboard_port)
     if after_start is not None:
         after_start.start()
     try:
-        collector.serve()
+        collector.serve(before_shutdown=before_shutdown)
     finally:
         stop(dashboard)
     return 0
@@ -56,13 +62,14 @@ def demo(args: argparse.Namespace) -> int:
         log.info("loaded %d sample calls in %.1f s", result.spans_sent, time.monotonic() - started)
         run_simulated_app(api, stopping)
 
+    def stop_feeding() -> None:
+        # The simulated app flushes its last spans while the collector still answers.
+        stopping.set()
+        feeder.join(15)
+
     log.info("demo database %s", args.db)
     feeder = threading.Thread(target=feed, name="llmledger-demo-app", daemon=True)
-    try:
-        return up(args, after_start=feeder)
-    finally:
-        stopping.set()
-        feeder.join(10)
+    return up(args, after_start=feeder, before_shutdown=stop_feeding)
 
 
 def _wait_healthy(api: str, stopping: threading.Event, timeout: float = 60) -> bool:

@@ -38,7 +38,9 @@ class Collector:
         self.grpc_port: int | None = None
         self.http_server: uvicorn.Server | None = None
 
-    def serve(self, sock: socket.socket | None = None) -> None:
+    def serve(self, sock: socket.socket | None = None, before_shutdown: Callable[[], None] | None = None) -> None:
+        """Serve until SIGINT/SIGTERM or `stop()`; on a signal, `before_shutdown` runs first, while the
+        receivers still answer (the demo's simulated app flushes its last spans then)."""
         args = self.args
         if args.grpc_port >= 0:
             self.grpc_server, self.grpc_port = start_grpc(
@@ -52,7 +54,7 @@ class Collector:
         log.info(
             "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d", self.store.path, args.host, args.port
         )
-        restore = _stop_on_signals(server)
+        restore = _stop_on_signals(server, before_shutdown)
         try:
             server.run(sockets=[sock] if sock else None)
         finally:
@@ -82,13 +84,23 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _stop_on_signals(server: uvicorn.Server) -> Callable[[], None]:
+def _stop_on_signals(server: uvicorn.Server, before_shutdown: Callable[[], None] | None) -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
+    def finish() -> None:
+        try:
+            if before_shutdown is not None:
+                before_shutdown()
+        finally:
+            server.should_exit = True
+
     def stop(signum: int, frame: object) -> None:
         log.info("received %s: finishing requests in flight, then stopping", signal.Signals(signum).name)
-        server.should_exit = True
+        if server.should_exit or any(thread.name == "llmledger-stopping" for thread in threading.enumerate()):
+            server.should_exit = True  # a second signal: stop now
+            return
+        threading.Thread(target=finish, name="llmledger-stopping", daemon=True).start()
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
 
