@@ -72,10 +72,12 @@ def _stream_body(include_usage: bool, chunks: int = STREAM_CHUNKS) -> bytes:
 
 
 SHORT_STREAM_CHUNKS = 10
+LONG_STREAM_CHUNKS = 250  # the per-chunk cost is the slope between a 10- and a 250-chunk stream
 STREAMS = {
     (False, STREAM_CHUNKS): _stream_body(False),
     (True, STREAM_CHUNKS): _stream_body(True),
     (True, SHORT_STREAM_CHUNKS): _stream_body(True, SHORT_STREAM_CHUNKS),
+    (True, LONG_STREAM_CHUNKS): _stream_body(True, LONG_STREAM_CHUNKS),
 }
 
 
@@ -85,7 +87,11 @@ def handler(request: httpx2.Request) -> httpx2.Response:
     body = json.loads(request.content)
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = SHORT_STREAM_CHUNKS if body.get("max_tokens") == SHORT_STREAM_CHUNKS else STREAM_CHUNKS
+        chunks = (
+            body.get("max_tokens")
+            if body.get("max_tokens") in (SHORT_STREAM_CHUNKS, LONG_STREAM_CHUNKS)
+            else STREAM_CHUNKS
+        )
         headers = {**HEADERS, "content-type": "text/event-stream"}
         return httpx2.Response(200, headers=headers, content=STREAMS[include_usage, chunks])
     return httpx2.Response(200, headers=HEADERS, content=CHAT)
@@ -117,16 +123,19 @@ def stream_chat(client: openai.OpenAI) -> None:
         pass
 
 
-def short_stream_chat(client: openai.OpenAI) -> None:
-    """As `stream_chat` with 10 chunks: the difference to 50 chunks gives the cost per chunk alone."""
+def _sized_stream(client: openai.OpenAI, chunks: int) -> None:
     for _chunk in client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,
-        stream=True,
-        stream_options={"include_usage": True},
-        max_tokens=SHORT_STREAM_CHUNKS,
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}, max_tokens=chunks
     ):
         pass
+
+
+def short_stream_chat(client: openai.OpenAI) -> None:
+    _sized_stream(client, SHORT_STREAM_CHUNKS)
+
+
+def long_stream_chat(client: openai.OpenAI) -> None:
+    _sized_stream(client, LONG_STREAM_CHUNKS)
 
 
 def stream_chat_usage_added(client: openai.OpenAI) -> None:
@@ -177,15 +186,16 @@ def main() -> None:
         f"{'instr. p99':>12}{'added p99':>11}   (µs, {args.calls} calls each)"
     )
     scenarios = (
-        ("plain chat", plain_chat),
-        ("embeddings", embeddings),
-        ("10-chunk stream", short_stream_chat),
-        ("50-chunk stream", stream_chat),
-        ("  usage asked by us", stream_chat_usage_added),
+        ("plain chat", plain_chat, args.calls),
+        ("embeddings", embeddings, args.calls),
+        ("50-chunk stream", stream_chat, args.calls),
+        ("  usage asked by us", stream_chat_usage_added, args.calls),
+        ("10-chunk stream", short_stream_chat, args.calls),
+        ("250-chunk stream", long_stream_chat, max(args.calls // 5, 50)),
     )
     added: dict[str, float] = {}
-    for name, call in scenarios:
-        base, traced = measure(call, plain, instrumented, args.calls)
+    for name, call, calls in scenarios:
+        base, traced = measure(call, plain, instrumented, calls)
         added_median = statistics.median(traced) / 1000 - statistics.median(base) / 1000
         added_p99 = quantile(traced, 0.99) - quantile(base, 0.99)
         print(
@@ -193,9 +203,8 @@ def main() -> None:
             f"{added_median:>14.1f}{quantile(base, 0.99):>11.1f}{quantile(traced, 0.99):>12.1f}{added_p99:>11.1f}"
         )
         added[name] = added_median
-        if name == "50-chunk stream":
-            per_chunk = (added_median - added["10-chunk stream"]) / (STREAM_CHUNKS - SHORT_STREAM_CHUNKS)
-            print(f"{'  per chunk':<22}{'':>14}{'':>15}{per_chunk:>14.2f}   (added: 50-chunk less 10-chunk, / 40)")
+    per_chunk = (added["250-chunk stream"] - added["10-chunk stream"]) / (LONG_STREAM_CHUNKS - SHORT_STREAM_CHUNKS)
+    print(f"{'per chunk':<22}{'':>14}{'':>15}{per_chunk:>14.2f}   (added: 250-chunk less 10-chunk stream, / 240)")
     handle.uninstrument()
     provider.shutdown()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from collector.store import Store
 from collector.writer import OverloadedError
 
 RETRY_AFTER_SECONDS = "1"
+log = logging.getLogger("llmledger.collector")
 
 
 class CollectorApp:
@@ -93,6 +95,10 @@ class CollectorApp:
             return self._refuse(error, kind, reason=str(error.status))
         except OverloadedError as exc:
             return self._refuse(otlp.OtlpError(503, f"collector is overloaded ({exc}); retry later"), kind, "503")
+        except Exception as exc:  # e.g. the disk is full: retryable, and nothing was acknowledged
+            log.exception("storing an OTLP request failed")
+            error = otlp.OtlpError(503, f"could not store the spans ({type(exc).__name__}); retry later")
+            return self._refuse(error, kind, "503")
         return Response(otlp.serialize(response_for(prepared.rejected), kind), 200, media_type=kind)
 
     async def otlp_metrics(self, request: Request) -> Response:
@@ -106,7 +112,7 @@ class CollectorApp:
         kind = None
         try:
             body, kind = await self._read_otlp(request)
-            otlp.parse(message, body, kind)
+            await run_in_threadpool(otlp.parse, message, body, kind)
         except otlp.OtlpError as error:
             return self._refuse(error, kind, reason=str(error.status))
         if isinstance(message, ExportMetricsServiceRequest):
@@ -248,7 +254,7 @@ def _params(request: Request) -> dict[str, list[str]]:
 
 def _whole_number(params: dict[str, list[str]], name: str, default: int) -> int:
     text = _single(params, name, str(default))
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise queries.QueryError(name, f"{text!r} is not a whole number")
     return int(text)
 

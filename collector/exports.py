@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from collector.queries import UNPRICED, Filters, QueryError
+from collector.queries import GROUPS, UNPRICED, Filters, QueryError
 from collector.store import COLUMN_NAMES
 
 KINDS = ("finance", "calls")
@@ -79,7 +79,7 @@ def export_csv(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, peri
         result = con.execute(f"SELECT * FROM llm_calls{where} ORDER BY start_time, trace_id, span_id", params)
         return _lines(COLUMN_NAMES, _fetch(result))
     result = con.execute(
-        "SELECT strftime(start_time, ?) AS period, team, service, coalesce(response_model, request_model) AS model, "
+        f"SELECT strftime(start_time, ?) AS period, team, service, {GROUPS['model']} AS model, "
         "feature, count(*) AS requests, coalesce(sum(input_tokens), 0)::BIGINT, "
         "coalesce(sum(cached_input_tokens), 0)::BIGINT, coalesce(sum(output_tokens), 0)::BIGINT, "
         "coalesce(sum(reasoning_tokens), 0)::BIGINT, coalesce(sum(cost_usd), 0)::DECIMAL(18,9), "

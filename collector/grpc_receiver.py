@@ -33,6 +33,10 @@ class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         except OverloadedError as exc:
             self.metrics.add("llmledger_requests_rejected_total", reason="grpc_unavailable")
             context.abort(grpc.StatusCode.UNAVAILABLE, f"collector is overloaded ({exc}); retry later")
+        except Exception as exc:  # retryable: nothing was acknowledged
+            log.exception("storing an OTLP/gRPC request failed")
+            self.metrics.add("llmledger_requests_rejected_total", reason="grpc_unavailable")
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"could not store the spans ({type(exc).__name__}); retry later")
         self.metrics.add("llmledger_requests_total", path="grpc:TraceService/Export", status="OK")
         return response_for(prepared.rejected)
 

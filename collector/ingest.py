@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from collector.metrics import Metrics
 from collector.normalize import normalize
 from collector.pricebook import PriceBook
+from collector.validate import keep_storable
 from collector.writer import BatchWriter, WriteResult
 
 
@@ -35,11 +36,13 @@ class Ingest:
         """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
         batch = normalize(request)
         self.price_book.price_rows(batch.rows)
+        rows, unstorable = keep_storable(batch.rows)
+        rejected = batch.rejected + unstorable
         received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)
         self.metrics.add("llmledger_spans_received_total", received)
         self.metrics.add("llmledger_spans_non_llm_total", batch.non_llm_spans)
-        self.metrics.add("llmledger_spans_rejected_total", len(batch.rejected))
-        return Prepared(self.writer.submit(batch.rows), batch.rejected)
+        self.metrics.add("llmledger_spans_rejected_total", len(rejected))
+        return Prepared(self.writer.submit(rows), rejected)
 
 
 def response_for(rejected: list[str]) -> ExportTraceServiceResponse:

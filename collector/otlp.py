@@ -44,16 +44,24 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
         return body
     if encoding != "gzip":
         raise OtlpError(415, f"unsupported content encoding {content_encoding!r}: send gzip or none")
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        data = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise OtlpError(400, f"body is not valid gzip: {exc}") from None
-    if len(data) > max_bytes:
-        raise OtlpError(413, f"decompressed body is larger than the limit of {max_bytes} bytes")
-    if not inflater.eof:
-        raise OtlpError(400, "body is not valid gzip: the stream is truncated")
-    return data
+    parts: list[bytes] = []
+    size = 0
+    remaining = body
+    while True:  # a gzip body may hold several members, one after another
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            part = inflater.decompress(remaining, max_bytes + 1 - size)
+        except zlib.error as exc:
+            raise OtlpError(400, f"body is not valid gzip: {exc}") from None
+        size += len(part)
+        if size > max_bytes:
+            raise OtlpError(413, f"decompressed body is larger than the limit of {max_bytes} bytes")
+        if not inflater.eof:
+            raise OtlpError(400, "body is not valid gzip: the stream is truncated")
+        parts.append(part)
+        remaining = inflater.unused_data
+        if not remaining:
+            return b"".join(parts)
 
 
 def parse(message: M, data: bytes, kind: str) -> M:
@@ -68,12 +76,16 @@ def parse(message: M, data: bytes, kind: str) -> M:
         document = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise OtlpError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise OtlpError(400, "body is not valid OTLP/JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise OtlpError(400, "body is not an OTLP/JSON object")
     try:
         json_format.ParseDict(_hex_ids_to_base64(document), message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError) as exc:
         raise OtlpError(400, f"body is not valid OTLP/JSON: {exc}") from None
+    except RecursionError:
+        raise OtlpError(400, "body is not valid OTLP/JSON: nested too deeply") from None
     return message
 
 

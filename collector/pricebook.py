@@ -14,12 +14,17 @@ from typing import Any
 from llmledger import pricing
 
 COST_QUANTUM = Decimal("0.000000001")  # DECIMAL(18,9)
+_MONEY_LIMIT = Decimal(10) ** 9
 SOURCE_COLLECTOR = "collector"
 SOURCE_SPAN = "span"
 
 
 def _quantize(value: Decimal) -> Decimal:
     return value.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def _storable(value: Decimal) -> bool:
+    return value.is_finite() and abs(value) < _MONEY_LIMIT
 
 
 class PriceBook:
@@ -32,6 +37,10 @@ class PriceBook:
             self.price_row(row)
 
     def price_row(self, row: dict[str, Any]) -> None:
+        span_cost = row.get("span_cost_usd")
+        if span_cost is not None:
+            # A float from the span (ours, OpenLIT's) can carry more digits than DECIMAL(18,9) holds.
+            row["span_cost_usd"] = span_cost = _quantize(span_cost) if _storable(span_cost) else None
         cost, fallback = self._book_cost(row)
         if cost is not None:
             row["cost_usd"] = _quantize(cost)
@@ -39,9 +48,7 @@ class PriceBook:
             row["price_version"] = self.version
             row["price_tier_fallback"] = fallback
             return
-        span_cost = row.get("span_cost_usd")
         if span_cost is not None:
-            row["span_cost_usd"] = span_cost = _quantize(span_cost)
             row["cost_usd"] = span_cost
             row["cost_source"] = SOURCE_SPAN
         else:
@@ -55,6 +62,8 @@ class PriceBook:
         output_tokens = row.get("output_tokens")
         if input_tokens is None and output_tokens is None:
             return None, False
+        if min(input_tokens or 0, output_tokens or 0) < 0:
+            return None, False  # rejected before storage (collector.validate)
         tier = row.get("service_tier")
         if tier in pricing.UNPRICED_TIERS:
             return None, False

@@ -74,7 +74,7 @@ def latency_histogram(con: duckdb.DuckDBPyConnection, filters: Filters, metric: 
     width = max((high - low) / bins, 1e-9)
     counts = dict(
         con.execute(
-            f"SELECT least(floor(({metric} - ?) / ?)::INTEGER, ?) AS bin, count(*) FROM llm_calls{where}{extra}"
+            f"SELECT least(floor(({metric} - ?) / ?), ?)::INTEGER AS bin, count(*) FROM llm_calls{where}{extra}"
             f"{metric} IS NOT NULL GROUP BY bin",
             [low, width, bins - 1, *params],
         ).fetchall()

@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,8 @@ class BatchWriter:
         with self._lock:
             if self._closed:
                 raise OverloadedError("the collector is shutting down")
-            if self._pending_rows + len(rows) > self.max_pending_rows:
+            # One request larger than the limit is still taken when nothing waits, or it could never be.
+            if self._pending_rows and self._pending_rows + len(rows) > self.max_pending_rows:
                 raise OverloadedError(f"{self._pending_rows} rows are waiting to be written")
             self._pending_rows += len(rows)
         self._queue.put(_Pending(rows, future))
@@ -106,26 +107,53 @@ class BatchWriter:
 
     def _write(self, batch: list[_Pending], size: int) -> None:
         started = time.perf_counter()
-        rows = [row for item in batch for row in item.rows]
         try:
-            new_keys = self.store.insert(rows)
-        except Exception as exc:
-            log.exception("writing %d rows failed", len(rows))
-            for item in batch:
-                item.future.set_exception(exc)
-        else:
-            for item in batch:
-                stored = 0
-                for row in item.rows:
-                    key = (row["trace_id"], row["span_id"])
-                    if key in new_keys:
-                        new_keys.discard(key)  # a key repeated later in the batch is a duplicate
-                        stored += 1
-                result = WriteResult(stored, len(item.rows) - stored)
-                self.metrics.add("llmledger_rows_stored_total", result.stored)
-                self.metrics.add("llmledger_rows_duplicate_total", result.duplicates)
-                item.future.set_result(result)
+            try:
+                self._commit(batch)
+            except Exception:  # find the request at fault; the others still get stored
+                if len(batch) == 1:
+                    raise
+                log.warning("a group of %d requests failed to commit; committing them one by one", len(batch))
+                for item in batch:
+                    try:
+                        self._commit([item])
+                    except Exception as exc:  # that request's sender hears about it
+                        log.exception("a request of %d rows failed to commit", len(item.rows))
+                        _settle(item.future, exception=exc)
             self.metrics.observe("llmledger_commit_seconds", time.perf_counter() - started)
+        except Exception as exc:  # every waiting request must hear about it
+            log.exception("writing %d rows failed", size)
+            for item in batch:
+                _settle(item.future, exception=exc)
         finally:
             with self._lock:
                 self._pending_rows -= size
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        new_keys = self.store.insert([row for item in batch for row in item.rows])
+        for item in batch:
+            stored = 0
+            for row in item.rows:
+                key = (row["trace_id"], row["span_id"])
+                if key in new_keys:
+                    new_keys.discard(key)  # a key repeated later in the batch is a duplicate
+                    stored += 1
+            result = WriteResult(stored, len(item.rows) - stored)
+            self.metrics.add("llmledger_rows_stored_total", result.stored)
+            self.metrics.add("llmledger_rows_duplicate_total", result.duplicates)
+            _settle(item.future, result=result)
+
+
+def _settle(
+    future: Future[WriteResult], *, result: WriteResult | None = None, exception: BaseException | None = None
+) -> None:
+    """Resolve a request's future unless it already was (a cancelled waiter must not stop the writer)."""
+    if future.done():
+        return
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass

@@ -126,7 +126,10 @@ class CallRecorder:
             self.span.set_attributes(self.attrs)
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("end", exc)
-        self.span.end(end_time=end_ns)
+        try:
+            self.span.end(end_time=end_ns)  # runs the app's span processors, which may raise
+        except Exception as exc:  # noqa: BLE001
+            diagnostics.internal_error("span end", exc)
 
     @property
     def ended(self) -> bool:
@@ -137,7 +140,10 @@ class CallRecorder:
         with self._lock:
             if self._ended:
                 return
-        _estimator.submit(self._estimate_and_end, model, output_texts, end_ns)
+        try:
+            _estimator.submit(self._estimate_and_end, model, output_texts, end_ns)
+        except RuntimeError:  # the interpreter is shutting down: count here rather than lose the span
+            self._estimate_and_end(model, output_texts, end_ns)
 
     def _estimate_and_end(self, model: str | None, output_texts: list[str], end_ns: int) -> None:
         try:

@@ -22,6 +22,7 @@ import pydantic
 from openai import AsyncStream, Stream
 from openai._base_client import AsyncAPIClient, SyncAPIClient
 from openai._compat import model_copy
+from openai._constants import RAW_RESPONSE_HEADER
 from openai._legacy_response import LegacyAPIResponse
 from openai._response import BaseAPIResponse
 from opentelemetry import context as otel_context
@@ -60,7 +61,12 @@ class _Instrumentation:
         try:
             body = options.json_data if isinstance(options.json_data, Mapping) else {}
             hide_usage_chunk = False
-            if stream and self.stream_usage and endpoint.api_type in ("chat_completions", "completions"):
+            if (
+                stream
+                and self.stream_usage
+                and endpoint.api_type in ("chat_completions", "completions")
+                and not _reads_raw_response(options)
+            ):
                 stream_options = body.get("stream_options")
                 if not (isinstance(stream_options, Mapping) and "include_usage" in stream_options):
                     options = model_copy(options)
@@ -87,6 +93,12 @@ class _Instrumentation:
             diagnostics.internal_error("take_result", exc)
             recorder.end()
         return result
+
+
+def _reads_raw_response(options: Any) -> bool:
+    """`with_raw_response` / `with_streaming_response`: the app may read the raw events, so add none."""
+    headers = options.headers
+    return isinstance(headers, Mapping) and RAW_RESPONSE_HEADER in headers
 
 
 def _defer_to_parse(raw: Any, recorder: CallRecorder, hide_usage_chunk: bool) -> None:
@@ -144,7 +156,7 @@ def _sync_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str,
         try:
             result = original_request(self, cast_to, options, *args, **kwargs)
         except BaseException as exc:
-            recorder.fail(exc)
+            _safely(recorder.fail, exc)
             raise
         finally:
             otel_context.detach(context_token)
@@ -177,7 +189,7 @@ def _async_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str
         try:
             result = await original_request(self, cast_to, options, *args, **kwargs)
         except BaseException as exc:
-            recorder.fail(exc)
+            _safely(recorder.fail, exc)
             raise
         finally:
             otel_context.detach(context_token)
@@ -295,8 +307,12 @@ def _patch_client(client: Any, inst: _Instrumentation) -> Callable[[], None]:
     for name, function in _methods_for(base, original, inst).items():
         setattr(client, name, types.MethodType(function, client))
 
+    client_ref = weakref.ref(client)  # the handle must not keep the client (and its connections) alive
+
     def undo() -> None:
-        for name in _PATCHED_METHODS:
-            client.__dict__.pop(name, None)
+        target = client_ref()
+        if target is not None:
+            for name in _PATCHED_METHODS:
+                target.__dict__.pop(name, None)
 
     return undo

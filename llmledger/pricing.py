@@ -77,9 +77,10 @@ def _as_rate(price: Decimal | TieredPrices | None) -> Rate | None:
     return Rate(price / _PER_MILLION)
 
 
-def _variant_matches(model_info: Any, context: dict[str, str]) -> bool:
+def _variant_matches(model_info: Any, context: dict[str, str], when: datetime) -> bool:
     return any(
         all(context.get(key) == value for key, value in variant.when.items())
+        and (variant.constraint is None or variant.constraint.active(when))
         for variant in model_info.price_variants or ()
     )
 
@@ -100,7 +101,7 @@ def load_rates(model: str, context: dict[str, str] | None, when: datetime) -> Ra
         cache_write=_as_rate(prices.cache_write_mtok) or input_rate,
         output=_as_rate(prices.output_mtok) or Rate(Decimal(0)),
         # genai-prices silently uses the standard price when no variant matches: say so.
-        tier_fallback=context is not None and not _variant_matches(model_info, context),
+        tier_fallback=context is not None and not _variant_matches(model_info, context, when),
     )
 
 

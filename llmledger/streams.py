@@ -170,12 +170,12 @@ def _observe_sync(state: StreamState, iterator: Iterator[Any]) -> Iterator[Any]:
                 continue
             yield chunk
     except GeneratorExit:
-        state.abandon()
+        _safely(state.abandon)
         raise
     except BaseException as exc:
-        state.fail(exc)
+        _safely(state.fail, exc)
         raise
-    state.complete()
+    _safely(state.complete)
 
 
 async def _observe_async(state: StreamState, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -185,12 +185,20 @@ async def _observe_async(state: StreamState, iterator: AsyncIterator[Any]) -> As
                 continue
             yield chunk
     except GeneratorExit:
-        state.abandon()
+        _safely(state.abandon)
         raise
     except BaseException as exc:
-        state.fail(exc)
+        _safely(state.fail, exc)
         raise
-    state.complete()
+    _safely(state.complete)
+
+
+def _safely(function: Any, *args: Any) -> None:
+    """Our bookkeeping at a stream's end never raises into the app's loop."""
+    try:
+        function(*args)
+    except Exception as exc:  # noqa: BLE001
+        diagnostics.internal_error("stream end", exc)
 
 
 def observe_stream(stream: Any, recorder: CallRecorder, hide_usage_chunk: bool) -> Any:
@@ -219,7 +227,7 @@ def _hook_close(stream: Any, state: StreamState, is_async: bool) -> None:
                 if target is not None:
                     await class_close(target)
             finally:
-                state.abandon()
+                _safely(state.abandon)
 
         stream.close = aclose
     else:
@@ -230,6 +238,6 @@ def _hook_close(stream: Any, state: StreamState, is_async: bool) -> None:
                 if target is not None:
                     class_close(target)
             finally:
-                state.abandon()
+                _safely(state.abandon)
 
         stream.close = close

@@ -9,8 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -269,13 +271,34 @@ def test_partial_success_names_rejected_spans(collector: RunningCollector) -> No
 
 
 def test_overloaded_answers_503_with_retry_after(tmp_path: Path) -> None:
-    running = RunningCollector(tmp_path / "ledger.duckdb", "--max-pending-rows", "1")
+    running = RunningCollector(tmp_path / "ledger.duckdb", "--max-pending-rows", "3")
+    store = running.collector.store
+    release = threading.Event()
+    original_insert = store.insert
+
+    def slow_insert(rows):
+        release.wait(30)
+        return original_insert(rows)
+
+    store.insert = slow_insert  # the disk is slow: rows pile up waiting to be written
+    first_body = request_with([chat_attributes(), chat_attributes()]).SerializeToString()
+    second_body = request_with([chat_attributes(), chat_attributes()]).SerializeToString()
     try:
-        response = post(running, request_with([chat_attributes(), chat_attributes()]).SerializeToString(), **PROTOBUF)
-        assert response.status_code == 503
-        assert response.headers["retry-after"] == "1"
-        assert stored_count(running) == 0
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(post, running, first_body, **PROTOBUF)
+            deadline = time.monotonic() + 10
+            while running.collector.writer._pending_rows == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            refused = post(running, second_body, **PROTOBUF)
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "1"
+            assert "overloaded" in refused.text
+            release.set()
+            assert first.result(30).status_code == 200
+        assert post(running, second_body, **PROTOBUF).status_code == 200  # the sender's retry
+        assert stored_count(running) == 4
     finally:
+        release.set()
         running.stop()
 
 
@@ -431,3 +454,55 @@ def test_cli_collector_commits_on_sigterm(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port}" in output
     with duckdb.connect(str(db)) as con:
         assert con.execute("SELECT count(*) FROM llm_calls").fetchone() == (50,)
+
+
+def test_hostile_values_are_rejected_alone_and_reads_keep_working(collector: RunningCollector) -> None:
+    good = chat_attributes(**{sc.REQUEST_ID: "req_good", sc.GEN_AI_USAGE_COST_AMOUNT: 0.0005252999999999999})
+    unpriced_with_long_cost = chat_attributes(
+        **{
+            sc.REQUEST_ID: "req_openlit_like",
+            sc.GEN_AI_REQUEST_MODEL: "my-own-model",
+            sc.GEN_AI_RESPONSE_MODEL: "my-own-model",
+            sc.GEN_AI_USAGE_COST_AMOUNT: 0.0006750625000000001,
+        }
+    )
+    hostile = [
+        chat_attributes(**{sc.REQUEST_ID: "req_attempts", sc.ATTEMPTS: 2**40}),
+        chat_attributes(**{sc.REQUEST_ID: "req_negative", sc.GEN_AI_USAGE_INPUT_TOKENS: -10_000_000}),
+        chat_attributes(**{sc.REQUEST_ID: "req_ttft", sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 1e308}),
+        chat_attributes(**{sc.REQUEST_ID: "req_tokens", sc.GEN_AI_USAGE_OUTPUT_TOKENS: 2**62}),
+        chat_attributes(
+            **{sc.REQUEST_ID: "req_cost", sc.GEN_AI_REQUEST_MODEL: "x", sc.GEN_AI_RESPONSE_MODEL: "x",
+               sc.GEN_AI_USAGE_COST_AMOUNT: 1e300}
+        ),
+    ]  # fmt: skip
+    response = post(collector, request_with([good, unpriced_with_long_cost, *hostile]).SerializeToString(), **PROTOBUF)
+
+    assert response.status_code == 200
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_spans == 4
+    calls = {call["request_id"]: call for call in collector.get("/api/v1/calls")["calls"]}
+    assert set(calls) == {"req_good", "req_openlit_like", "req_cost"}
+    assert calls["req_good"]["span_cost_usd"] == "0.000525300"
+    assert calls["req_openlit_like"]["cost_usd"] == "0.000675063"
+    assert calls["req_openlit_like"]["cost_source"] == "span"
+    assert calls["req_cost"]["cost_usd"] is None  # a cost no column can hold is dropped, the call kept
+    for path, params in [
+        ("/api/v1/summary", {}),
+        ("/api/v1/breakdown", {"group_by": "model"}),
+        ("/api/v1/latency_histogram", {"metric": "ttft_ms"}),
+        ("/api/v1/timeseries", {"metric": "ttft_p95_ms", "bucket": "1h"}),
+    ]:
+        assert collector.http.get(path, params=params).status_code == 200, path
+
+
+def test_gzip_with_several_members(collector: RunningCollector) -> None:
+    body = request_with([chat_attributes(**{sc.REQUEST_ID: "req_a"})]).SerializeToString()
+    other = request_with([chat_attributes(**{sc.REQUEST_ID: "req_b"})]).SerializeToString()
+    # Two serialized messages concatenated are one message with both spans (protobuf merges repeated fields).
+    two_members = gzip.compress(body) + gzip.compress(other)
+    response = post(collector, two_members, **PROTOBUF, **{"content-encoding": "gzip"})
+    assert response.status_code == 200
+    assert stored_count(collector) == 2
+    trailing = post(collector, gzip.compress(body) + b"junk", **PROTOBUF, **{"content-encoding": "gzip"})
+    assert trailing.status_code == 400

@@ -216,3 +216,54 @@ def test_broken_telemetry_never_reaches_the_app(fake: FakeOpenAI, client: openai
     assert completion.choices[0].message.content
     assert chunks
     assert diagnostics.internal_error_counts()["begin"] == before + 2
+
+
+def test_raw_streams_get_no_extra_usage_chunk(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    ) as response:
+        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
+    assert "stream_options" not in fake.requests[0].body
+    assert all('"choices": []' not in line for line in lines)
+    del response
+    gc.collect()
+    assert spans.one().attributes[sc.HTTP_RESPONSE_STATUS_CODE] == 200
+
+
+class RaisingProcessor:
+    def on_start(self, span, parent_context=None) -> None:
+        pass
+
+    def on_end(self, span) -> None:
+        raise RuntimeError("the app's span processor is broken")
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_a_raising_span_processor_never_reaches_the_app(fake: FakeOpenAI, client: openai.OpenAI, monkeypatch) -> None:
+    monkeypatch.setattr(diagnostics, "strict", False)
+    provider = Spans().provider
+    provider.add_span_processor(RaisingProcessor())
+    fake.enqueue(_error(400, "invalid_request_error", "req_400"))
+    with llmledger.instrument(tracer_provider=provider):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices
+        assert list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+
+
+def test_instrumenting_one_client_does_not_keep_it_alive(fake: FakeOpenAI, spans) -> None:
+    import weakref
+
+    instance = make_client(fake)
+    handle = llmledger.instrument(instance, tracer_provider=spans.provider)
+    ref = weakref.ref(instance)
+    instance.close()
+    del instance
+    gc.collect()
+    assert ref() is None
+    handle.uninstrument()
