@@ -18,6 +18,6 @@ except PackageNotFoundError:  # running from a source tree
 
 from llmledger.context import attributes
 from llmledger.instrument import InstrumentHandle, instrument
-from llmledger.setup import configure
+from llmledger.setup import configure, flush
 
-__all__ = ["InstrumentHandle", "__version__", "attributes", "configure", "instrument"]
+__all__ = ["InstrumentHandle", "__version__", "attributes", "configure", "flush", "instrument"]

@@ -1,13 +1,18 @@
-"""One logical OpenAI call: its span, from request to the last stream chunk, ended exactly once."""
+"""One logical OpenAI call: what it asked, what came back, and its span, emitted exactly once.
+
+On the app's thread a call only gathers references (request body, response object, HTTP response,
+stream state) and queues itself when done; `emit()` runs on the finisher's thread and does the rest:
+extraction, pricing, token counting for abandoned streams, and the OpenTelemetry span.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -15,18 +20,11 @@ from llmledger import content, diagnostics, extract, pricing, tokens
 from llmledger import semconv as sc
 from llmledger.clientinfo import call_overrides, client_attributes
 from llmledger.context import current_attributes, hash_user
-
-# Counting tokens of an abandoned stream may first load an encoding (~1 s): never on the app's thread.
-_estimator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmledger-estimate")
-
-
-def wait_for_estimates(timeout: float | None = None) -> None:
-    """Block until every queued token estimate has been recorded (tests, shutdown)."""
-    _estimator.submit(lambda: None).result(timeout)
+from llmledger.finisher import finisher
 
 
 class CallRecorder:
-    """Collects attributes for one call and ends its span exactly once."""
+    """Collects what one call did; its span is emitted once, on the finisher's thread."""
 
     __slots__ = (
         "_ended",
@@ -37,9 +35,14 @@ class CallRecorder:
         "capture_content",
         "end_ns",
         "endpoint",
+        "error",
+        "estimate",
         "http_response",
-        "span",
+        "name",
+        "parent",
+        "result",
         "start_ns",
+        "tracer",
     )
 
     def __init__(
@@ -51,8 +54,12 @@ class CallRecorder:
         body: Mapping[str, Any],
         capture_content: bool,
     ) -> None:
+        self.tracer = tracer
         self.endpoint = endpoint
         self.body = body
+        self.capture_content = capture_content
+        self.parent = otel_context.get_current()
+        self.start_ns = time.time_ns()
         attrs = extract.request_attributes(endpoint, body)
         attrs.update(client_attributes(client))
         attrs.update(call_overrides(options))
@@ -61,23 +68,19 @@ class CallRecorder:
             request_user = extract.request_end_user(body)
             if request_user is not None:
                 attrs[sc.END_USER] = hash_user(request_user)
-        attrs[sc.CONTENT_CAPTURED] = capture_content
-        attrs[sc.CONTENT_REDACTED] = False
-        if capture_content:
-            attrs[sc.GEN_AI_INPUT_MESSAGES], attrs[sc.CONTENT_REDACTED] = content.captured_input(body)
         self.attrs = attrs
-        self.capture_content = capture_content
-        self.start_ns = time.time_ns()
+        model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
+        self.name = f"{endpoint.operation} {model}" if model else endpoint.operation
         self.end_ns: int | None = None
         self.attempts = 0
         self.http_response: Any = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.estimate: tuple[str | None, list[str]] | None = None
         self._ended = False
         self._lock = threading.Lock()
-        model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
-        name = f"{endpoint.operation} {model}" if model else endpoint.operation
-        self.span = tracer.start_span(name, kind=SpanKind.CLIENT, start_time=self.start_ns)
 
-    # --- during the HTTP exchange -------------------------------------------------------------
+    # --- on the app's thread: cheap ---------------------------------------------------------------
 
     def on_attempt(self) -> None:
         self.attempts += 1
@@ -85,82 +88,83 @@ class CallRecorder:
     def on_http_response(self, response: Any) -> None:
         self.http_response = response
 
-    # --- outcomes -----------------------------------------------------------------------------
-
     def finish(self, result: Any, end_ns: int | None = None) -> None:
         """The call returned a parsed response object."""
-        try:
-            self.attrs.update(extract.response_attributes(self.endpoint, result))
-            if self.capture_content:
-                self._capture_output(content.output_texts(result))
-        except Exception as exc:  # noqa: BLE001
-            diagnostics.internal_error("finish", exc)
+        self.result = result
         self.end(end_ns)
 
     def fail(self, exc: BaseException) -> None:
         """The call raised; the exception goes on to the app unchanged."""
-        try:
-            attrs = self.attrs
-            attrs[sc.ERROR_TYPE] = type(exc).__name__
-            status_code = getattr(exc, "status_code", None)
-            if isinstance(status_code, int):
-                attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
-            response = getattr(exc, "response", None)
-            if response is not None:
-                self.http_response = response
-            self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-        except Exception as internal:  # noqa: BLE001
-            diagnostics.internal_error("fail", internal)
+        self.error = exc
+        response = getattr(exc, "response", None)
+        if response is not None:
+            self.http_response = response
         self.end()
 
+    def end_estimated(self, model: str | None, output_texts: list[str], end_ns: int) -> None:
+        """A stream that stopped before its usage arrived: count its tokens locally when emitting."""
+        self.estimate = (model, output_texts)
+        self.end(end_ns)
+
     def end(self, end_ns: int | None = None) -> None:
-        """Set every collected attribute and end the span (only the first call counts)."""
+        """Queue the span for emission (only the first call counts)."""
         with self._lock:
             if self._ended:
                 return
             self._ended = True
-        end_ns = end_ns or self.end_ns or time.time_ns()
-        try:
-            self._add_http_attributes()
-            self._add_cost()
-            self.span.set_attributes(self.attrs)
-        except Exception as exc:  # noqa: BLE001
-            diagnostics.internal_error("end", exc)
-        try:
-            self.span.end(end_time=end_ns)  # runs the app's span processors, which may raise
-        except Exception as exc:  # noqa: BLE001
-            diagnostics.internal_error("span end", exc)
+        self.end_ns = end_ns or time.time_ns()
+        finisher.submit(self)
 
     @property
     def ended(self) -> bool:
         return self._ended
 
-    def end_estimated(self, model: str | None, output_texts: list[str], end_ns: int) -> None:
-        """End a stream that stopped before its usage arrived, with tokens counted locally (off-thread)."""
-        with self._lock:
-            if self._ended:
-                return
-        try:
-            _estimator.submit(self._estimate_and_end, model, output_texts, end_ns)
-        except RuntimeError:  # the interpreter is shutting down: count here rather than lose the span
-            self._estimate_and_end(model, output_texts, end_ns)
+    # --- on the finisher's thread -----------------------------------------------------------------
 
-    def _estimate_and_end(self, model: str | None, output_texts: list[str], end_ns: int) -> None:
+    def emit(self) -> None:
+        """Work out every attribute and emit the span."""
+        attrs = self.attrs
         try:
-            model = model or self.attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
-            self.attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = tokens.count_tokens(model, extract.request_texts(self.body))
-            self.attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = tokens.count_tokens(model, output_texts)
-            self.attrs[sc.USAGE_ESTIMATED] = True
+            attrs[sc.CONTENT_CAPTURED] = self.capture_content
+            attrs.setdefault(sc.CONTENT_REDACTED, False)
+            if self.capture_content:
+                attrs[sc.GEN_AI_INPUT_MESSAGES], redacted = content.captured_input(self.body)
+                attrs[sc.CONTENT_REDACTED] = attrs[sc.CONTENT_REDACTED] or redacted
+            if self.result is not None:
+                attrs.update(extract.response_attributes(self.endpoint, self.result))
+                if self.capture_content:
+                    self.capture_output(content.output_texts(self.result))
+            if self.error is not None:
+                self._add_error(self.error)
+            if self.estimate is not None:
+                self._add_estimate(*self.estimate)
+            self._add_http_attributes()
+            self._add_cost()
         except Exception as exc:  # noqa: BLE001
-            diagnostics.internal_error("estimate", exc)
-        self.end(end_ns)
+            diagnostics.internal_error("emit attributes", exc, reraise=False)
+        span = self.tracer.start_span(
+            self.name, context=self.parent, kind=SpanKind.CLIENT, start_time=self.start_ns, attributes=attrs
+        )
+        if self.error is not None:
+            span.set_status(Status(StatusCode.ERROR, type(self.error).__name__))
+        span.end(end_time=self.end_ns)
 
-    # --- helpers ------------------------------------------------------------------------------
-
-    def _capture_output(self, texts: list[str]) -> None:
+    def capture_output(self, texts: list[str]) -> None:
         text, redacted = content.captured_output(texts)
         self.attrs[sc.GEN_AI_OUTPUT_MESSAGES] = text
-        self.attrs[sc.CONTENT_REDACTED] = self.attrs[sc.CONTENT_REDACTED] or redacted
+        self.attrs[sc.CONTENT_REDACTED] = bool(self.attrs.get(sc.CONTENT_REDACTED)) or redacted
+
+    def _add_error(self, exc: BaseException) -> None:
+        self.attrs[sc.ERROR_TYPE] = type(exc).__name__
+        status_code = getattr(exc, "status_code", None)
+        if isinstance(status_code, int):
+            self.attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
+
+    def _add_estimate(self, model: str | None, output_texts: list[str]) -> None:
+        model = model or self.attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
+        self.attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = tokens.count_tokens(model, extract.request_texts(self.body))
+        self.attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = tokens.count_tokens(model, output_texts)
+        self.attrs[sc.USAGE_ESTIMATED] = True
 
     def _add_http_attributes(self) -> None:
         attrs = self.attrs

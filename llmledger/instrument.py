@@ -25,7 +25,6 @@ from openai._compat import model_copy
 from openai._constants import RAW_RESPONSE_HEADER
 from openai._legacy_response import LegacyAPIResponse
 from openai._response import BaseAPIResponse
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from llmledger import config, diagnostics
@@ -152,14 +151,12 @@ def _sync_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str,
         if recorder is None:
             return original_request(self, cast_to, options, *args, **kwargs)
         active_token = _active.set((inst, recorder))
-        context_token = otel_context.attach(trace.set_span_in_context(recorder.span))
         try:
             result = original_request(self, cast_to, options, *args, **kwargs)
         except BaseException as exc:
             _safely(recorder.fail, exc)
             raise
         finally:
-            otel_context.detach(context_token)
             _active.reset(active_token)
         return inst.take_result(recorder, result, hide)
 
@@ -185,14 +182,12 @@ def _async_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str
         if recorder is None:
             return await original_request(self, cast_to, options, *args, **kwargs)
         active_token = _active.set((inst, recorder))
-        context_token = otel_context.attach(trace.set_span_in_context(recorder.span))
         try:
             result = await original_request(self, cast_to, options, *args, **kwargs)
         except BaseException as exc:
             _safely(recorder.fail, exc)
             raise
         finally:
-            otel_context.detach(context_token)
             _active.reset(active_token)
         return inst.take_result(recorder, result, hide)
 

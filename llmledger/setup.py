@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from llmledger import config
 from llmledger import semconv as sc
 from llmledger.context import use_spool_dir
+from llmledger.finisher import finisher
 
 log = logging.getLogger("llmledger")
 
@@ -98,3 +99,11 @@ def _resource(service_name: str | None, environment: str | None, service_version
         if value:
             attributes[key] = value
     return Resource.create(attributes)
+
+
+def flush(timeout: float = 30.0) -> bool:
+    """Emit every finished call's span now and, after `configure()`, export them; True when done in time."""
+    done = finisher.flush(timeout)
+    if _configured is not None:
+        done = _configured[0].force_flush(int(timeout * 1000)) and done
+    return done

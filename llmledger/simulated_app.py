@@ -44,6 +44,7 @@ def run_simulated_app(endpoint: str, stop: threading.Event, calls_per_second: fl
                 made += 1
         finally:
             handle.uninstrument()
+            llmledger.flush()
             provider.shutdown()
     return made
 

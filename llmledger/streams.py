@@ -158,7 +158,7 @@ class StreamState:
                     ]
                 attrs.update(extract.usage_attributes(self.usage, recorder.endpoint.usage_style))
             if recorder.capture_content:
-                recorder._capture_output(["".join(self.texts)])
+                recorder.capture_output(["".join(self.texts)])
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("stream end", exc)
 

@@ -20,7 +20,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import llmledger
 from llmledger import diagnostics
-from llmledger.call import wait_for_estimates
 from llmledger.testing.fake_openai import FakeOpenAI
 
 diagnostics.strict = True
@@ -43,12 +42,15 @@ class Spans:
     """Finished spans, read after any queued token estimates have landed."""
 
     def __init__(self) -> None:
+        self.errors_before = sum(diagnostics.internal_error_counts().values())
         self.exporter = InMemorySpanExporter()
         self.provider = TracerProvider()
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
 
     def finished(self) -> list[ReadableSpan]:
-        wait_for_estimates(timeout=30)
+        assert llmledger.flush(timeout=30)
+        # The finisher's thread can't raise into the test: its internal errors are counted instead.
+        assert sum(diagnostics.internal_error_counts().values()) == self.errors_before, diagnostics.recent_errors()
         return list(self.exporter.get_finished_spans())
 
     def one(self) -> ReadableSpan:

@@ -77,6 +77,7 @@ def test_wrapper_and_real_exporter_to_rows(collector: RunningCollector, fake: Fa
             ):
                 pass
         client.embeddings.create(model="text-embedding-3-small", input="hello")
+    llmledger.flush()
     provider.force_flush()
     provider.shutdown()
 
@@ -121,6 +122,7 @@ def test_spans_from_opentelemetry_openai_v2_become_priced_rows(collector: Runnin
             )
     finally:
         instrumentor.uninstrument()
+    llmledger.flush()
     provider.force_flush()
     provider.shutdown()
 

@@ -78,6 +78,7 @@ assert llmledger.configure(service_name="ignored") is provider
 assert llmledger.configure() is provider
 llmledger.instrument()
 openai.OpenAI().embeddings.create(model="text-embedding-3-small", input="hi")
+llmledger.flush()  # spans are emitted off the app's thread
 print(len(mine.get_finished_spans()))
 """
 

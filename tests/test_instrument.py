@@ -9,6 +9,7 @@ import threading
 import openai
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor
 
 import llmledger
 from llmledger import diagnostics
@@ -185,13 +186,27 @@ def test_no_secret_or_content_on_spans(fake: FakeOpenAI, client: openai.OpenAI, 
     assert "Bearer" not in values
 
 
-def test_span_is_current_during_the_call(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
+def test_the_apps_current_span_is_the_parent(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
     tracer = spans.provider.get_tracer("app")
     with tracer.start_as_current_span("handle-request") as parent:
         _chat(client)
     llm_span = next(span for span in spans.finished() if span.name.startswith("chat"))
     assert llm_span.parent.span_id == parent.get_span_context().span_id
+    assert llm_span.context.trace_id == parent.get_span_context().trace_id
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_spans_are_emitted_off_the_apps_thread(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
+    seen: list[str] = []
+
+    class ThreadNoter(RaisingProcessor):
+        def on_end(self, span) -> None:
+            seen.append(threading.current_thread().name)
+
+    spans.provider.add_span_processor(ThreadNoter())
+    _chat(client)
+    spans.one()
+    assert seen == ["llmledger-finisher"]
 
 
 class ExplodingTracerProvider(trace.TracerProvider):
@@ -209,13 +224,14 @@ class ExplodingTracer(trace.Tracer):
 
 def test_broken_telemetry_never_reaches_the_app(fake: FakeOpenAI, client: openai.OpenAI, monkeypatch) -> None:
     monkeypatch.setattr(diagnostics, "strict", False)
-    before = diagnostics.internal_error_counts().get("begin", 0)
+    before = diagnostics.internal_error_counts().get("emit", 0)
     with llmledger.instrument(tracer_provider=ExplodingTracerProvider()):
         completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert completion.choices[0].message.content
     assert chunks
-    assert diagnostics.internal_error_counts()["begin"] == before + 2
+    assert llmledger.flush()
+    assert diagnostics.internal_error_counts()["emit"] == before + 2
 
 
 def test_raw_streams_get_no_extra_usage_chunk(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
@@ -230,18 +246,9 @@ def test_raw_streams_get_no_extra_usage_chunk(fake: FakeOpenAI, client: openai.O
     assert spans.one().attributes[sc.HTTP_RESPONSE_STATUS_CODE] == 200
 
 
-class RaisingProcessor:
-    def on_start(self, span, parent_context=None) -> None:
-        pass
-
+class RaisingProcessor(SpanProcessor):
     def on_end(self, span) -> None:
         raise RuntimeError("the app's span processor is broken")
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 def test_a_raising_span_processor_never_reaches_the_app(fake: FakeOpenAI, client: openai.OpenAI, monkeypatch) -> None:
