@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from google.rpc.status_pb2 import Status
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from collector import exports, otlp, queries, reports
@@ -175,7 +175,9 @@ class CollectorApp:
     async def calls(self, request: Request) -> Response:
         def run(con: Any, params: dict[str, list[str]]) -> Any:
             limit = _whole_number(params, "limit", queries.DEFAULT_LIMIT)
-            return queries.calls(con, queries.Filters.from_params(params), limit, _single(params, "cursor", None))
+            filters = queries.Filters.from_params(params)
+            cursor = _single(params, "cursor", None)
+            return queries.calls(con, filters, limit, cursor, _single(params, "order", "newest"))
 
         return await self._query(request, run)
 
@@ -202,18 +204,22 @@ class CollectorApp:
         kind = _single(params, "kind", "finance")
         period = _single(params, "period", "day")
 
-        def render() -> str:
-            # Rendered whole in a worker thread: a DuckDB cursor stays on the thread that made it.
-            filters = queries.Filters.from_params(params)
-            return "".join(exports.export_csv(self._reader(), filters, kind, period))
-
         try:
-            text = await run_in_threadpool(render)
+            filters = queries.Filters.from_params(params)
+            exports.check(kind, period)
         except queries.QueryError as error:
             return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
-        filename = f"llmledger-{kind}.csv"
-        headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-        return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
+
+        def chunks() -> Iterator[str]:
+            # Its own cursor: the chunks are produced on whichever worker thread Starlette iterates them in.
+            cursor = self.store.reader()
+            try:
+                yield from exports.export_csv(cursor, filters, kind, period)
+            finally:
+                cursor.close()
+
+        headers = {"Content-Disposition": f'attachment; filename="llmledger-{kind}.csv"'}
+        return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 class _RequestTiming:

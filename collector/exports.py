@@ -68,12 +68,16 @@ def _fetch(result: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
         yield from batch
 
 
-def export_csv(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, period: str = "day") -> Iterator[str]:
-    """The finance roll-up (period x team x service x model x feature) or every raw call, as CSV text chunks."""
+def check(kind: str, period: str) -> None:
     if kind not in KINDS:
         raise QueryError("kind", f"{kind!r} is not one of {', '.join(KINDS)}")
     if period not in PERIODS:
         raise QueryError("period", f"{period!r} is not one of {', '.join(PERIODS)}")
+
+
+def export_csv(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, period: str = "day") -> Iterator[str]:
+    """The finance roll-up (period x team x service x model x feature) or every raw call, as CSV text chunks."""
+    check(kind, period)
     where, params = filters.where()
     if kind == "calls":
         result = con.execute(f"SELECT * FROM llm_calls{where} ORDER BY start_time, trace_id, span_id", params)

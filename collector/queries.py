@@ -204,24 +204,36 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str, str]:
         raise QueryError("cursor", "is not a cursor this API returned") from None
 
 
+ORDERS = {
+    "newest": "start_time DESC, trace_id DESC, span_id DESC",
+    "slowest": "duration_ms DESC NULLS LAST, trace_id DESC, span_id DESC",
+}
+
+
 def calls(
-    con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    order: str = "newest",
 ) -> dict[str, Any]:
+    """Calls newest first, paged by cursor; or the slowest (`order=slowest`, one page, no cursor)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"must be between 1 and {MAX_LIMIT}")
+    if order not in ORDERS:
+        raise QueryError("order", f"{order!r} is not one of {', '.join(ORDERS)}")
+    if cursor and order != "newest":
+        raise QueryError("cursor", "paging is only for order=newest")
     where, params = filters.where()
     if cursor:
         moment, trace_id, span_id = _decode_cursor(cursor)
         keyset = "(start_time < ? OR (start_time = ? AND (trace_id < ? OR (trace_id = ? AND span_id < ?))))"
         where = f"{where} AND {keyset}" if where else f" WHERE {keyset}"
         params += [moment, moment, trace_id, trace_id, span_id]
-    result = con.execute(
-        f"SELECT * FROM llm_calls{where} ORDER BY start_time DESC, trace_id DESC, span_id DESC LIMIT ?",
-        [*params, limit + 1],
-    )
+    result = con.execute(f"SELECT * FROM llm_calls{where} ORDER BY {ORDERS[order]} LIMIT ?", [*params, limit + 1])
     names = [column[0] for column in result.description]
     rows = [dict(zip(names, values, strict=True)) for values in result.fetchall()]
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit and order == "newest" else None
     return {
         "calls": [{name: jsonable(row[name]) for name in COLUMN_NAMES} for row in rows[:limit]],
         "next_cursor": next_cursor,

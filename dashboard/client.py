@@ -144,9 +144,11 @@ def latency_histogram(api: str, token: str | None, params: Params, metric: str, 
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=200)
-def calls(api: str, token: str | None, params: Params, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
-    """`/api/v1/calls` (newest first): {"calls": DataFrame of llm_calls rows as sent, "next_cursor"}."""
-    query = [*params, ("limit", str(limit))]
+def calls(
+    api: str, token: str | None, params: Params, limit: int = 100, cursor: str | None = None, order: str = "newest"
+) -> dict[str, Any]:
+    """`/api/v1/calls` (newest first, or `order="slowest"`): {"calls": DataFrame of rows as sent, "next_cursor"}."""
+    query = [*params, ("limit", str(limit)), ("order", order)]
     if cursor:
         query.append(("cursor", cursor))
     body = _json(api, token, "/api/v1/calls", query)

@@ -366,9 +366,20 @@ def test_query_filters_pagination_and_timeseries(collector: RunningCollector) ->
     assert Decimal(cost["points"][0]["value"]) == Decimal(collector.get("/api/v1/summary")["cost_usd"])
 
 
+def test_slowest_calls(collector: RunningCollector) -> None:
+    request = request_with([chat_attributes(**{sc.REQUEST_ID: f"req_{i}"}) for i in range(5)])
+    for index, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+        span.end_time_unix_nano = span.start_time_unix_nano + (index * 7 % 5 + 1) * 100_000_000
+    post(collector, request.SerializeToString(), **PROTOBUF)
+    slowest = collector.get("/api/v1/calls", order="slowest", limit=3)
+    assert [call["duration_ms"] for call in slowest["calls"]] == [500.0, 400.0, 300.0]
+    assert slowest["next_cursor"] is None
+
+
 @pytest.mark.parametrize(
     ("path", "params", "parameter"),
     [
+        ("/api/v1/calls", {"order": "cheapest"}, "order"),
         ("/api/v1/summary", {"from": "yesterday"}, "from"),
         ("/api/v1/summary", {"status": "broken"}, "status"),
         ("/api/v1/summary", {"from": "2025-01-02", "to": "2025-01-01"}, "from"),
