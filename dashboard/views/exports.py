@@ -31,13 +31,18 @@ def curl(api: str, token: str | None, url: str, file_name: str) -> str:
 
 
 def download(context: ui.Context, selection: filters.Selection, kind: str, period: str | None, label: str) -> None:
-    """A download button that fetches the CSV only when clicked, and the curl line that does the same."""
+    """A download button and the curl line that does the same. The finance roll-up is small and fetched with
+    the page (a file fetched on click can go stale when the page reruns first); raw calls only on click."""
     api, token, params = context.api, context.token, selection.params()
     stamp = f"{selection.start:%Y%m%d}-{selection.end:%Y%m%d}"
     file_name = f"llmledger-{kind}-{stamp}.csv"
+    if kind == "finance":
+        data: bytes | object = client.finance_csv(api, token, params, period or "day")
+    else:
+        data = lambda: client.export_csv(api, token, params, kind, period)  # noqa: E731 - fetched on click
     st.download_button(
         label,
-        data=lambda: client.export_csv(api, token, params, kind, period),
+        data=data,
         file_name=file_name,
         mime="text/csv",
         icon=":material/download:",
