@@ -38,6 +38,12 @@ METRICS: dict[str, str] = {
     "latency_p99_ms": "quantile_cont(duration_ms, 0.99)",
     "ttft_p95_ms": "quantile_cont(ttft_ms, 0.95)",
 }
+PERCENTILE_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p95_ms"})
+# Above this many calls, percentiles come from a system sample of about SAMPLE_ROWS calls (whole vectors of
+# ~2k consecutive rows): at 200k sampled calls a p95 lands within about +-0.1 percentile points of exact.
+# Counts, tokens and costs are always exact.
+SAMPLE_ABOVE = 1_000_000
+SAMPLE_ROWS = 200_000
 # Time-series-only metrics (not in the summary).
 SERIES_ONLY_METRICS: dict[str, str] = {
     "retried_requests": "count(*) FILTER (WHERE attempts > 1)",
@@ -57,6 +63,7 @@ GROUPS: dict[str, str] = {
     "error_type": "error_type",
     "operation": "operation",
 }
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BUCKETS: dict[str, timedelta] = {
     "1m": timedelta(minutes=1),
     "5m": timedelta(minutes=5),
@@ -143,11 +150,30 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def sample_clause(calls: int) -> str:
+    """`USING SAMPLE` for percentiles over `calls` rows, or "" for exact ones (the percent is ours, not input)."""
+    if calls <= SAMPLE_ABOVE:
+        return ""
+    return f" USING SAMPLE {min(100.0, 100.0 * SAMPLE_ROWS / calls):.4f}% (system, 1)"
+
+
 def summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, Any]:
+    """Every summary field: exact sums and counts; percentiles exact, or sampled over a million calls."""
     where, params = filters.where()
-    select = ", ".join(f"{sql} AS {name}" for name, sql in METRICS.items())
+    sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS}
+    select = ", ".join(f"{sql} AS {name}" for name, sql in sums.items())
     row = con.execute(f"SELECT {select} FROM llm_calls{where}", params).fetchone()
-    return {name: jsonable(value) for name, value in zip(METRICS, row, strict=True)}
+    result = dict(zip(sums, row, strict=True))
+    sample = sample_clause(result["requests"])
+    latency, ttft_p95 = con.execute(
+        f"SELECT quantile_cont(duration_ms, [0.5, 0.95, 0.99]), quantile_cont(ttft_ms, 0.95) "
+        f"FROM llm_calls{where}{sample}",
+        params,
+    ).fetchone()
+    result["latency_p50_ms"], result["latency_p95_ms"], result["latency_p99_ms"] = latency or (None, None, None)
+    result["ttft_p95_ms"] = ttft_p95
+    result["percentiles_sampled"] = bool(sample)
+    return {name: jsonable(value) for name, value in result.items()}
 
 
 def choose_bucket(con: duckdb.DuckDBPyConnection, filters: Filters, bucket: str) -> str:
@@ -179,16 +205,27 @@ def timeseries(
         raise QueryError("group_by", f"{group_by!r} is not one of {', '.join(GROUPS)}")
     bucket = choose_bucket(con, filters, bucket)
     where, params = filters.where()
-    width_seconds = int(BUCKETS[bucket].total_seconds())
+    width_ms = int(BUCKETS[bucket].total_seconds() * 1000)
     group_sql = GROUPS[group_by] if group_by else "NULL"
     value_sql = SERIES_METRICS[metric]
+    sample = ""
+    if metric in PERCENTILE_METRICS:
+        sample = sample_clause(con.execute(f"SELECT count(*) FROM llm_calls{where}", params).fetchone()[0])
+    # Integer buckets of epoch milliseconds: UTC-aligned (the epoch is a UTC midnight) and ~6x faster than
+    # time_bucket() on TIMESTAMPTZ, which goes through the ICU time zone code.
     rows = con.execute(
-        f"SELECT time_bucket(to_seconds(?), start_time) AS bucket, {group_sql} AS grp, {value_sql} AS value "
-        f"FROM llm_calls{where} GROUP BY ALL ORDER BY bucket, grp NULLS FIRST",
-        [width_seconds, *params],
+        f"SELECT epoch_ms(start_time) // ? AS bucket, {group_sql} AS grp, {value_sql} AS value "
+        f"FROM llm_calls{where} GROUP BY ALL{sample} ORDER BY bucket, grp NULLS FIRST",
+        [width_ms, *params],
     ).fetchall()
-    points = [{"time": jsonable(time), "group": group, "value": jsonable(value)} for time, group, value in rows]
-    return {"metric": metric, "bucket": bucket, "group_by": group_by, "points": points}
+    points = [
+        {"time": jsonable(_EPOCH + timedelta(milliseconds=index * width_ms)), "group": group, "value": jsonable(value)}
+        for index, group, value in rows
+    ]
+    result = {"metric": metric, "bucket": bucket, "group_by": group_by, "points": points}
+    if metric in PERCENTILE_METRICS:
+        result["percentiles_sampled"] = bool(sample)
+    return result
 
 
 def _encode_cursor(row: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 
 from collector.pricebook import COST_QUANTUM
-from collector.queries import GROUPS, METRICS, Filters, QueryError, jsonable
+from collector.queries import GROUPS, METRICS, PERCENTILE_METRICS, Filters, QueryError, jsonable, sample_clause
 from llmledger import pricing
 
 MAX_GROUPS = 1000
@@ -23,18 +23,35 @@ def breakdown(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, l
     if not 1 <= limit <= MAX_GROUPS:
         raise QueryError("limit", f"must be between 1 and {MAX_GROUPS}")
     where, params = filters.where()
-    select = ", ".join(f"{sql} AS {name}" for name, sql in METRICS.items())
+    sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS}
+    select = ", ".join(f"{sql} AS {name}" for name, sql in sums.items())
     result = con.execute(
         f"SELECT {GROUPS[group_by]} AS grp, {select} FROM llm_calls{where} "
         "GROUP BY ALL ORDER BY cost_usd DESC, requests DESC, grp NULLS LAST LIMIT ?",
         [*params, limit],
     )
-    names = ["group", *METRICS]
+    names = ["group", *sums]
     groups = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    percentiles = _group_percentiles(con, where, params, group_by, sum(group["requests"] for group in groups))
+    for group in groups:
+        p50, p95, p99, ttft_p95 = percentiles.get(group["group"], (None, None, None, None))
+        group.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99, ttft_p95_ms=ttft_p95)
     savings = _cached_savings(con, filters, group_by)
     for group in groups:
         group["cached_input_savings_usd"] = savings.get(group["group"], Decimal(0)).quantize(COST_QUANTUM)
     return {"group_by": group_by, "groups": [{key: jsonable(value) for key, value in g.items()} for g in groups]}
+
+
+def _group_percentiles(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[Any], group_by: str, calls: int
+) -> dict[Any, tuple[Any, ...]]:
+    """p50/p95/p99 latency and p95 time to first token per group (sampled above a million calls)."""
+    rows = con.execute(
+        f"SELECT {GROUPS[group_by]} AS grp, quantile_cont(duration_ms, [0.5, 0.95, 0.99]), "
+        f"quantile_cont(ttft_ms, 0.95) FROM llm_calls{where} GROUP BY ALL{sample_clause(calls)}",
+        params,
+    ).fetchall()
+    return {group: (*(latency or (None, None, None)), ttft) for group, latency, ttft in rows}
 
 
 def _cached_savings(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str) -> dict[Any, Decimal]:
@@ -58,15 +75,18 @@ def _cached_savings(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: 
 
 
 def latency_histogram(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bins: int = 30) -> dict[str, Any]:
-    """Equal-width bins between the fastest and the 99.9th-percentile call (the rest in the last bin)."""
+    """Equal-width bins between the fastest and the 99.9th-percentile call (the rest in the last bin); over a
+    million calls the two bounds come from a sample, the counts never do."""
     if metric not in HISTOGRAM_METRICS:
         raise QueryError("metric", f"{metric!r} is not one of {', '.join(HISTOGRAM_METRICS)}")
     if not 1 <= bins <= MAX_BINS:
         raise QueryError("bins", f"must be between 1 and {MAX_BINS}")
     where, params = filters.where()
     extra = " AND " if where else " WHERE "
+    calls = con.execute(f"SELECT count({metric}) FROM llm_calls{where}", params).fetchone()[0]
     low, high = con.execute(
-        f"SELECT min({metric}), quantile_cont({metric}, 0.999) FROM llm_calls{where}{extra}{metric} IS NOT NULL",
+        f"SELECT min({metric}), quantile_cont({metric}, 0.999) FROM llm_calls{where}{extra}{metric} IS NOT NULL"
+        f"{sample_clause(calls)}",
         params,
     ).fetchone()
     if low is None:
@@ -74,8 +94,8 @@ def latency_histogram(con: duckdb.DuckDBPyConnection, filters: Filters, metric: 
     width = max((high - low) / bins, 1e-9)
     counts = dict(
         con.execute(
-            f"SELECT least(floor(({metric} - ?) / ?), ?)::INTEGER AS bin, count(*) FROM llm_calls{where}{extra}"
-            f"{metric} IS NOT NULL GROUP BY bin",
+            f"SELECT greatest(least(floor(({metric} - ?) / ?), ?), 0)::INTEGER AS bin, count(*) "
+            f"FROM llm_calls{where}{extra}{metric} IS NOT NULL GROUP BY bin",
             [low, width, bins - 1, *params],
         ).fetchall()
     )
