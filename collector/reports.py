@@ -12,6 +12,7 @@ from collector.queries import GROUPS, METRICS, PERCENTILE_METRICS, Filters, Quer
 from llmledger import pricing
 
 MAX_GROUPS = 1000
+SMALL_GROUP = 50_000  # groups up to this many calls get exact percentiles
 HISTOGRAM_METRICS = ("duration_ms", "ttft_ms")
 MAX_BINS = 200
 
@@ -32,20 +33,41 @@ def breakdown(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, l
     )
     names = ["group", *sums]
     groups = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-    percentiles = _group_percentiles(con, where, params, group_by, sum(group["requests"] for group in groups))
+    # Percentiles and savings only for the groups shown; small groups exactly (a sample could miss them).
+    large = [g["group"] for g in groups if g["requests"] > SMALL_GROUP]
+    small = [g["group"] for g in groups if g["requests"] <= SMALL_GROUP]
+    percentiles = {
+        **_group_percentiles(con, filters, group_by, large, sum(g["requests"] for g in groups if g["group"] in large)),
+        **_group_percentiles(con, filters, group_by, small, 0),
+    }
     for group in groups:
         p50, p95, p99, ttft_p95 = percentiles.get(group["group"], (None, None, None, None))
         group.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99, ttft_p95_ms=ttft_p95)
-    savings = _cached_savings(con, filters, group_by)
+    savings = _cached_savings(con, filters, group_by, [g["group"] for g in groups])
     for group in groups:
         group["cached_input_savings_usd"] = savings.get(group["group"], Decimal(0)).quantize(COST_QUANTUM)
     return {"group_by": group_by, "groups": [{key: jsonable(value) for key, value in g.items()} for g in groups]}
 
 
+def _in_groups(filters: Filters, group_by: str, values: list[Any]) -> tuple[str, list[Any]]:
+    """The filters' WHERE, narrowed to these groups (bound values; NULL is a group too)."""
+    where, params = filters.where()
+    column = GROUPS[group_by]
+    named = [value for value in values if value is not None]
+    options = [f"{column} IN ({', '.join('?' * len(named))})"] if named else []
+    if None in values:
+        options.append(f"{column} IS NULL")
+    clause = "(" + " OR ".join(options) + ")"
+    return (f"{where} AND {clause}" if where else f" WHERE {clause}"), [*params, *named]
+
+
 def _group_percentiles(
-    con: duckdb.DuckDBPyConnection, where: str, params: list[Any], group_by: str, calls: int
+    con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, values: list[Any], calls: int
 ) -> dict[Any, tuple[Any, ...]]:
     """p50/p95/p99 latency and p95 time to first token per group (sampled above a million calls)."""
+    if not values:
+        return {}
+    where, params = _in_groups(filters, group_by, values)
     rows = con.execute(
         f"SELECT {GROUPS[group_by]} AS grp, quantile_cont(duration_ms, [0.5, 0.95, 0.99]), "
         f"quantile_cont(ttft_ms, 0.95) FROM llm_calls{where} GROUP BY ALL{sample_clause(calls)}",
@@ -54,14 +76,17 @@ def _group_percentiles(
     return {group: (*(latency or (None, None, None)), ttft) for group, latency, ttft in rows}
 
 
-def _cached_savings(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str) -> dict[Any, Decimal]:
+def _cached_savings(
+    con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, values: list[Any]
+) -> dict[Any, Decimal]:
     """Per group: cached input tokens x (input rate - cached rate), from the same rates the book prices with."""
-    where, params = filters.where()
-    extra = " AND " if where else " WHERE "
+    if not values:
+        return {}
+    where, params = _in_groups(filters, group_by, values)
     rows = con.execute(
         f"SELECT {GROUPS[group_by]} AS grp, coalesce(response_model, request_model) AS model, service_tier, "
         f"coalesce(batch, false) AS batch, max(start_time) AS day, sum(cached_input_tokens) AS cached "
-        f"FROM llm_calls{where}{extra}cached_input_tokens > 0 AND cost_source = 'collector' GROUP BY ALL",
+        f"FROM llm_calls{where} AND cached_input_tokens > 0 AND cost_source = 'collector' GROUP BY ALL",
         params,
     ).fetchall()
     savings: dict[Any, Decimal] = {}
