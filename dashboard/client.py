@@ -172,12 +172,6 @@ def export_url(api: str, params: Params, kind: str, period: str | None = None) -
     return f"{api}/api/v1/export.csv?{urlencode(export_query(params, kind, period))}"
 
 
-@st.cache_data(ttl=TTL, show_spinner=False, max_entries=20)
-def finance_csv(api: str, token: str | None, params: Params, period: str) -> bytes:
-    """The finance roll-up CSV (one row per period x team x service x model x feature: small)."""
-    return export_csv(api, token, params, "finance", period)
-
-
 def export_csv(api: str, token: str | None, params: Params, kind: str, period: str | None = None) -> bytes:
     """`/api/v1/export.csv` as bytes. Not cached: exports can be large and are fetched only when asked for."""
     return _get(api, token, "/api/v1/export.csv", export_query(params, kind, period)).content

@@ -115,6 +115,8 @@ def test_finance_csv_download_matches_the_summary(demo, browser: Browser, tmp_pa
     _settle(page)
     page.locator('[data-testid="stSidebarNav"] a', has_text="Exports").click()
     _settle(page)
+    page.get_by_role("button", name="Prepare finance CSV").click()
+    _settle(page)
     button = page.locator('[data-testid="stDownloadButton"] button').first
     with page.expect_download() as download_info:
         button.click()

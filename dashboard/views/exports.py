@@ -31,23 +31,32 @@ def curl(api: str, token: str | None, url: str, file_name: str) -> str:
 
 
 def download(context: ui.Context, selection: filters.Selection, kind: str, period: str | None, label: str) -> None:
-    """A download button and the curl line that does the same. The finance roll-up is small and fetched with
-    the page (a file fetched on click can go stale when the page reruns first); raw calls only on click."""
+    """Prepare the CSV on request (an export can take a moment), then offer it; and the curl line for scripts.
+
+    The prepared bytes are kept in the session for this exact range, filters and period, so the download
+    button still works after the reruns that Streamlit makes between showing it and the click."""
     api, token, params = context.api, context.token, selection.params()
     stamp = f"{selection.start:%Y%m%d}-{selection.end:%Y%m%d}"
     file_name = f"llmledger-{kind}-{stamp}.csv"
-    if kind == "finance":
-        data: bytes | object = client.finance_csv(api, token, params, period or "day")
-    else:
-        data = lambda: client.export_csv(api, token, params, kind, period)  # noqa: E731 - fetched on click
-    st.download_button(
-        label,
-        data=data,
-        file_name=file_name,
-        mime="text/csv",
-        icon=":material/download:",
-        key=f"download_{kind}",
-    )
+    key = f"prepared_{kind}"
+    # What the user chose, not the exact from/to: a relative window slides with every rerun.
+    wanted = (st.session_state.get("export_range"), tuple(selection.filters), period, f"{selection.start:%Y%m%d%H}")
+    prepared = st.session_state.get(key)
+    if prepared is not None and prepared[0] != wanted:
+        prepared = None
+    if prepared is None and st.button(f"Prepare {kind} CSV", key=f"prepare_{kind}", icon=":material/table_view:"):
+        with st.spinner("Exporting…"):
+            prepared = (wanted, client.export_csv(api, token, params, kind, period))
+        st.session_state[key] = prepared
+    if prepared is not None:
+        st.download_button(
+            label,
+            data=prepared[1],
+            file_name=file_name,
+            mime="text/csv",
+            icon=":material/download:",
+            key=f"download_{kind}",
+        )
     st.code(curl(api, token, client.export_url(api, params, kind, period), file_name), language="bash", wrap_lines=True)
 
 
