@@ -29,6 +29,7 @@ from collector.normalize import normalize
 from collector.pricebook import PriceBook
 from collector.store import Store
 from llmledger import semconv as sc
+from llmledger.testing.waiting import wait_until_ok
 
 MODELS = ["gpt-4o-mini", "gpt-4.1", "gpt-5-mini", "text-embedding-3-small", "o3-mini", "gpt-4o"]
 
@@ -143,15 +144,8 @@ def over_http(bodies: list[bytes], db: Path, senders: int, spans: int) -> tuple[
     url = f"http://127.0.0.1:{port}"
     retried = 0
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                time.sleep(0.1)
-            if time.monotonic() > deadline:
-                raise RuntimeError("collector did not start")
+        if not wait_until_ok(f"{url}/healthz", 60):
+            raise RuntimeError("collector did not start")
 
         def send(chunk: list[bytes]) -> int:
             nonlocal retried

@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx2
-
 from collector.server import Collector
 from dashboard.launch import start_dashboard, stop
+from llmledger.testing.waiting import wait_until_ok
 from sample_data import DEMO_FILE
 
 log = logging.getLogger("llmledger")
@@ -55,7 +54,7 @@ def demo(args: argparse.Namespace) -> int:
     stopping = threading.Event()
 
     def feed() -> None:
-        if not _wait_healthy(api, stopping):
+        if not wait_until_ok(f"{api}/healthz", 60, interval=0.2, stop=stopping):
             return
         started = time.monotonic()
         result = load_file(DEMO_FILE, api)
@@ -70,15 +69,3 @@ def demo(args: argparse.Namespace) -> int:
     log.info("demo database %s", args.db)
     feeder = threading.Thread(target=feed, name="llmledger-demo-app", daemon=True)
     return up(args, after_start=feeder, before_shutdown=stop_feeding)
-
-
-def _wait_healthy(api: str, stopping: threading.Event, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while not stopping.is_set() and time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"{api}/healthz", timeout=2).status_code == 200:
-                return True
-        except httpx2.TransportError:
-            pass
-        stopping.wait(0.2)
-    return False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import httpx2
 
 from collector.options import add_arguments
 from collector.server import Collector
+from llmledger.testing.waiting import wait_until_ok
 
 
 class RunningCollector:
@@ -29,16 +29,8 @@ class RunningCollector:
         self.thread = threading.Thread(target=self.collector.serve, kwargs={"sock": self.sock}, daemon=True)
         self.thread.start()
         self.http = httpx2.Client(base_url=self.url, timeout=30)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if self.http.get("/healthz").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("collector did not become healthy")
-            time.sleep(0.05)
+        if not wait_until_ok(f"{self.url}/healthz", 20, interval=0.05, alive=self.thread.is_alive):
+            raise RuntimeError("collector did not become healthy")
 
     @property
     def grpc_target(self) -> str:

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import httpx2
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from dashboard.launch import start_dashboard, stop
 from llmledger.replay import load_file
+from llmledger.testing.waiting import wait_until_ok
 from sample_data import DEMO_FILE
 
 from .collector_harness import RunningCollector
@@ -49,15 +49,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningColl
     dashboard = start_dashboard(collector.url, "127.0.0.1", port)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(f"{url}/_stcore/health").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, "dashboard did not start"
-            time.sleep(0.2)
+        assert wait_until_ok(f"{url}/_stcore/health", 60), "dashboard did not start"
         yield collector, url
     finally:
         stop(dashboard)

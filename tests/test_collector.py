@@ -33,6 +33,7 @@ from llmledger import pricing
 from llmledger import semconv as sc
 from llmledger.context import hash_user
 from llmledger.testing.fake_openai import FakeOpenAI
+from llmledger.testing.waiting import wait_until_ok
 
 from .collector_harness import RunningCollector
 from .conftest import make_client
@@ -446,15 +447,7 @@ def test_cli_collector_commits_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, "collector did not start"
-            time.sleep(0.1)
+        assert wait_until_ok(f"{url}/healthz", 30), "collector did not start"
         body = request_with([chat_attributes(**{sc.REQUEST_ID: f"req_{i}"}) for i in range(50)]).SerializeToString()
         assert httpx2.post(f"{url}/v1/traces", content=body, headers=PROTOBUF).status_code == 200
         process.send_signal(signal.SIGTERM)
