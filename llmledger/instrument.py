@@ -39,6 +39,7 @@ _active: contextvars.ContextVar[tuple[_Instrumentation, CallRecorder] | None] = 
     "llmledger_active_call", default=None
 )
 _PATCHED_METHODS = ("request", "_send_request")
+_COPY_METHODS = ("copy", "with_options")
 _RAW_RESPONSE_TYPES = (BaseAPIResponse, LegacyAPIResponse)
 
 
@@ -296,18 +297,38 @@ def _patch_client(client: Any, inst: _Instrumentation) -> Callable[[], None]:
     base = AsyncAPIClient if isinstance(client, AsyncAPIClient) else SyncAPIClient
     if not isinstance(client, base):
         raise TypeError(f"instrument() expects an openai client, got {type(client).__name__}")
+    # The handle must not keep clients (and their connections) alive: weak references only.
+    patched: weakref.WeakSet[Any] = weakref.WeakSet()
+    _patch_one(client, inst, base, patched)
+
+    def undo() -> None:
+        for target in list(patched):
+            for name in (*_PATCHED_METHODS, *_COPY_METHODS):
+                target.__dict__.pop(name, None)
+
+    return undo
+
+
+def _patch_one(client: Any, inst: _Instrumentation, base: type, patched: weakref.WeakSet[Any]) -> None:
     # Look the originals up on the client's class at call time, so a process-wide patch applied or
     # undone later stays in the chain.
     original = {name: _class_method(name) for name in _PATCHED_METHODS}
     for name, function in _methods_for(base, original, inst).items():
         setattr(client, name, types.MethodType(function, client))
+    # `with_options()` / `copy()` make new clients: they are instrumented too, under the same handle.
+    for name in _COPY_METHODS:
+        if hasattr(type(client), name):
+            setattr(client, name, types.MethodType(_copying(name, inst, base, patched), client))
+    patched.add(client)
 
-    client_ref = weakref.ref(client)  # the handle must not keep the client (and its connections) alive
 
-    def undo() -> None:
-        target = client_ref()
-        if target is not None:
-            for name in _PATCHED_METHODS:
-                target.__dict__.pop(name, None)
+def _copying(name: str, inst: _Instrumentation, base: type, patched: weakref.WeakSet[Any]) -> Callable[..., Any]:
+    def copy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        new = getattr(type(self), name)(self, *args, **kwargs)
+        try:
+            _patch_one(new, inst, base, patched)
+        except Exception as exc:  # noqa: BLE001
+            diagnostics.internal_error("instrument copy", exc)
+        return new
 
-    return undo
+    return copy

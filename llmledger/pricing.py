@@ -6,7 +6,7 @@ rates for the cost estimate it puts on each span (DESIGN.md, Storage).
 
 from __future__ import annotations
 
-import threading
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -105,23 +105,16 @@ def load_rates(model: str, context: dict[str, str] | None, when: datetime) -> Ra
     )
 
 
-_cache: dict[tuple[str, str | None, bool, date], Rates | None] = {}
-_lock = threading.Lock()
-
-
 def rates_for(model: str, service_tier: str | None, batch: bool = False, when: datetime | None = None) -> Rates | None:
     """Cached `load_rates` for the UTC day of `when` (default today), so historical prices apply."""
-    when = when or datetime.now(tz=UTC)
-    key = (model, service_tier, batch, when.date())
-    try:
-        return _cache[key]
-    except KeyError:
-        pass
-    with _lock:
-        if key not in _cache:
-            noon = datetime(when.year, when.month, when.day, 12, tzinfo=UTC)
-            _cache[key] = load_rates(model, price_context(service_tier, batch), noon)
-        return _cache[key]
+    return _rates_on((when or datetime.now(tz=UTC)).date(), model, service_tier, batch)
+
+
+# Bounded: model names come from spans, and a stream of made-up names must not grow memory forever.
+@functools.lru_cache(maxsize=4096)
+def _rates_on(day: date, model: str, service_tier: str | None, batch: bool) -> Rates | None:
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    return load_rates(model, price_context(service_tier, batch), noon)
 
 
 def estimate_cost(

@@ -274,3 +274,19 @@ def test_instrumenting_one_client_does_not_keep_it_alive(fake: FakeOpenAI, spans
     gc.collect()
     assert ref() is None
     handle.uninstrument()
+
+
+def test_one_client_follows_its_copies(fake: FakeOpenAI, spans) -> None:
+    with make_client(fake) as watched:
+        handle = llmledger.instrument(watched, tracer_provider=spans.provider)
+        fast = watched.with_options(timeout=5.0)
+        fast.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        watched.copy(max_retries=0).with_options(timeout=7.0).embeddings.create(
+            model="text-embedding-3-small", input="x"
+        )
+        handle.uninstrument()
+        fast.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    chat, embedding = spans.finished()
+    assert chat.attributes[sc.CLIENT_TIMEOUT_S] == 5.0
+    assert embedding.attributes[sc.CLIENT_TIMEOUT_S] == 7.0
+    assert embedding.attributes[sc.CLIENT_MAX_RETRIES] == 0
