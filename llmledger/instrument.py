@@ -52,7 +52,7 @@ class _Instrumentation:
         self.stream_usage = stream_usage
 
     def begin(self, client: Any, options: Any, stream: bool) -> tuple[CallRecorder | None, Any, bool]:
-        """Start the span for a call if it is an instrumented operation; maybe ask for stream usage."""
+        """Start recording a call if it is an instrumented operation; maybe ask for stream usage."""
         if options.method != "post" or _active.get() is not None:
             return None, options, False
         endpoint = ENDPOINTS.get(options.url)
