@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from google.rpc.status_pb2 import Status
@@ -24,6 +25,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from collector import exports, otlp, queries, reports
+from collector.alert_rules import Rule, RuleError, parse_rule
+from collector.alert_store import AlertStore
 from collector.ingest import Ingest, response_for
 from collector.metrics import Metrics
 from collector.store import Store
@@ -33,9 +36,73 @@ RETRY_AFTER_SECONDS = "1"
 log = logging.getLogger("llmledger.collector")
 
 
-class CollectorApp:
+class _AlertRoutes:
+    """Alert rules CRUD and events; changes go through the store's one writing connection."""
+
+    store: Store
+    alerts: AlertStore
+    _reader: Callable[[], Any]
+
+    async def _rule_from(self, request: Request) -> Rule | Response:
+        try:
+            payload = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "body is not valid JSON", "field": "body"}, 400)
+        try:
+            return parse_rule(payload)
+        except RuleError as error:
+            return JSONResponse({"error": error.message, "field": error.field}, 422)
+
+    async def list_rules(self, request: Request) -> Response:
+        return JSONResponse({"rules": await run_in_threadpool(lambda: self.alerts.shown(self._reader()))})
+
+    async def get_rule(self, request: Request) -> Response:
+        rule_id = request.path_params["rule_id"]
+        shown = await run_in_threadpool(lambda: self.alerts.shown(self._reader(), rule_id))
+        return JSONResponse(shown[0]) if shown else JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
+
+    async def create_rule(self, request: Request) -> Response:
+        rule = await self._rule_from(request)
+        if isinstance(rule, Response):
+            return rule
+        rule_id = await run_in_threadpool(self.alerts.create, rule, datetime.now(tz=UTC))
+        return JSONResponse({"id": rule_id}, 201)
+
+    async def update_rule(self, request: Request) -> Response:
+        rule = await self._rule_from(request)
+        if isinstance(rule, Response):
+            return rule
+        rule_id = request.path_params["rule_id"]
+        if not await run_in_threadpool(self.alerts.update, rule_id, rule, datetime.now(tz=UTC)):
+            return JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
+        return JSONResponse({"id": rule_id})
+
+    async def delete_rule(self, request: Request) -> Response:
+        rule_id = request.path_params["rule_id"]
+        if not await run_in_threadpool(self.alerts.delete, rule_id):
+            return JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
+        return Response(status_code=204)
+
+    async def alert_events(self, request: Request) -> Response:
+        params = _params(request)
+        try:
+            limit = _whole_number(params, "limit", 100)
+            rule_text = _single(params, "rule_id", None)
+            if rule_text is not None and not (rule_text.isascii() and rule_text.isdigit()):
+                raise queries.QueryError("rule_id", f"{rule_text!r} is not a rule id")
+            if not 1 <= limit <= queries.MAX_LIMIT:
+                raise queries.QueryError("limit", f"must be between 1 and {queries.MAX_LIMIT}")
+        except queries.QueryError as error:
+            return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
+        rule_id = int(rule_text) if rule_text is not None else None
+        events = await run_in_threadpool(lambda: self.alerts.events(self._reader(), limit, rule_id))
+        return JSONResponse({"events": events})
+
+
+class CollectorApp(_AlertRoutes):
     def __init__(self, store: Store, ingest: Ingest, metrics: Metrics, *, max_body_bytes: int) -> None:
         self.store = store
+        self.alerts = AlertStore(store)
         self.ingest = ingest
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -55,6 +122,12 @@ class CollectorApp:
             Route("/api/v1/breakdown", self.breakdown, methods=["GET"]),
             Route("/api/v1/latency_histogram", self.latency_histogram, methods=["GET"]),
             Route("/api/v1/export.csv", self.export_csv, methods=["GET"]),
+            Route("/api/v1/alert-rules", self.list_rules, methods=["GET"]),
+            Route("/api/v1/alert-rules", self.create_rule, methods=["POST"]),
+            Route("/api/v1/alert-rules/{rule_id:int}", self.get_rule, methods=["GET"]),
+            Route("/api/v1/alert-rules/{rule_id:int}", self.update_rule, methods=["PUT"]),
+            Route("/api/v1/alert-rules/{rule_id:int}", self.delete_rule, methods=["DELETE"]),
+            Route("/api/v1/alert-events", self.alert_events, methods=["GET"]),
         ]
         known_paths = frozenset(route.path for route in routes)
         timing = Middleware(_RequestTiming, metrics=self.metrics, known_paths=known_paths)

@@ -18,8 +18,29 @@ def m001_llm_calls(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE llm_calls (\n    {columns},\n    PRIMARY KEY (trace_id, span_id)\n)")
 
 
+def m002_alerts(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SEQUENCE alert_rule_ids START 1")
+    con.execute("CREATE SEQUENCE alert_event_ids START 1")
+    con.execute(
+        "CREATE TABLE alert_rules (id BIGINT PRIMARY KEY DEFAULT nextval('alert_rule_ids'), name VARCHAR NOT NULL, "
+        'metric VARCHAR NOT NULL, "window" VARCHAR NOT NULL, op VARCHAR NOT NULL, threshold DOUBLE NOT NULL, '
+        "for_seconds INTEGER NOT NULL, filters VARCHAR NOT NULL, channels VARCHAR NOT NULL, enabled BOOLEAN NOT NULL, "
+        "min_requests INTEGER NOT NULL, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"
+    )
+    con.execute(
+        "CREATE TABLE alert_state (rule_id BIGINT PRIMARY KEY, state VARCHAR NOT NULL, since TIMESTAMPTZ NOT NULL, "
+        "value DOUBLE, requests BIGINT, evaluated_at TIMESTAMPTZ NOT NULL)"
+    )
+    con.execute(
+        "CREATE TABLE alert_events (id BIGINT PRIMARY KEY DEFAULT nextval('alert_event_ids'), rule_id BIGINT NOT NULL, "
+        "occurred_at TIMESTAMPTZ NOT NULL, from_state VARCHAR NOT NULL, to_state VARCHAR NOT NULL, value DOUBLE, "
+        "threshold DOUBLE NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
+    (2, "m002_alerts", m002_alerts),
 )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from collector.alert_engine import AlertEngine
 from collector.api import CollectorApp
 from collector.grpc_receiver import start_grpc
 from collector.ingest import Ingest
@@ -34,6 +35,7 @@ class Collector:
         self.writer = BatchWriter(self.store, self.metrics, max_pending_rows=args.max_pending_rows)
         self.ingest = Ingest(self.writer, self.metrics, PriceBook())
         self.app = CollectorApp(self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes)
+        self.alert_engine = AlertEngine(self.store, args.alert_interval)
         self.grpc_server = None
         self.grpc_port: int | None = None
         self.http_server: uvicorn.Server | None = None
@@ -50,6 +52,7 @@ class Collector:
             self.app.starlette(), host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
         )
         server = self.http_server = _Server(config)
+        self.alert_engine.start()
         self.app.ready = True
         log.info(
             "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d", self.store.path, args.host, args.port
@@ -68,6 +71,7 @@ class Collector:
 
     def shutdown(self) -> None:
         self.app.ready = False
+        self.alert_engine.stop()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()
         self.writer.close()

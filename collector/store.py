@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,18 @@ class Store:
             finally:
                 con.unregister("incoming_calls")
         return {(trace_id, span_id) for trace_id, span_id in inserted}
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The writing connection, in one transaction, for small changes (alert rules and state)."""
+        with self._write_lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                yield self._con
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one reading thread (DuckDB connections are not shared across threads)."""

@@ -408,7 +408,13 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
             "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'llm_calls'"
         ).fetchall()
         migrations = con.execute("SELECT id, name FROM _migrations").fetchall()
-    assert migrations == [(1, "m001_llm_calls")]
+        alert_tables = {
+            table: [name for (name,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table]
+            ).fetchall()]
+            for table in ("alert_rules", "alert_state", "alert_events")
+        }  # fmt: skip
+    assert migrations == [(1, "m001_llm_calls"), (2, "m002_alerts")]
     assert columns == [
         ("trace_id", "VARCHAR"), ("span_id", "VARCHAR"), ("parent_span_id", "VARCHAR"),
         ("start_time", "TIMESTAMP WITH TIME ZONE"), ("duration_ms", "DOUBLE"), ("ttft_ms", "DOUBLE"),
@@ -427,6 +433,12 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
         ("key_kind", "VARCHAR"), ("user_set", "BOOLEAN"), ("content_captured", "BOOLEAN"),
         ("content_redacted", "BOOLEAN"), ("tags", "VARCHAR"), ("source_dialect", "VARCHAR"),
     ]  # fmt: skip
+    assert alert_tables == {
+        "alert_rules": ["id", "name", "metric", "window", "op", "threshold", "for_seconds", "filters", "channels",
+                        "enabled", "min_requests", "created_at", "updated_at"],
+        "alert_state": ["rule_id", "state", "since", "value", "requests", "evaluated_at"],
+        "alert_events": ["id", "rule_id", "occurred_at", "from_state", "to_state", "value", "threshold"],
+    }  # fmt: skip
 
 
 def _free_port() -> int:

@@ -1,0 +1,133 @@
+"""Evaluating alert rules on the collector, every `--alert-interval` seconds, whether or not anyone watches.
+
+A rule moves ok → pending (condition true) → firing (true for `for`) → resolved (false again) → ok; a
+pending rule whose condition turns false goes back to ok. Every change is an event row with its value.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from collector.alert_rules import ROLLING_WINDOWS, Rule
+from collector.alert_store import AlertStore
+from collector.queries import METRICS, SERIES_ONLY_METRICS, Filters
+from collector.store import Store
+
+log = logging.getLogger("llmledger.collector")
+
+_SQL = {
+    "cost": METRICS["cost_usd"],
+    "error_rate": METRICS["error_rate"],
+    "errors": METRICS["errors"],
+    "requests": METRICS["requests"],
+    "latency_p95_ms": METRICS["latency_p95_ms"],
+    "latency_p99_ms": METRICS["latency_p99_ms"],
+    "ttft_p95_ms": METRICS["ttft_p95_ms"],
+    "ratelimit_headroom_requests_pct": SERIES_ONLY_METRICS["ratelimit_headroom_requests_pct"],
+    "ratelimit_headroom_tokens_pct": SERIES_ONLY_METRICS["ratelimit_headroom_tokens_pct"],
+    "cost_forecast_month": METRICS["cost_usd"],
+}
+
+
+def month_bounds(now: datetime) -> tuple[datetime, datetime]:
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def window_bounds(window: str, now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of a rule's window at `now`; calendar windows are UTC days and months so far."""
+    if window in ROLLING_WINDOWS:
+        return now - ROLLING_WINDOWS[window], now
+    if window == "day":
+        return datetime(now.year, now.month, now.day, tzinfo=UTC), now
+    return month_bounds(now)[0], now
+
+
+def measure(con: Any, rule: Rule, now: datetime) -> tuple[float | None, int]:
+    """The rule's metric over its window and filters at `now`, and how many calls that covered."""
+    start, end = window_bounds(rule.window, now)
+    equals = {name: values for name, values in rule.filters.items() if name != "model"}
+    filters = Filters(start=start, end=end, equals=equals, models=rule.filters.get("model", []))
+    where, params = filters.where()
+    value, requests = con.execute(f"SELECT {_SQL[rule.metric]}, count(*) FROM llm_calls{where}", params).fetchone()
+    value = None if value is None else float(value)
+    if rule.metric == "cost_forecast_month" and value is not None:
+        month_start, month_end = month_bounds(now)
+        elapsed = max((now - month_start) / (month_end - month_start), 1e-9)
+        value = value / elapsed
+    return value, requests
+
+
+def next_state(
+    state: str, since: datetime | None, holds: bool, for_seconds: int, now: datetime
+) -> tuple[str, datetime, str | None]:
+    """(new state, since when, the event's to-state or None): the rule's state machine, pure."""
+    if holds:
+        if state == "firing":
+            return "firing", since or now, None
+        if state == "pending":
+            started = since or now
+            if now - started >= timedelta(seconds=for_seconds):
+                return "firing", now, "firing"
+            return "pending", started, None
+        if for_seconds == 0:
+            return "firing", now, "firing"
+        return "pending", now, "pending"
+    if state == "firing":
+        return "ok", now, "resolved"
+    if state == "pending":
+        return "ok", now, "ok"
+    return "ok", since or now, None
+
+
+class AlertEngine:
+    """Evaluates every enabled rule on its own thread; `evaluate_once` is what each tick does."""
+
+    def __init__(self, store: Store, interval_s: float) -> None:
+        self.store = store
+        self.alerts = AlertStore(store)
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="llmledger-alerts", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        con = self.store.reader()
+        try:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    self.evaluate_once(con, datetime.now(tz=UTC))
+                except Exception:  # a bad tick is logged; the next one runs anyway
+                    log.exception("alert evaluation failed")
+        finally:
+            con.close()
+
+    def evaluate_once(self, con: Any, now: datetime) -> list[tuple[int, str]]:
+        """Evaluate every enabled rule at `now`; returns the (rule id, event) changes made."""
+        changes = []
+        for rule_id, rule in self.alerts.rules(con):
+            if not rule.enabled:
+                continue
+            try:
+                value, requests = measure(con, rule, now)
+                holds = requests >= rule.min_requests and rule.holds(value)
+                state, since = self.alerts.state(con, rule_id)
+                new_state, new_since, event = next_state(state, since, holds, rule.for_seconds, now)
+                self.alerts.record(rule_id, rule, state, new_state, new_since, value, requests, now, event)
+                if event is not None:
+                    changes.append((rule_id, event))
+            except Exception:  # one broken rule never stops the others
+                log.exception("evaluating alert rule %d failed", rule_id)
+        return changes

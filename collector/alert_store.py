@@ -1,0 +1,120 @@
+"""Alert rules, their state and their events, in the collector's database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from collector.alert_rules import Rule, masked
+from collector.store import Store
+
+_RULE_COLUMNS = (
+    'id, name, metric, "window", op, threshold, for_seconds, filters, channels, enabled, min_requests, '
+    "created_at, updated_at"
+)
+
+
+def _rule_from_row(row: tuple[Any, ...]) -> tuple[int, Rule, datetime, datetime]:
+    (rule_id, name, metric, window, op, threshold, for_seconds, filters, channels, enabled, min_requests, created,
+     updated) = row  # fmt: skip
+    rule = Rule(name, metric, window, op, threshold, for_seconds, json.loads(filters), json.loads(channels), enabled,
+                min_requests)  # fmt: skip
+    return rule_id, rule, created, updated
+
+
+class AlertStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, rule: Rule, now: datetime) -> int:
+        with self.store.transaction() as con:
+            (rule_id,) = con.execute(
+                'INSERT INTO alert_rules (name, metric, "window", op, threshold, for_seconds, filters, channels, '
+                "enabled, min_requests, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
+                [*_values(rule), now, now],
+            ).fetchone()
+        return rule_id
+
+    def update(self, rule_id: int, rule: Rule, now: datetime) -> bool:
+        with self.store.transaction() as con:
+            found = con.execute(
+                'UPDATE alert_rules SET name = ?, metric = ?, "window" = ?, op = ?, threshold = ?, for_seconds = ?, '
+                "filters = ?, channels = ?, enabled = ?, min_requests = ?, updated_at = ? WHERE id = ? RETURNING id",
+                [*_values(rule), now, rule_id],
+            ).fetchall()
+            # A changed rule starts again from ok: its old state described another condition.
+            con.execute("DELETE FROM alert_state WHERE rule_id = ?", [rule_id])
+        return bool(found)
+
+    def delete(self, rule_id: int) -> bool:
+        with self.store.transaction() as con:
+            found = con.execute("DELETE FROM alert_rules WHERE id = ? RETURNING id", [rule_id]).fetchall()
+            con.execute("DELETE FROM alert_state WHERE rule_id = ?", [rule_id])
+        return bool(found)
+
+    def rules(self, con: Any) -> list[tuple[int, Rule]]:
+        rows = con.execute(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY id").fetchall()
+        return [(rule_id, rule) for rule_id, rule, _created, _updated in map(_rule_from_row, rows)]
+
+    def shown(self, con: Any, rule_id: int | None = None) -> list[dict[str, Any]]:
+        """Rules as the API returns them: channel URLs masked, with current state and value."""
+        where = " WHERE r.id = ?" if rule_id is not None else ""
+        rows = con.execute(
+            f"SELECT {', '.join('r.' + c.strip() for c in _RULE_COLUMNS.split(','))}, s.state, s.value, s.since "
+            f"FROM alert_rules r LEFT JOIN alert_state s ON s.rule_id = r.id{where} ORDER BY r.id",
+            [rule_id] if rule_id is not None else [],
+        ).fetchall()
+        shown = []
+        for row in rows:
+            rule_id_, rule, created, updated = _rule_from_row(row[:13])
+            state, value, since = row[13:]
+            item = asdict(rule)
+            item["for"] = f"{rule.for_seconds}s" if rule.for_seconds else None
+            del item["for_seconds"]
+            item.update(id=rule_id_, channels=masked(rule.channels), state=state or "ok", value=value)
+            item.update(state_since=since.isoformat() if since else None, created_at=created.isoformat(),
+                        updated_at=updated.isoformat())  # fmt: skip
+            shown.append(item)
+        return shown
+
+    def state(self, con: Any, rule_id: int) -> tuple[str, datetime | None]:
+        row = con.execute("SELECT state, since FROM alert_state WHERE rule_id = ?", [rule_id]).fetchone()
+        return (row[0], row[1]) if row else ("ok", None)
+
+    def record(
+        self, rule_id: int, rule: Rule, previous: str, state: str, since: datetime, value: float | None,
+        requests: int, now: datetime, event: str | None,
+    ) -> None:  # fmt: skip
+        """Save the rule's state, and an event row (to `event`) when it changed."""
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rule_id) DO UPDATE SET "
+                "state = EXCLUDED.state, since = EXCLUDED.since, value = EXCLUDED.value, "
+                "requests = EXCLUDED.requests, evaluated_at = EXCLUDED.evaluated_at",
+                [rule_id, state, since, value, requests, now],
+            )
+            if event is not None:
+                con.execute(
+                    "INSERT INTO alert_events (rule_id, occurred_at, from_state, to_state, value, threshold) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [rule_id, now, previous, event, value, rule.threshold],
+                )
+
+    def events(self, con: Any, limit: int = 100, rule_id: int | None = None) -> list[dict[str, Any]]:
+        where = " WHERE rule_id = ?" if rule_id is not None else ""
+        rows = con.execute(
+            "SELECT id, rule_id, occurred_at, from_state, to_state, value, threshold FROM alert_events"
+            f"{where} ORDER BY occurred_at DESC, id DESC LIMIT ?",
+            [*([rule_id] if rule_id is not None else []), limit],
+        ).fetchall()
+        names = ("id", "rule_id", "time", "from_state", "to_state", "value", "threshold")
+        return [{**dict(zip(names, row, strict=True)), "time": row[2].isoformat()} for row in rows]
+
+
+def _values(rule: Rule) -> list[Any]:
+    return [rule.name, rule.metric, rule.window, rule.op, rule.threshold, rule.for_seconds,
+            json.dumps(rule.filters, sort_keys=True), json.dumps(rule.channels), rule.enabled,
+            rule.min_requests]  # fmt: skip

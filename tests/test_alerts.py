@@ -1,0 +1,188 @@
+"""Alert rules: validation, the API, and the evaluator's state machine against a real collector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from collector.alert_engine import next_state
+from collector.alert_rules import RuleError, parse_rule
+from llmledger import semconv as sc
+
+from .collector_harness import RunningCollector
+from .otlp_spans import chat_attributes, request_with
+
+PROTOBUF = {"content-type": "application/x-protobuf"}
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+RULE = {
+    "name": "errors on search",
+    "metric": "error_rate",
+    "window": "1h",
+    "op": ">",
+    "threshold": 0.1,
+    "filters": {"team": ["search"]},
+    "channels": [{"type": "webhook", "url": "https://hooks.example.com/secret-token-123"}],
+}
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[RunningCollector]:
+    running = RunningCollector(tmp_path / "alerts.duckdb", "--alert-interval", "3600")
+    yield running
+    running.stop()
+
+
+def send(collector: RunningCollector, count: int, at: datetime, **attrs: object) -> None:
+    spans = [chat_attributes(**{sc.TEAM: "search", sc.REQUEST_ID: f"req_{at:%H%M}_{i}", **attrs}) for i in range(count)]
+    start_ns = int((at - timedelta(minutes=30)).timestamp() * 1e9)
+    body = request_with(spans, start_ns=start_ns).SerializeToString()
+    assert collector.http.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
+
+
+def evaluate(collector: RunningCollector, now: datetime) -> list[tuple[int, str]]:
+    con = collector.collector.store.reader()
+    try:
+        return collector.collector.alert_engine.evaluate_once(con, now)
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"metric": "vibes"}, "metric"),
+        ({"window": "7d"}, "window"),
+        ({"op": "=="}, "op"),
+        ({"threshold": "high"}, "threshold"),
+        ({"threshold": float("nan")}, "threshold"),
+        ({"for": "soon"}, "for"),
+        ({"filters": {"colour": ["red"]}}, "filters"),
+        ({"filters": {"team": []}}, "filters"),
+        ({"channels": [{"type": "pager", "url": "https://x"}]}, "channels"),
+        ({"channels": [{"type": "slack", "url": "ftp://x"}]}, "channels"),
+        ({"enabled": "yes"}, "enabled"),
+        ({"min_requests": -1}, "min_requests"),
+        ({"metric": "cost_forecast_month", "window": "1h"}, "window"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_rules_name_the_field(change: dict, field: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule({**RULE, **change})
+    assert caught.value.field == field
+
+
+def test_state_machine() -> None:
+    later = NOW + timedelta(minutes=5)
+    assert next_state("ok", None, True, 0, NOW) == ("firing", NOW, "firing")
+    assert next_state("ok", None, True, 300, NOW) == ("pending", NOW, "pending")
+    assert next_state("pending", NOW, True, 300, NOW + timedelta(minutes=4)) == ("pending", NOW, None)
+    assert next_state("pending", NOW, True, 300, later) == ("firing", later, "firing")
+    assert next_state("pending", NOW, False, 300, later) == ("ok", later, "ok")
+    assert next_state("firing", NOW, True, 300, later) == ("firing", NOW, None)
+    assert next_state("firing", NOW, False, 300, later) == ("ok", later, "resolved")
+    assert next_state("ok", NOW, False, 0, later) == ("ok", NOW, None)
+
+
+def test_rules_api(collector: RunningCollector) -> None:
+    created = collector.http.post("/api/v1/alert-rules", json=RULE)
+    assert created.status_code == 201
+    rule_id = created.json()["id"]
+    (shown,) = collector.get("/api/v1/alert-rules")["rules"]
+    assert shown["id"] == rule_id
+    assert shown["state"] == "ok"
+    assert shown["channels"] == [{"type": "webhook", "url": "https://hooks.example.com/•••"}]
+    assert "secret-token" not in collector.http.get(f"/api/v1/alert-rules/{rule_id}").text
+
+    updated = collector.http.put(f"/api/v1/alert-rules/{rule_id}", json={**RULE, "threshold": 0.5, "for": "10m"})
+    assert updated.status_code == 200
+    assert collector.get(f"/api/v1/alert-rules/{rule_id}")["threshold"] == 0.5
+    assert collector.get(f"/api/v1/alert-rules/{rule_id}")["for"] == "600s"
+
+    invalid = collector.http.post("/api/v1/alert-rules", json={**RULE, "op": "=="})
+    assert invalid.status_code == 422
+    assert invalid.json()["field"] == "op"
+    assert (
+        collector.http.post(
+            "/api/v1/alert-rules", content=b"{", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert collector.http.put("/api/v1/alert-rules/999", json=RULE).status_code == 404
+    assert collector.http.delete(f"/api/v1/alert-rules/{rule_id}").status_code == 204
+    assert collector.http.delete(f"/api/v1/alert-rules/{rule_id}").status_code == 404
+    assert collector.get("/api/v1/alert-rules")["rules"] == []
+
+
+def test_fires_once_and_resolves(collector: RunningCollector) -> None:
+    rule_id = collector.http.post("/api/v1/alert-rules", json={**RULE, "min_requests": 5}).json()["id"]
+    send(collector, 3, NOW, **{sc.ERROR_TYPE: "RateLimitError"})
+    assert evaluate(collector, NOW) == []  # 3 calls: below min_requests, nobody is paged
+    send(collector, 3, NOW + timedelta(minutes=1), **{sc.ERROR_TYPE: "RateLimitError"})
+    assert evaluate(collector, NOW + timedelta(minutes=2)) == [(rule_id, "firing")]
+    assert evaluate(collector, NOW + timedelta(minutes=3)) == []  # still firing: no second event
+    shown = collector.get(f"/api/v1/alert-rules/{rule_id}")
+    assert (shown["state"], shown["value"]) == ("firing", 1.0)
+    assert evaluate(collector, NOW + timedelta(hours=2)) == [(rule_id, "resolved")]  # the errors left the window
+    events = collector.get("/api/v1/alert-events")["events"]
+    assert [(event["from_state"], event["to_state"]) for event in events] == [("firing", "resolved"), ("ok", "firing")]
+    assert events[1]["value"] == 1.0
+    assert events[1]["threshold"] == 0.1
+
+
+def test_for_duration_holds_before_firing(collector: RunningCollector) -> None:
+    rule_id = collector.http.post("/api/v1/alert-rules", json={**RULE, "for": "5m"}).json()["id"]
+    send(collector, 4, NOW, **{sc.ERROR_TYPE: "InternalServerError"})
+    assert evaluate(collector, NOW) == [(rule_id, "pending")]
+    assert evaluate(collector, NOW + timedelta(minutes=2)) == []
+    assert evaluate(collector, NOW + timedelta(minutes=5)) == [(rule_id, "firing")]
+
+
+def test_cost_budget_and_forecast(collector: RunningCollector) -> None:
+    send(collector, 10, NOW)
+    cost = collector.get("/api/v1/summary")["cost_usd"]
+    day_rule = {**RULE, "metric": "cost", "window": "day", "op": ">=", "threshold": float(cost), "filters": {}}
+    day_id = collector.http.post("/api/v1/alert-rules", json=day_rule).json()["id"]
+    forecast_rule = {**day_rule, "metric": "cost_forecast_month", "window": "month", "threshold": float(cost) * 3}
+    forecast_id = collector.http.post("/api/v1/alert-rules", json=forecast_rule).json()["id"]
+    changes = dict(evaluate(collector, NOW))
+    assert changes[day_id] == "firing"
+    # 10 March noon is 9.5/31 of the month: spend so far x 31/9.5 is more than 3 x spend so far.
+    assert changes[forecast_id] == "firing"
+    forecast = collector.get(f"/api/v1/alert-rules/{forecast_id}")["value"]
+    assert forecast == pytest.approx(float(cost) * 31 / 9.5, rel=1e-6)
+
+
+def test_rate_limit_headroom(collector: RunningCollector) -> None:
+    headroom = {**RULE, "metric": "ratelimit_headroom_requests_pct", "op": "<", "threshold": 10}
+    rule_id = collector.http.post("/api/v1/alert-rules", json=headroom).json()["id"]
+    send(collector, 2, NOW, **{sc.RATELIMIT_LIMIT_REQUESTS: 1000, sc.RATELIMIT_REMAINING_REQUESTS: 50})
+    assert evaluate(collector, NOW) == [(rule_id, "firing")]
+    assert collector.get(f"/api/v1/alert-rules/{rule_id}")["value"] == pytest.approx(5.0)
+
+
+def test_bad_event_parameters(collector: RunningCollector) -> None:
+    assert collector.http.get("/api/v1/alert-events", params={"limit": "0"}).json()["parameter"] == "limit"
+    assert collector.http.get("/api/v1/alert-events", params={"rule_id": "x"}).json()["parameter"] == "rule_id"
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "restart.duckdb"
+    first = RunningCollector(db, "--alert-interval", "3600")
+    try:
+        rule_id = first.http.post("/api/v1/alert-rules", json=RULE).json()["id"]
+        send(first, 4, NOW, **{sc.ERROR_TYPE: "RateLimitError"})
+        assert evaluate(first, NOW) == [(rule_id, "firing")]
+    finally:
+        first.stop()
+    second = RunningCollector(db, "--alert-interval", "3600")
+    try:
+        assert evaluate(second, NOW + timedelta(minutes=1)) == []  # still firing: no second "firing"
+        assert second.get(f"/api/v1/alert-rules/{rule_id}")["state"] == "firing"
+        assert len(second.get("/api/v1/alert-events")["events"]) == 1
+    finally:
+        second.stop()
