@@ -13,10 +13,12 @@ from typing import Any
 
 from collector.alert_rules import ROLLING_WINDOWS, Rule
 from collector.alert_store import AlertStore
+from collector.notify import Notice, Notifier
 from collector.queries import METRICS, SERIES_ONLY_METRICS, Filters
 from collector.store import Store
 
 log = logging.getLogger("llmledger.collector")
+NOTIFIED = ("firing", "resolved")  # never "pending": one notification when it fires, one when it ends
 
 _SQL = {
     "cost": METRICS["cost_usd"],
@@ -87,9 +89,10 @@ def next_state(
 class AlertEngine:
     """Evaluates every enabled rule on its own thread; `evaluate_once` is what each tick does."""
 
-    def __init__(self, store: Store, interval_s: float) -> None:
+    def __init__(self, store: Store, interval_s: float, notifier: Notifier | None = None) -> None:
         self.store = store
         self.alerts = AlertStore(store)
+        self.notifier = notifier
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,9 +128,11 @@ class AlertEngine:
                 holds = requests >= rule.min_requests and rule.holds(value)
                 state, since = self.alerts.state(con, rule_id)
                 new_state, new_since, event = next_state(state, since, holds, rule.for_seconds, now)
-                self.alerts.record(rule_id, rule, state, new_state, new_since, value, requests, now, event)
+                event_id = self.alerts.record(rule_id, rule, state, new_state, new_since, value, requests, now, event)
                 if event is not None:
                     changes.append((rule_id, event))
+                if event in NOTIFIED and event_id is not None and self.notifier is not None:
+                    self.notifier.send(Notice(event_id, rule_id, rule, event, value, now))
             except Exception:  # one broken rule never stops the others
                 log.exception("evaluating alert rule %d failed", rule_id)
         return changes

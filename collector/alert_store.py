@@ -87,8 +87,8 @@ class AlertStore:
     def record(
         self, rule_id: int, rule: Rule, previous: str, state: str, since: datetime, value: float | None,
         requests: int, now: datetime, event: str | None,
-    ) -> None:  # fmt: skip
-        """Save the rule's state, and an event row (to `event`) when it changed."""
+    ) -> int | None:  # fmt: skip
+        """Save the rule's state, and an event row (to `event`) when it changed; returns the event's id."""
         with self.store.transaction() as con:
             con.execute(
                 "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rule_id) DO UPDATE SET "
@@ -96,12 +96,14 @@ class AlertStore:
                 "requests = EXCLUDED.requests, evaluated_at = EXCLUDED.evaluated_at",
                 [rule_id, state, since, value, requests, now],
             )
-            if event is not None:
-                con.execute(
-                    "INSERT INTO alert_events (rule_id, occurred_at, from_state, to_state, value, threshold) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [rule_id, now, previous, event, value, rule.threshold],
-                )
+            if event is None:
+                return None
+            (event_id,) = con.execute(
+                "INSERT INTO alert_events (rule_id, occurred_at, from_state, to_state, value, threshold) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                [rule_id, now, previous, event, value, rule.threshold],
+            ).fetchone()
+        return event_id
 
     def events(self, con: Any, limit: int = 100, rule_id: int | None = None) -> list[dict[str, Any]]:
         where = " WHERE rule_id = ?" if rule_id is not None else ""

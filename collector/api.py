@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from collector import exports, otlp, queries, reports
+from collector import exports, notify, otlp, queries, reports
 from collector.alert_rules import Rule, RuleError, parse_rule
 from collector.alert_store import AlertStore
 from collector.ingest import Ingest, response_for
@@ -83,6 +83,10 @@ class _AlertRoutes:
             return JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
         return Response(status_code=204)
 
+    async def notification_attempts(self, request: Request) -> Response:
+        rows = await run_in_threadpool(lambda: notify.attempts(self._reader()))
+        return JSONResponse({"attempts": rows})
+
     async def alert_events(self, request: Request) -> Response:
         params = _params(request)
         try:
@@ -128,6 +132,7 @@ class CollectorApp(_AlertRoutes):
             Route("/api/v1/alert-rules/{rule_id:int}", self.update_rule, methods=["PUT"]),
             Route("/api/v1/alert-rules/{rule_id:int}", self.delete_rule, methods=["DELETE"]),
             Route("/api/v1/alert-events", self.alert_events, methods=["GET"]),
+            Route("/api/v1/notification-attempts", self.notification_attempts, methods=["GET"]),
         ]
         known_paths = frozenset(route.path for route in routes)
         timing = Middleware(_RequestTiming, metrics=self.metrics, known_paths=known_paths)

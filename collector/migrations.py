@@ -38,9 +38,20 @@ def m002_alerts(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m003_notification_attempts(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SEQUENCE notification_attempt_ids START 1")
+    con.execute(
+        "CREATE TABLE notification_attempts (id BIGINT PRIMARY KEY DEFAULT nextval('notification_attempt_ids'), "
+        "event_id BIGINT NOT NULL, rule_id BIGINT NOT NULL, channel_type VARCHAR NOT NULL, channel_host VARCHAR, "
+        "attempt INTEGER NOT NULL, attempted_at TIMESTAMPTZ NOT NULL, ok BOOLEAN NOT NULL, http_status INTEGER, "
+        "error VARCHAR)"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
+    (3, "m003_notification_attempts", m003_notification_attempts),
 )
 
 

@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=4318, help="OTLP/HTTP and query API port")
     parser.add_argument("--grpc-port", type=int, default=4317, help="OTLP/gRPC port; 0 picks a free one, -1 disables")
     parser.add_argument("--alert-interval", type=float, default=15.0, help="seconds between alert evaluations")
+    parser.add_argument(
+        "--dashboard-url", default="http://127.0.0.1:8501", help="where alert notifications link to (the dashboard)"
+    )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest OTLP body")
     parser.add_argument("--max-pending-rows", type=int, default=100_000, help="rows queued before answering 503")
 

@@ -18,6 +18,7 @@ from collector.api import CollectorApp
 from collector.grpc_receiver import start_grpc
 from collector.ingest import Ingest
 from collector.metrics import Metrics
+from collector.notify import Notifier
 from collector.pricebook import PriceBook
 from collector.store import Store
 from collector.writer import BatchWriter
@@ -35,7 +36,8 @@ class Collector:
         self.writer = BatchWriter(self.store, self.metrics, max_pending_rows=args.max_pending_rows)
         self.ingest = Ingest(self.writer, self.metrics, PriceBook())
         self.app = CollectorApp(self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes)
-        self.alert_engine = AlertEngine(self.store, args.alert_interval)
+        self.notifier = Notifier(self.store, args.dashboard_url)
+        self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
         self.grpc_server = None
         self.grpc_port: int | None = None
         self.http_server: uvicorn.Server | None = None
@@ -72,6 +74,7 @@ class Collector:
     def shutdown(self) -> None:
         self.app.ready = False
         self.alert_engine.stop()
+        self.notifier.close(wait=False)
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()
         self.writer.close()

@@ -19,6 +19,7 @@ page = st.navigation(
         st.Page(VIEWS / "errors.py", title="Errors & limits", icon=":material/error:"),
         st.Page(VIEWS / "calls.py", title="Calls", icon=":material/list:"),
         st.Page(VIEWS / "exports.py", title="Exports", icon=":material/download:"),
+        st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
     ]
 )
 filters.sidebar()

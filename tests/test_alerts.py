@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,15 +28,58 @@ RULE = {
     "op": ">",
     "threshold": 0.1,
     "filters": {"team": ["search"]},
-    "channels": [{"type": "webhook", "url": "https://hooks.example.com/secret-token-123"}],
 }
+
+
+class WebhookSink:
+    """A loopback webhook receiver that answers with the statuses it is given, then 200."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.received: list[dict] = []
+        self.statuses = list(statuses or [])
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                status = sink.statuses.pop(0) if sink.statuses else 200
+                if status == 200:
+                    sink.received.append(body)
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/secret-token-123"
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.received
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[RunningCollector]:
     running = RunningCollector(tmp_path / "alerts.duckdb", "--alert-interval", "3600")
+    running.collector.notifier.base_delay_s = 0.01
     yield running
     running.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookSink]:
+    sink = WebhookSink()
+    yield sink
+    sink.close()
 
 
 def send(collector: RunningCollector, count: int, at: datetime, **attrs: object) -> None:
@@ -88,14 +135,16 @@ def test_state_machine() -> None:
     assert next_state("ok", NOW, False, 0, later) == ("ok", NOW, None)
 
 
-def test_rules_api(collector: RunningCollector) -> None:
-    created = collector.http.post("/api/v1/alert-rules", json=RULE)
+def test_rules_api(collector: RunningCollector, webhook: WebhookSink) -> None:
+    created = collector.http.post(
+        "/api/v1/alert-rules", json={**RULE, "channels": [{"type": "webhook", "url": webhook.url}]}
+    )
     assert created.status_code == 201
     rule_id = created.json()["id"]
     (shown,) = collector.get("/api/v1/alert-rules")["rules"]
     assert shown["id"] == rule_id
     assert shown["state"] == "ok"
-    assert shown["channels"] == [{"type": "webhook", "url": "https://hooks.example.com/•••"}]
+    assert shown["channels"] == [{"type": "webhook", "url": "http://127.0.0.1/•••"}]
     assert "secret-token" not in collector.http.get(f"/api/v1/alert-rules/{rule_id}").text
 
     updated = collector.http.put(f"/api/v1/alert-rules/{rule_id}", json={**RULE, "threshold": 0.5, "for": "10m"})
@@ -186,3 +235,64 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert len(second.get("/api/v1/alert-events")["events"]) == 1
     finally:
         second.stop()
+
+
+def test_notifies_once_on_firing_and_once_on_resolve(collector: RunningCollector, webhook: WebhookSink) -> None:
+    channels = [{"type": "webhook", "url": webhook.url}, {"type": "slack", "url": webhook.url}]
+    rule_id = collector.http.post("/api/v1/alert-rules", json={**RULE, "channels": channels}).json()["id"]
+    send(collector, 4, NOW, **{sc.ERROR_TYPE: "RateLimitError"})
+    evaluate(collector, NOW)
+    evaluate(collector, NOW + timedelta(minutes=1))  # still firing: nothing more is sent
+    firing = webhook.wait_for(2)
+    assert len(firing) == 2
+    generic = next(body for body in firing if "rule" in body)
+    assert generic == {
+        "rule": "errors on search",
+        "rule_id": rule_id,
+        "state": "firing",
+        "metric": "error_rate",
+        "value": 1.0,
+        "op": ">",
+        "threshold": 0.1,
+        "window": "1h",
+        "filters": {"team": ["search"]},
+        "time": NOW.isoformat(),
+        "link": "http://127.0.0.1:8501/alerts?team=search",
+    }
+    slack = next(body for body in firing if "text" in body)
+    assert "FIRING" in slack["text"]
+    assert "errors on search" in slack["text"]
+    evaluate(collector, NOW + timedelta(hours=2))
+    assert [body.get("state") for body in webhook.wait_for(4) if "state" in body] == ["firing", "resolved"]
+    time.sleep(0.2)
+    assert len(webhook.received) == 4
+
+
+def test_failing_webhook_is_retried_and_recorded(collector: RunningCollector) -> None:
+    flaky = WebhookSink(statuses=[500, 503])
+    dead = {"type": "webhook", "url": "http://127.0.0.1:9/hook"}  # nothing listens on the discard port
+    try:
+        other = collector.http.post("/api/v1/alert-rules", json={**RULE, "name": "other", "channels": [dead]}).json()
+        rule = {**RULE, "channels": [{"type": "webhook", "url": flaky.url}]}
+        rule_id = collector.http.post("/api/v1/alert-rules", json=rule).json()["id"]
+        send(collector, 4, NOW, **{sc.ERROR_TYPE: "RateLimitError"})
+        changes = evaluate(collector, NOW)
+        assert sorted(changes) == sorted([(other["id"], "firing"), (rule_id, "firing")])  # a dead channel stops nothing
+        assert len(flaky.wait_for(1)) == 1
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            attempts = collector.get("/api/v1/notification-attempts")["attempts"]
+            if sum(1 for a in attempts if a["rule_id"] == other["id"]) == 5:
+                break
+            time.sleep(0.05)
+        mine = sorted((a["attempt"], a["ok"], a["http_status"]) for a in attempts if a["rule_id"] == rule_id)
+        assert mine == [(1, False, 500), (2, False, 503), (3, True, 200)]
+        failed = [a for a in attempts if a["rule_id"] == other["id"]]
+        assert len(failed) == 5
+        assert not any(a["ok"] for a in failed)
+        assert all(a["error"] == "ConnectError" for a in failed)
+        shown = json.dumps(attempts)
+        assert "secret-token" not in shown  # only hosts, never the secret URLs
+        assert "/hook" not in shown
+    finally:
+        flaky.close()

@@ -1,0 +1,123 @@
+"""The collector's alert API for the dashboard: rules (list, create, update, delete) and the event history.
+
+Reads are cached for a few seconds; writes are never cached and clear the read caches, so the next render
+shows what the collector now holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import streamlit as st
+
+from dashboard.client import TIMEOUT_SECONDS, ApiError, EndpointMissingError
+
+RULES_PATH = "/api/v1/alert-rules"
+EVENTS_PATH = "/api/v1/alert-events"
+READ_TTL = 5  # seconds: state changes should show up quickly
+
+
+class RuleRejectedError(ApiError):
+    """The collector refused a rule (422): which field, and why, as the API said it."""
+
+    def __init__(self, message: str, field: str | None) -> None:
+        super().__init__(message, 422, field)
+        self.field = field
+
+
+def _request(
+    method: str,
+    api: str,
+    token: str | None,
+    path: str,
+    *,
+    params: list[tuple[str, str]] | None = None,
+    body: Any = None,
+) -> httpx2.Response:
+    """One call to the alert API; any answer but 2xx becomes an ApiError (422 a RuleRejectedError)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx2.request(
+            method, f"{api}{path}", params=params or [], json=body, headers=headers, timeout=TIMEOUT_SECONDS
+        )
+    except httpx2.TransportError as error:
+        raise ApiError(f"Cannot reach the collector at {api} ({error.__class__.__name__}: {error}).") from None
+    if 200 <= response.status_code < 300:
+        return response
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    message = (answer.get("error") if isinstance(answer, dict) else None) or response.text
+    if response.status_code == 422:
+        raise RuleRejectedError(message, answer.get("field") if isinstance(answer, dict) else None)
+    if response.status_code == 404 and path in (RULES_PATH, EVENTS_PATH):
+        raise EndpointMissingError(f"The collector at {api} has no {path}: it may be older than this dashboard.", 404)
+    if response.status_code in (401, 403):
+        raise ApiError(
+            f"The collector refused the token ({response.status_code}). Set LLMLEDGER_READ_TOKEN "
+            "or LLMLEDGER_READ_TOKEN_FILE to a token the collector accepts.",
+            response.status_code,
+        )
+    raise ApiError(f"The collector answered {response.status_code}: {message}", response.status_code)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False, max_entries=20)
+def rules(api: str, token: str | None) -> list[dict[str, Any]]:
+    """Every rule with its current state and value (channel URLs masked), as the API sends them."""
+    return _request("GET", api, token, RULES_PATH).json()["rules"]
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False, max_entries=20)
+def events(api: str, token: str | None, limit: int = 100) -> list[dict[str, Any]]:
+    """State changes, newest first."""
+    return _request("GET", api, token, EVENTS_PATH, params=[("limit", str(limit))]).json()["events"]
+
+
+def clear() -> None:
+    """Forget cached reads (after any write)."""
+    rules.clear()
+    events.clear()
+
+
+def create_rule(api: str, token: str | None, body: dict[str, Any]) -> int:
+    """POST a new rule; its id."""
+    try:
+        return int(_request("POST", api, token, RULES_PATH, body=body).json()["id"])
+    finally:
+        clear()
+
+
+def update_rule(api: str, token: str | None, rule_id: int, body: dict[str, Any]) -> None:
+    """PUT a rule's full body (channels sent are the channels kept: the API never returns real URLs)."""
+    try:
+        _request("PUT", api, token, f"{RULES_PATH}/{rule_id}", body=body)
+    finally:
+        clear()
+
+
+def delete_rule(api: str, token: str | None, rule_id: int) -> None:
+    """DELETE a rule."""
+    try:
+        _request("DELETE", api, token, f"{RULES_PATH}/{rule_id}")
+    finally:
+        clear()
+
+
+def editable_body(rule: dict[str, Any], channels: list[dict[str, str]], **changes: Any) -> dict[str, Any]:
+    """A rule as GET shows it, turned back into a PUT body with `channels` (re-entered URLs) and `changes`."""
+    body = {
+        "name": rule["name"],
+        "metric": rule["metric"],
+        "window": rule["window"],
+        "op": rule["op"],
+        "threshold": rule["threshold"],
+        "for": rule.get("for"),
+        "filters": rule.get("filters") or {},
+        "channels": channels,
+        "enabled": rule["enabled"],
+        "min_requests": rule.get("min_requests") or 0,
+    }
+    body.update(changes)
+    return body
