@@ -75,6 +75,12 @@ def events(api: str, token: str | None, limit: int = 100) -> list[dict[str, Any]
     return _request("GET", api, token, EVENTS_PATH, params=[("limit", str(limit))]).json()["events"]
 
 
+@st.cache_data(ttl=READ_TTL, show_spinner=False, max_entries=20)
+def delivery_attempts(api: str, token: str | None) -> list[dict[str, Any]]:
+    """Notification delivery attempts, newest first (channel hosts only)."""
+    return _request("GET", api, token, "/api/v1/notification-attempts").json()["attempts"]
+
+
 def clear() -> None:
     """Forget cached reads (after any write)."""
     rules.clear()

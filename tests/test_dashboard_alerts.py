@@ -141,19 +141,19 @@ def test_disable_and_delete(running: RunningCollector) -> None:
 
 
 def test_rule_with_a_channel_needs_its_url_reentered(running: RunningCollector) -> None:
-    channel = {"type": "webhook", "url": "https://hooks.example.com/secret"}
+    channel = {"type": "webhook", "url": "http://127.0.0.1:9/hooks/secret"}
     rule_id = running.http.post("/api/v1/alert-rules", json=rule_body(channels=[channel])).json()["id"]
     at = page()
     at.button(key="alert_toggle").click().run()
     ok(at)
     assert "Re-enter every channel URL" in texts(at.error)
     assert running.get(f"/api/v1/alert-rules/{rule_id}")["enabled"] is True
-    at.text_area(key=f"alert_urls_{rule_id}").input("https://hooks.example.com/new")
+    at.text_area(key=f"alert_urls_{rule_id}").input("http://127.0.0.1:9/hooks/new")
     at.button(key="alert_toggle").click().run()
     ok(at)
     shown = running.get(f"/api/v1/alert-rules/{rule_id}")
     assert shown["enabled"] is False
-    assert shown["channels"] == [{"type": "webhook", "url": "https://hooks.example.com/•••"}]
+    assert shown["channels"] == [{"type": "webhook", "url": "http://127.0.0.1/•••"}]
 
 
 def test_firing_rule_is_first_and_its_event_listed(running: RunningCollector) -> None:
@@ -174,3 +174,24 @@ def test_firing_rule_is_first_and_its_event_listed(running: RunningCollector) ->
     assert list(rules["Value"]) == [3.0, 5.0]
     assert list(events["Rule"]) == ["boom"]
     assert list(events["To"]) == ["🔴 firing"]
+
+
+def test_overview_shows_firing_alerts_and_budgets(running: RunningCollector) -> None:
+    send(running, 3, **{sc.ERROR_TYPE: "RateLimitError", sc.HTTP_RESPONSE_STATUS_CODE: 429})
+    running.http.post("/api/v1/alert-rules", json=rule_body(name="boom"))
+    budget = rule_body(name="monthly", metric="cost", window="month", op=">=", threshold=1000)
+    running.http.post("/api/v1/alert-rules", json=budget)
+    con = running.collector.store.reader()
+    try:
+        running.collector.alert_engine.evaluate_once(con, datetime.now(UTC))
+    finally:
+        con.close()
+    spent = running.get("/api/v1/alert-rules")["rules"][1]["value"]
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    ok(at)
+    assert "Firing (1): **boom**" in texts(at.error)
+    (bar,) = at.get("progress")
+    assert "Budget monthly: spend this month" in bar.proto.text
+    assert "of $1,000.00" in bar.proto.text
+    assert spent > 0

@@ -234,6 +234,31 @@ def show_events(rules: list[dict[str, Any]], events: list[dict[str, Any]]) -> No
     st.dataframe(frame, hide_index=True, width="stretch")
 
 
+def show_deliveries(attempts: list[dict[str, Any]]) -> None:
+    """Failed and successful notification deliveries, so a dead channel is seen."""
+    st.subheader("Notification deliveries")
+    if not attempts:
+        st.caption("No notifications sent yet.")
+        return
+    failed = sum(1 for attempt in attempts if not attempt["ok"])
+    if failed:
+        st.warning(f"{failed} of the last {len(attempts)} delivery attempts failed (each is retried with backoff).")
+    frame = pd.DataFrame(
+        [
+            {
+                "Time (UTC)": attempt["time"][:19].replace("T", " "),
+                "Rule": attempt["rule_id"],
+                "Channel": f"{attempt['channel_type']} ({attempt['channel_host']})",
+                "Attempt": attempt["attempt"],
+                "Delivered": "yes" if attempt["ok"] else "no",
+                "Error": attempt["error"] or "",
+            }
+            for attempt in attempts
+        ]
+    )
+    st.dataframe(frame, hide_index=True, width="stretch")
+
+
 def render(context: ui.Context) -> None:
     """Rules (firing first), manage one, add one, and the history."""
     rules = alerts_client.rules(context.api, context.token)
@@ -243,6 +268,7 @@ def render(context: ui.Context) -> None:
     create_form(context)
     st.caption("Not here yet: previewing a rule over the last 7 days and sending a test notification.")
     show_events(rules, alerts_client.events(context.api, context.token))
+    show_deliveries(alerts_client.delivery_attempts(context.api, context.token))
 
 
 ui.live(render, require_calls=False)

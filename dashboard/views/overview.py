@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import charts, client, filters, ui
+from dashboard import alerts_client, charts, client, filters, ui
+from dashboard.client import ApiError
 
 
 def calendar_windows(now: datetime) -> dict[str, tuple[datetime, datetime, datetime, datetime]]:
@@ -44,8 +45,35 @@ def spend_metric(context: ui.Context, label: str, window: tuple[datetime, ...], 
     )
 
 
+BUDGET_METRICS = ("cost", "cost_forecast_month")
+
+
+def alert_banner(context: ui.Context) -> None:
+    """Firing alerts first of all; then each budget rule's spend (or forecast) against its limit."""
+    try:
+        rules = alerts_client.rules(context.api, context.token)
+    except ApiError:
+        return  # an older collector without alerts: the rest of the page still works
+    firing = [rule for rule in rules if rule["state"] == "firing" and rule["enabled"]]
+    if firing:
+        names = ", ".join(f"**{rule['name']}**" for rule in firing)
+        st.error(f"Firing ({len(firing)}): {names} — see Alerts.", icon=":material/notifications_active:")
+    budgets = [rule for rule in rules if rule["metric"] in BUDGET_METRICS and rule["op"] in (">", ">=")]
+    for rule in budgets:
+        label = "forecast for the month" if rule["metric"] == "cost_forecast_month" else f"spend this {rule['window']}"
+        value, limit = rule["value"], rule["threshold"]
+        if value is None:
+            st.caption(f"Budget {rule['name']}: not evaluated yet (limit {ui.usd(limit)}).")
+            continue
+        st.progress(
+            min(value / limit, 1.0) if limit > 0 else 1.0,
+            text=f"Budget {rule['name']}: {label} {ui.usd(value)} of {ui.usd(limit)}",
+        )
+
+
 def render(context: ui.Context) -> None:
     """Key numbers for the sidebar's window against the window before it, then small trends."""
+    alert_banner(context)
     now = filters.now_rounded()
     windows = calendar_windows(now)
     left, right, unpriced = st.columns(3)
