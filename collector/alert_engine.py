@@ -136,3 +136,21 @@ class AlertEngine:
             except Exception:  # one broken rule never stops the others
                 log.exception("evaluating alert rule %d failed", rule_id)
         return changes
+
+
+def preview(con: Any, rule: Rule, now: datetime, days: int = 7) -> dict[str, Any]:
+    """The rule replayed hour by hour over the last `days`: its value, and when it would have fired."""
+    points, fired_at = [], []
+    state, since = "ok", None
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
+    for hour in range(days * 24 + 1):
+        at = start + timedelta(hours=hour)
+        if at > now:
+            break
+        value, requests = measure(con, rule, at)
+        holds = requests >= rule.min_requests and rule.holds(value)
+        state, since, event = next_state(state, since, holds, rule.for_seconds, at)
+        if event == "firing":
+            fired_at.append(at.isoformat())
+        points.append({"time": at.isoformat(), "value": value, "requests": requests, "state": state})
+    return {"points": points, "fired_at": fired_at, "step": "1h"}

@@ -25,10 +25,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from collector import exports, notify, otlp, queries, reports
+from collector.alert_engine import preview
 from collector.alert_rules import Rule, RuleError, parse_rule
 from collector.alert_store import AlertStore
 from collector.ingest import Ingest, response_for
 from collector.metrics import Metrics
+from collector.notify import Notice, Notifier
 from collector.store import Store
 from collector.writer import OverloadedError
 
@@ -41,6 +43,7 @@ class _AlertRoutes:
 
     store: Store
     alerts: AlertStore
+    notifier: Notifier
     _reader: Callable[[], Any]
 
     async def _rule_from(self, request: Request) -> Rule | Response:
@@ -82,6 +85,25 @@ class _AlertRoutes:
         if not await run_in_threadpool(self.alerts.delete, rule_id):
             return JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
         return Response(status_code=204)
+
+    async def preview_rule(self, request: Request) -> Response:
+        """A draft rule (not stored) replayed over the last 7 days, hour by hour."""
+        rule = await self._rule_from(request)
+        if isinstance(rule, Response):
+            return rule
+        return JSONResponse(await run_in_threadpool(lambda: preview(self._reader(), rule, datetime.now(tz=UTC))))
+
+    async def test_rule(self, request: Request) -> Response:
+        """Send a test notification to every channel of a stored rule (delivered in the background)."""
+        rule_id = request.path_params["rule_id"]
+        rules = dict(await run_in_threadpool(lambda: self.alerts.rules(self._reader())))
+        if rule_id not in rules:
+            return JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
+        rule = rules[rule_id]
+        if not rule.channels:
+            return JSONResponse({"error": "this rule has no channels to notify", "field": "channels"}, 422)
+        self.notifier.send(Notice(0, rule_id, rule, "test", None, datetime.now(tz=UTC)))
+        return JSONResponse({"channels": len(rule.channels)}, 202)
 
     async def notification_attempts(self, request: Request) -> Response:
         rows = await run_in_threadpool(lambda: notify.attempts(self._reader()))
@@ -128,6 +150,8 @@ class CollectorApp(_AlertRoutes):
             Route("/api/v1/export.csv", self.export_csv, methods=["GET"]),
             Route("/api/v1/alert-rules", self.list_rules, methods=["GET"]),
             Route("/api/v1/alert-rules", self.create_rule, methods=["POST"]),
+            Route("/api/v1/alert-rules/preview", self.preview_rule, methods=["POST"]),
+            Route("/api/v1/alert-rules/{rule_id:int}/test", self.test_rule, methods=["POST"]),
             Route("/api/v1/alert-rules/{rule_id:int}", self.get_rule, methods=["GET"]),
             Route("/api/v1/alert-rules/{rule_id:int}", self.update_rule, methods=["PUT"]),
             Route("/api/v1/alert-rules/{rule_id:int}", self.delete_rule, methods=["DELETE"]),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +30,7 @@ class Notice:
     event_id: int
     rule_id: int
     rule: Rule
-    state: str  # "firing" or "resolved"
+    state: str  # "firing", "resolved", or "test" (sent from the UI; event_id 0)
     value: float | None
     time: datetime
 
@@ -52,7 +52,9 @@ class Notice:
 
     def slack_text(self, dashboard_url: str) -> str:
         payload = self.payload(dashboard_url)
-        mark = ":rotating_light: FIRING" if self.state == "firing" else ":white_check_mark: resolved"
+        mark = {"firing": ":rotating_light: FIRING", "resolved": ":white_check_mark: resolved"}.get(
+            self.state, ":test_tube: test notification"
+        )
         value = "no data" if self.value is None else f"{self.value:,.6g}"
         where = ", ".join(f"{key}={'|'.join(values)}" for key, values in self.rule.filters.items()) or "all calls"
         return (
@@ -71,6 +73,7 @@ class Notifier:
         self.base_delay_s = base_delay_s
         self.timeout_s = timeout_s
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmledger-notify")
+        self._closed = threading.Event()
 
     def send(self, notice: Notice) -> None:
         """Queue a delivery to every channel of the rule (returns at once)."""
@@ -78,6 +81,8 @@ class Notifier:
             self._pool.submit(self._deliver, notice, channel)
 
     def close(self, wait: bool = True) -> None:
+        """Stop: deliveries still retrying give up (the database is about to close)."""
+        self._closed.set()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def _deliver(self, notice: Notice, channel: dict[str, str]) -> bool:
@@ -87,6 +92,8 @@ class Notifier:
             else notice.payload(self.dashboard_url)
         )
         for attempt in range(1, self.attempts + 1):
+            if self._closed.is_set():
+                return False
             status, error = None, None
             try:
                 response = httpx2.post(channel["url"], json=body, timeout=self.timeout_s)
@@ -96,12 +103,14 @@ class Notifier:
                     error = f"HTTP {status}"
             except httpx2.HTTPError as exc:
                 ok, error = False, type(exc).__name__
+            if self._closed.is_set():
+                return ok
             self._record(notice, channel, attempt, ok, status, error)
             if ok:
                 return True
             if attempt < self.attempts:
                 # Exponential backoff with full jitter, so many failing channels don't retry in step.
-                time.sleep(random.uniform(0, self.base_delay_s * 2 ** (attempt - 1)))
+                self._closed.wait(random.uniform(0, self.base_delay_s * 2 ** (attempt - 1)))
         log.warning("notification for rule %d to %s failed after %d attempts", notice.rule_id, channel["type"],
                     self.attempts)  # fmt: skip
         return False

@@ -36,7 +36,7 @@ class Collector:
         self.writer = BatchWriter(self.store, self.metrics, max_pending_rows=args.max_pending_rows)
         self.ingest = Ingest(self.writer, self.metrics, PriceBook())
         self.app = CollectorApp(self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes)
-        self.notifier = Notifier(self.store, args.dashboard_url)
+        self.notifier = self.app.notifier = Notifier(self.store, args.dashboard_url)
         self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
         self.grpc_server = None
         self.grpc_port: int | None = None

@@ -81,6 +81,16 @@ def delivery_attempts(api: str, token: str | None) -> list[dict[str, Any]]:
     return _request("GET", api, token, "/api/v1/notification-attempts").json()["attempts"]
 
 
+def preview(api: str, token: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    """A draft rule replayed hour by hour over the last 7 days: points (time, value, state) and fired_at."""
+    return _request("POST", api, token, f"{RULES_PATH}/preview", body=body).json()
+
+
+def send_test(api: str, token: str | None, rule_id: int) -> int:
+    """Ask the collector to send a test notification to the rule's channels; how many channels."""
+    return int(_request("POST", api, token, f"{RULES_PATH}/{rule_id}/test").json()["channels"])
+
+
 def clear() -> None:
     """Forget cached reads (after any write)."""
     rules.clear()

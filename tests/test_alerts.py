@@ -296,3 +296,33 @@ def test_failing_webhook_is_retried_and_recorded(collector: RunningCollector) ->
         assert "/hook" not in shown
     finally:
         flaky.close()
+
+
+def test_preview_replays_the_last_week(collector: RunningCollector) -> None:
+    now = datetime.now(tz=UTC)
+    send(collector, 4, now - timedelta(hours=30), **{sc.ERROR_TYPE: "RateLimitError"})
+    send(collector, 6, now - timedelta(hours=3))
+    answer = collector.http.post("/api/v1/alert-rules/preview", json=RULE)
+    assert answer.status_code == 200
+    preview = answer.json()
+    assert len(preview["points"]) in (168, 169)
+    assert len(preview["fired_at"]) == 1  # the errors 30 hours ago, and only once
+    fired = datetime.fromisoformat(preview["fired_at"][0])
+    assert timedelta(hours=29) <= now - fired <= timedelta(hours=31)
+    assert collector.get("/api/v1/alert-rules")["rules"] == []  # a preview stores nothing
+    invalid = collector.http.post("/api/v1/alert-rules/preview", json={**RULE, "window": "1y"})
+    assert (invalid.status_code, invalid.json()["field"]) == (422, "window")
+
+
+def test_send_test_notification(collector: RunningCollector, webhook: WebhookSink) -> None:
+    rule_id = collector.http.post(
+        "/api/v1/alert-rules", json={**RULE, "channels": [{"type": "webhook", "url": webhook.url}]}
+    ).json()["id"]
+    answer = collector.http.post(f"/api/v1/alert-rules/{rule_id}/test")
+    assert (answer.status_code, answer.json()) == (202, {"channels": 1})
+    (body,) = webhook.wait_for(1)
+    assert (body["state"], body["rule"]) == ("test", "errors on search")
+    assert collector.get("/api/v1/alert-events")["events"] == []  # a test is not a state change
+    silent = collector.http.post("/api/v1/alert-rules", json=RULE).json()["id"]
+    assert collector.http.post(f"/api/v1/alert-rules/{silent}/test").status_code == 422
+    assert collector.http.post("/api/v1/alert-rules/999/test").status_code == 404

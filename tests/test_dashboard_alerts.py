@@ -78,7 +78,6 @@ def test_empty_list(running: RunningCollector) -> None:
     at = page()
     assert "No alert rules yet" in texts(at.info)
     assert "No state changes yet" in texts(at.caption)
-    assert "test notification" in texts(at.caption)
     assert not at.error
 
 
@@ -195,3 +194,25 @@ def test_overview_shows_firing_alerts_and_budgets(running: RunningCollector) -> 
     assert "Budget monthly: spend this month" in bar.proto.text
     assert "of $1,000.00" in bar.proto.text
     assert spent > 0
+
+
+def test_preview_draws_the_draft_and_when_it_would_fire(running: RunningCollector) -> None:
+    send(running, 3, **{sc.ERROR_TYPE: "RateLimitError", sc.HTTP_RESPONSE_STATUS_CODE: 429})
+    at = page()
+    at.text_input(key="alert_new_name").input("draft")
+    at.selectbox(key="alert_new_metric").select("errors")
+    at.selectbox(key="alert_new_window").select("1h")
+    at.text_input(key="alert_new_threshold").input("0")
+    at.button(key="FormSubmitter:alert_new-Preview over the last 7 days").click().run()
+    ok(at)
+    assert "would have fired 1 time(s)" in texts(at.markdown)
+    assert running.get("/api/v1/alert-rules")["rules"] == []
+
+
+def test_send_test_notification_button(running: RunningCollector) -> None:
+    channel = {"type": "webhook", "url": "http://127.0.0.1:9/hooks/secret"}
+    running.http.post("/api/v1/alert-rules", json=rule_body(name="noisy", channels=[channel]))
+    at = page()
+    at.button(key="alert_test").click().run()
+    ok(at)
+    assert "Test notification sent to 1 channel(s)" in texts(at.success)

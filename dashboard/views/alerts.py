@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -18,6 +19,7 @@ STATE_LABELS = {"firing": "🔴 firing", "pending": "🟠 pending", "ok": "🟢 
 FORM_ERROR = "alert_form_error"
 FORM_NOTICE = "alert_form_notice"
 MANAGE_ERROR = "alert_manage_error"
+MANAGE_NOTICE = "alert_manage_notice"
 
 
 def threshold_value(text: str) -> Any:
@@ -65,6 +67,68 @@ def _create(api: str, token: str | None) -> None:
         st.session_state[FORM_ERROR] = error.message
     else:
         st.session_state[FORM_NOTICE] = f"Created rule {body['name']!r} (id {rule_id})."
+
+
+PREVIEW = "alert_preview"
+
+
+def _preview(api: str, token: str | None) -> None:
+    """Second submit button: replay the draft over the last 7 days (nothing is stored)."""
+    st.session_state.pop(FORM_ERROR, None)
+    st.session_state.pop(FORM_NOTICE, None)
+    st.session_state.pop(PREVIEW, None)
+    body = form_body()
+    try:
+        st.session_state[PREVIEW] = (body, alerts_client.preview(api, token, body))
+    except alerts_client.RuleRejectedError as error:
+        st.session_state[FORM_ERROR] = f"{error.field or 'rule'}: {error.message}"
+    except ApiError as error:
+        st.session_state[FORM_ERROR] = error.message
+
+
+def show_preview() -> None:
+    """The draft's metric over the last 7 days, its threshold, and when it would have fired."""
+    if PREVIEW not in st.session_state:
+        return
+    body, result = st.session_state[PREVIEW]
+    fired = result["fired_at"]
+    st.markdown(
+        f"**Preview of {body['name'] or 'the draft'}** over the last 7 days (hourly): "
+        + (f"would have fired {len(fired)} time(s)." if fired else "would not have fired.")
+    )
+    frame = pd.DataFrame(result["points"])
+    if frame.empty or frame["value"].isna().all():
+        st.caption("No calls matched in the last 7 days.")
+        return
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    line = (
+        alt.Chart(frame)
+        .mark_line()
+        .encode(
+            x=alt.X("time:T", title="Time (UTC)"),
+            y=alt.Y("value:Q", title=str(body["metric"])),
+            tooltip=[alt.Tooltip("time:T", title="Time (UTC)"), "value:Q", "requests:Q", "state:N"],
+        )
+    )
+    threshold = (
+        alt.Chart(pd.DataFrame({"threshold": [body["threshold"]]}))
+        .mark_rule(strokeDash=[4, 4], color="#d62728")
+        .encode(y="threshold:Q")
+    )
+    fires = frame[frame["time"].isin(pd.to_datetime(fired, utc=True))]
+    marks = alt.Chart(fires).mark_point(color="#d62728", size=80, filled=True).encode(x="time:T", y="value:Q")
+    st.altair_chart(line + threshold + marks, width="stretch")
+
+
+def _send_test(api: str, token: str | None, rule_id: int) -> None:
+    """Test button callback: the collector sends to the rule's channels in the background."""
+    st.session_state.pop(MANAGE_ERROR, None)
+    try:
+        channels = alerts_client.send_test(api, token, rule_id)
+    except ApiError as error:
+        st.session_state[MANAGE_ERROR] = error.message
+    else:
+        st.session_state[MANAGE_NOTICE] = f"Test notification sent to {channels} channel(s); see the deliveries below."
 
 
 def _delete(api: str, token: str | None, rule_id: int) -> None:
@@ -165,7 +229,15 @@ def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
             f"(one per line, in order: {', '.join(channel['type'] for channel in rule['channels'])})."
         )
         st.text_area("Channel URLs", key=f"alert_urls_{rule['id']}", height=80)
-    toggle, delete = st.columns(2)
+    toggle, test, delete = st.columns(3)
+    test.button(
+        "Send test notification",
+        key="alert_test",
+        on_click=_send_test,
+        args=(context.api, context.token, rule["id"]),
+        icon=":material/send:",
+        disabled=not rule.get("channels"),
+    )
     toggle.button(
         "Disable" if rule["enabled"] else "Enable",
         key="alert_toggle",
@@ -183,6 +255,8 @@ def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
     )
     if message := st.session_state.get(MANAGE_ERROR):
         st.error(message)
+    elif notice := st.session_state.pop(MANAGE_NOTICE, None):
+        st.success(notice)
 
 
 def create_form(context: ui.Context) -> None:
@@ -204,11 +278,23 @@ def create_form(context: ui.Context) -> None:
         kind, url = st.columns([1, 3])
         kind.selectbox("Channel", CHANNEL_TYPES, key="alert_new_channel_type")
         url.text_input("Channel URL (optional)", key="alert_new_channel_url", placeholder="https://hooks.slack.com/…")
-        st.form_submit_button("Create rule", on_click=_create, args=(context.api, context.token), icon=":material/add:")
+        create, check = st.columns(2)
+        with create:
+            st.form_submit_button(
+                "Create rule", on_click=_create, args=(context.api, context.token), icon=":material/add:"
+            )
+        with check:
+            st.form_submit_button(
+                "Preview over the last 7 days",
+                on_click=_preview,
+                args=(context.api, context.token),
+                icon=":material/query_stats:",
+            )
     if message := st.session_state.get(FORM_ERROR):
         st.error(message)
     elif notice := st.session_state.get(FORM_NOTICE):
         st.success(notice)
+    show_preview()
 
 
 def show_events(rules: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
@@ -266,7 +352,6 @@ def render(context: ui.Context) -> None:
     manage(context, rules)
     st.subheader("New rule")
     create_form(context)
-    st.caption("Not here yet: previewing a rule over the last 7 days and sending a test notification.")
     show_events(rules, alerts_client.events(context.api, context.token))
     show_deliveries(alerts_client.delivery_attempts(context.api, context.token))
 
