@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -128,3 +129,34 @@ def _range_shown(page: Page) -> dict[str, str]:
 
     query = parse_qs(urlparse(page.url).query)
     return {"from": query.get("from", [""])[0], "to": query.get("to", [""])[0]}
+
+
+def test_create_a_rule_in_the_ui_and_see_it_fire(demo, browser: Browser) -> None:
+    collector, url = demo
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(url)
+    _settle(page)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Alerts").click()
+    _settle(page)
+    page.get_by_label("Name").fill("any spend today")
+    page.get_by_label("Threshold").fill("0")
+    page.locator('[data-testid="stSelectbox"]', has_text="Window").click()
+    page.get_by_role("option", name="day").click()
+    page.get_by_role("button", name="Create rule").click()
+    _settle(page)
+    assert page.get_by_text("Created rule 'any spend today'").count() == 1
+    (rule,) = collector.get("/api/v1/alert-rules")["rules"]
+    assert (rule["metric"], rule["window"], rule["threshold"]) == ("cost", "day", 0.0)
+
+    con = collector.collector.store.reader()
+    try:
+        changes = collector.collector.alert_engine.evaluate_once(con, datetime.now(tz=UTC))
+    finally:
+        con.close()
+    assert changes == [(rule["id"], "firing")]
+    page.wait_for_timeout(5500)  # the dashboard caches alert reads for 5 s
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Overview").click()
+    _settle(page)
+    page.screenshot(path=str(SCREENSHOTS / "8-overview-firing.png"))
+    assert page.get_by_text("Firing (1)").count() == 1
+    page.close()
