@@ -326,3 +326,27 @@ def test_send_test_notification(collector: RunningCollector, webhook: WebhookSin
     silent = collector.http.post("/api/v1/alert-rules", json=RULE).json()["id"]
     assert collector.http.post(f"/api/v1/alert-rules/{silent}/test").status_code == 422
     assert collector.http.post("/api/v1/alert-rules/999/test").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("metric", "op", "threshold", "expected"),
+    [
+        ("requests", ">=", 6, 6.0),
+        ("errors", ">", 1, 2.0),
+        ("latency_p95_ms", ">", 200, 250.0),  # every call of request_with lasts 250 ms
+        ("latency_p99_ms", ">=", 250, 250.0),
+        ("ttft_p95_ms", ">", 100, pytest.approx(400.0)),
+        ("cost", ">", 0, None),
+    ],
+)
+def test_each_metric(collector: RunningCollector, metric: str, op: str, threshold: float, expected: object) -> None:
+    send(collector, 4, NOW, **{sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.4})
+    send(collector, 2, NOW + timedelta(minutes=1), **{sc.ERROR_TYPE: "APITimeoutError"})
+    rule = {**RULE, "metric": metric, "op": op, "threshold": threshold}
+    rule_id = collector.http.post("/api/v1/alert-rules", json=rule).json()["id"]
+    assert evaluate(collector, NOW + timedelta(minutes=2)) == [(rule_id, "firing")]
+    value = collector.get(f"/api/v1/alert-rules/{rule_id}")["value"]
+    if expected is None:
+        assert value == pytest.approx(float(collector.get("/api/v1/summary")["cost_usd"]))
+    else:
+        assert value == expected
