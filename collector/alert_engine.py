@@ -143,10 +143,9 @@ def preview(con: Any, rule: Rule, now: datetime, days: int = 7) -> dict[str, Any
     points, fired_at = [], []
     state, since = "ok", None
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
-    for hour in range(days * 24 + 1):
-        at = start + timedelta(hours=hour)
-        if at > now:
-            break
+    steps = [start + timedelta(hours=hour) for hour in range(days * 24 + 1)]
+    steps = [at for at in steps if at < now] + [now]  # hourly, and the present moment last
+    for at in steps:
         value, requests = measure(con, rule, at)
         holds = requests >= rule.min_requests and rule.holds(value)
         state, since, event = next_state(state, since, holds, rule.for_seconds, at)

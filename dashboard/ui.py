@@ -115,11 +115,12 @@ def show_error(error: client.ApiError) -> None:
         st.error(error.message)
 
 
-def live(render: Callable[[Context], None], *, require_calls: bool = True) -> None:
+def live(render: Callable[[Context], None], *, require_calls: bool = True, before_any_call: bool = False) -> None:
     """Run a page body in a fragment that re-runs on the sidebar's auto-refresh interval.
 
     The selection is resolved inside the fragment so a relative window ("last 24 hours") moves on each refresh.
-    With require_calls, a selection without calls shows a hint instead of empty charts.
+    A collector without any call shows how to send some (unless `before_any_call`: alerts can be set up
+    first); with `require_calls`, a selection without calls shows a hint instead of empty charts.
     """
 
     def body() -> None:
@@ -127,7 +128,7 @@ def live(render: Callable[[Context], None], *, require_calls: bool = True) -> No
         selection = filters.current()
         filters.show_window_in_url(selection)
         try:
-            if not client.has_calls(api, token):
+            if not before_any_call and not client.has_calls(api, token):
                 empty_state(api)
                 return
             summary = client.summary(api, token, selection.params())

@@ -216,3 +216,17 @@ def test_send_test_notification_button(running: RunningCollector) -> None:
     at.button(key="alert_test").click().run()
     ok(at)
     assert "Test notification sent to 1 channel(s)" in texts(at.success)
+
+
+def test_rules_can_be_set_up_before_any_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = RunningCollector(tmp_path / "empty.duckdb", "--alert-interval", "3600")
+    monkeypatch.setenv("LLMLEDGER_API_URL", empty.url)
+    st.cache_data.clear()
+    try:
+        at = page()
+        assert "No alert rules yet" in texts(at.info)
+        submit(at, name="first", threshold="10")
+        assert [rule["name"] for rule in empty.get("/api/v1/alert-rules")["rules"]] == ["first"]
+    finally:
+        st.cache_data.clear()
+        empty.stop()

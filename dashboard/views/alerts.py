@@ -100,7 +100,7 @@ def show_preview() -> None:
     if frame.empty or frame["value"].isna().all():
         st.caption("No calls matched in the last 7 days.")
         return
-    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
     line = (
         alt.Chart(frame)
         .mark_line()
@@ -115,7 +115,7 @@ def show_preview() -> None:
         .mark_rule(strokeDash=[4, 4], color="#d62728")
         .encode(y="threshold:Q")
     )
-    fires = frame[frame["time"].isin(pd.to_datetime(fired, utc=True))]
+    fires = frame[frame["time"].isin(pd.to_datetime(fired, utc=True, format="ISO8601"))]
     marks = alt.Chart(fires).mark_point(color="#d62728", size=80, filled=True).encode(x="time:T", y="value:Q")
     st.altair_chart(line + threshold + marks, width="stretch")
 
@@ -356,4 +356,4 @@ def render(context: ui.Context) -> None:
     show_deliveries(alerts_client.delivery_attempts(context.api, context.token))
 
 
-ui.live(render, require_calls=False)
+ui.live(render, require_calls=False, before_any_call=True)
