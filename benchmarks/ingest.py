@@ -22,29 +22,16 @@ from pathlib import Path
 
 import httpx2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.normalize import normalize
 from collector.pricebook import PriceBook
 from collector.store import Store
 from llmledger import semconv as sc
+from llmledger.testing.otlp_values import key_values
 from llmledger.testing.waiting import wait_until_ok
 
 MODELS = ["gpt-4o-mini", "gpt-4.1", "gpt-5-mini", "text-embedding-3-small", "o3-mini", "gpt-4o"]
-
-
-def _kv(key: str, value: object) -> KeyValue:
-    item = KeyValue(key=key)
-    if isinstance(value, bool):
-        item.value.bool_value = value
-    elif isinstance(value, int):
-        item.value.int_value = value
-    elif isinstance(value, float):
-        item.value.double_value = value
-    else:
-        item.value.string_value = str(value)
-    return item
 
 
 def make_bodies(total: int, batch: int, seed: int = 7) -> list[bytes]:
@@ -56,7 +43,7 @@ def make_bodies(total: int, batch: int, seed: int = 7) -> list[bytes]:
         request = ExportTraceServiceRequest()
         resource = request.resource_spans.add()
         resource.resource.attributes.extend(
-            [_kv(sc.SERVICE_NAME, "bench"), _kv(sc.DEPLOYMENT_ENVIRONMENT_NAME, "prod")]
+            key_values({sc.SERVICE_NAME: "bench", sc.DEPLOYMENT_ENVIRONMENT_NAME: "prod"})
         )
         spans = resource.scope_spans.add().spans
         for index in range(first, min(first + batch, total)):
@@ -71,36 +58,38 @@ def make_bodies(total: int, batch: int, seed: int = 7) -> list[bytes]:
                 end_time_unix_nano=begin + rng.randrange(200, 3000) * 1_000_000,
             )
             span.attributes.extend(
-                [
-                    _kv(sc.GEN_AI_OPERATION_NAME, "chat"),
-                    _kv(sc.GEN_AI_PROVIDER_NAME, "openai"),
-                    _kv(sc.OPENAI_API_TYPE, "chat_completions"),
-                    _kv(sc.GEN_AI_REQUEST_MODEL, model),
-                    _kv(sc.GEN_AI_RESPONSE_MODEL, model),
-                    _kv(sc.GEN_AI_RESPONSE_ID, f"chatcmpl-{index}"),
-                    _kv(sc.GEN_AI_REQUEST_STREAM, False),
-                    _kv(sc.GEN_AI_USAGE_INPUT_TOKENS, rng.randrange(50, 5000)),
-                    _kv(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
-                    _kv(sc.GEN_AI_USAGE_OUTPUT_TOKENS, rng.randrange(10, 800)),
-                    _kv(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, 0),
-                    _kv(sc.OPENAI_RESPONSE_SERVICE_TIER, "default"),
-                    _kv(sc.REQUEST_ID, f"req_{index}"),
-                    _kv(sc.ATTEMPTS, 1),
-                    _kv(sc.HTTP_RESPONSE_STATUS_CODE, 200),
-                    _kv(sc.RATELIMIT_LIMIT_REQUESTS, 10000),
-                    _kv(sc.RATELIMIT_REMAINING_REQUESTS, 9000),
-                    _kv(sc.RATELIMIT_LIMIT_TOKENS, 2_000_000),
-                    _kv(sc.RATELIMIT_REMAINING_TOKENS, 1_500_000),
-                    _kv(sc.TEAM, f"team-{index % 4}"),
-                    _kv(sc.FEATURE, f"feature-{index % 7}"),
-                    _kv(sc.END_USER, f"{index % 300:032x}"),
-                    _kv(sc.CLIENT_KEY_KIND, "project"),
-                    _kv(sc.CLIENT_TIMEOUT_S, 60.0),
-                    _kv(sc.CLIENT_MAX_RETRIES, 2),
-                    _kv(sc.GEN_AI_USAGE_COST_AMOUNT, 0.0012),
-                    _kv(sc.GEN_AI_USAGE_COST_CURRENCY, "USD"),
-                    _kv(sc.GEN_AI_USAGE_COST_SOURCE, "wrapper"),
-                ]
+                key_values(
+                    {
+                        sc.GEN_AI_OPERATION_NAME: "chat",
+                        sc.GEN_AI_PROVIDER_NAME: "openai",
+                        sc.OPENAI_API_TYPE: "chat_completions",
+                        sc.GEN_AI_REQUEST_MODEL: model,
+                        sc.GEN_AI_RESPONSE_MODEL: model,
+                        sc.GEN_AI_RESPONSE_ID: f"chatcmpl-{index}",
+                        sc.GEN_AI_REQUEST_STREAM: False,
+                        sc.GEN_AI_USAGE_INPUT_TOKENS: rng.randrange(50, 5000),
+                        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 0,
+                        sc.GEN_AI_USAGE_OUTPUT_TOKENS: rng.randrange(10, 800),
+                        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 0,
+                        sc.OPENAI_RESPONSE_SERVICE_TIER: "default",
+                        sc.REQUEST_ID: f"req_{index}",
+                        sc.ATTEMPTS: 1,
+                        sc.HTTP_RESPONSE_STATUS_CODE: 200,
+                        sc.RATELIMIT_LIMIT_REQUESTS: 10000,
+                        sc.RATELIMIT_REMAINING_REQUESTS: 9000,
+                        sc.RATELIMIT_LIMIT_TOKENS: 2_000_000,
+                        sc.RATELIMIT_REMAINING_TOKENS: 1_500_000,
+                        sc.TEAM: f"team-{index % 4}",
+                        sc.FEATURE: f"feature-{index % 7}",
+                        sc.END_USER: f"{index % 300:032x}",
+                        sc.CLIENT_KEY_KIND: "project",
+                        sc.CLIENT_TIMEOUT_S: 60.0,
+                        sc.CLIENT_MAX_RETRIES: 2,
+                        sc.GEN_AI_USAGE_COST_AMOUNT: 0.0012,
+                        sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
+                        sc.GEN_AI_USAGE_COST_SOURCE: "wrapper",
+                    }
+                )
             )
         bodies.append(request.SerializeToString())
     return bodies

@@ -11,7 +11,8 @@ from typing import Any
 import httpx2
 import streamlit as st
 
-from dashboard.client import TIMEOUT_SECONDS, ApiError, EndpointMissingError
+from dashboard import client
+from dashboard.client import ApiError
 
 RULES_PATH = "/api/v1/alert-rules"
 EVENTS_PATH = "/api/v1/alert-events"
@@ -35,32 +36,13 @@ def _request(
     params: list[tuple[str, str]] | None = None,
     body: Any = None,
 ) -> httpx2.Response:
-    """One call to the alert API; any answer but 2xx becomes an ApiError (422 a RuleRejectedError)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    """One call to the alert API (through the dashboard's one HTTP function); a 422 is a RuleRejectedError."""
     try:
-        response = httpx2.request(
-            method, f"{api}{path}", params=params or [], json=body, headers=headers, timeout=TIMEOUT_SECONDS
-        )
-    except httpx2.TransportError as error:
-        raise ApiError(f"Cannot reach the collector at {api} ({error.__class__.__name__}: {error}).") from None
-    if 200 <= response.status_code < 300:
-        return response
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = {}
-    message = (answer.get("error") if isinstance(answer, dict) else None) or response.text
-    if response.status_code == 422:
-        raise RuleRejectedError(message, answer.get("field") if isinstance(answer, dict) else None)
-    if response.status_code == 404 and path in (RULES_PATH, EVENTS_PATH):
-        raise EndpointMissingError(f"The collector at {api} has no {path}: it may be older than this dashboard.", 404)
-    if response.status_code in (401, 403):
-        raise ApiError(
-            f"The collector refused the token ({response.status_code}). Set LLMLEDGER_READ_TOKEN "
-            "or LLMLEDGER_READ_TOKEN_FILE to a token the collector accepts.",
-            response.status_code,
-        )
-    raise ApiError(f"The collector answered {response.status_code}: {message}", response.status_code)
+        return client.request(method, api, token, path, params or [], body)
+    except ApiError as error:
+        if error.status == 422:
+            raise RuleRejectedError(error.detail, error.parameter) from None
+        raise
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False, max_entries=20)

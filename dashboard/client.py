@@ -40,11 +40,14 @@ FLOAT_COLUMNS = ("duration_ms", "ttft_ms", "temperature", "client_timeout_s")
 class ApiError(Exception):
     """The collector could not answer: unreachable, refused the token, or rejected a parameter."""
 
-    def __init__(self, message: str, status: int | None = None, parameter: str | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, parameter: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.parameter = parameter
+        self.detail = detail or message  # the collector's own words, without our preamble
 
 
 class EndpointMissingError(ApiError):
@@ -65,29 +68,49 @@ def read_token() -> str | None:
     return None
 
 
-def _get(api: str, token: str | None, path: str, params: Params | list[tuple[str, str]]) -> httpx2.Response:
+def request(
+    method: str,
+    api: str,
+    token: str | None,
+    path: str,
+    params: Params | list[tuple[str, str]] = (),
+    body: Any = None,
+) -> httpx2.Response:
+    """One call to the collector; anything but 2xx becomes an `ApiError` carrying the field or parameter the
+    collector named (a 404 without the collector's own error body means the endpoint itself is missing)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx2.get(f"{api}{path}", params=list(params), headers=headers, timeout=TIMEOUT_SECONDS)
+        response = httpx2.request(
+            method, f"{api}{path}", params=list(params), json=body, headers=headers, timeout=TIMEOUT_SECONDS
+        )
     except httpx2.TransportError as error:
         raise ApiError(f"Cannot reach the collector at {api} ({error.__class__.__name__}: {error}).") from None
-    if response.status_code == 200:
+    if 200 <= response.status_code < 300:
         return response
-    if response.status_code == 404:
-        raise EndpointMissingError(f"The collector at {api} has no {path}: it may be older than this dashboard.", 404)
     if response.status_code in (401, 403):
         raise ApiError(
-            f"The collector refused the read token ({response.status_code}). Set LLMLEDGER_READ_TOKEN "
-            "or LLMLEDGER_READ_TOKEN_FILE to the collector's read token.",
+            f"The collector refused the token ({response.status_code}). Set LLMLEDGER_READ_TOKEN "
+            "or LLMLEDGER_READ_TOKEN_FILE to a token the collector accepts.",
             response.status_code,
         )
     try:
-        body = response.json()
-        message, parameter = body.get("error") or response.text, body.get("parameter")
+        answer = response.json()
     except ValueError:
-        message, parameter = response.text, None
-    where = f" (parameter {parameter!r})" if parameter else ""
-    raise ApiError(f"The collector answered {response.status_code}{where}: {message}", response.status_code, parameter)
+        answer = None
+    if not isinstance(answer, dict) or "error" not in answer:
+        if response.status_code == 404:
+            raise EndpointMissingError(
+                f"The collector at {api} has no {path}: it may be older than this dashboard.", 404
+            )
+        answer = {"error": response.text}
+    named = answer.get("parameter") or answer.get("field")
+    where = f" ({named})" if named else ""
+    message = f"The collector answered {response.status_code}{where}: {answer['error']}"
+    raise ApiError(message, response.status_code, named, answer["error"])
+
+
+def _get(api: str, token: str | None, path: str, params: Params | list[tuple[str, str]]) -> httpx2.Response:
+    return request("GET", api, token, path, params)
 
 
 def _json(api: str, token: str | None, path: str, params: Params | list[tuple[str, str]]) -> dict[str, Any]:

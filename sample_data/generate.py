@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from llmledger import pricing
 from llmledger import semconv as sc
+from llmledger.testing.otlp_values import key_values
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT_SEED = 2026
@@ -576,22 +577,6 @@ def _user_ids(pool: str, size: int) -> list[str]:
 # --- OTLP ------------------------------------------------------------------------------------------------------
 
 
-def _any_value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[_any_value(item) for item in value]))
-    return AnyValue(string_value=str(value))
-
-
-def _attributes(values: dict[str, Any]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=_any_value(value)) for key, value in values.items()]
-
-
 def _span(call: Call) -> Span:
     status = Status(code=Status.STATUS_CODE_ERROR, message=call.error) if call.error else Status()
     return Span(
@@ -601,7 +586,7 @@ def _span(call: Call) -> Span:
         kind=Span.SPAN_KIND_CLIENT,
         start_time_unix_nano=call.start_ns,
         end_time_unix_nano=call.end_ns,
-        attributes=_attributes(call.attrs),
+        attributes=key_values(call.attrs),
         status=status,
     )
 
@@ -614,7 +599,7 @@ def export_request(calls: Sequence[Call]) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     for (service, environment, version), spans in by_resource.items():
         resource = Resource(
-            attributes=_attributes(
+            attributes=key_values(
                 {
                     sc.SERVICE_NAME: service,
                     sc.DEPLOYMENT_ENVIRONMENT_NAME: environment,

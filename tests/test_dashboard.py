@@ -239,13 +239,13 @@ def test_the_read_token_is_sent_and_never_shown(
     (tmp_path / "token").write_text(secret + "\n")
     monkeypatch.setenv("LLMLEDGER_READ_TOKEN_FILE", str(tmp_path / "token"))
     sent: list[str | None] = []
-    real_get = client.httpx2.get
+    real_request = client.httpx2.request
 
-    def spy(url: str, **kwargs: Any) -> Any:
+    def spy(method: str, url: str, **kwargs: Any) -> Any:
         sent.append(kwargs["headers"].get("Authorization"))
-        return real_get(url, **kwargs)
+        return real_request(method, url, **kwargs)
 
-    monkeypatch.setattr(client.httpx2, "get", spy)
+    monkeypatch.setattr(client.httpx2, "request", spy)
     at = run(loaded.url, monkeypatch, "views/exports.py", range="7d", refresh="10s")
     assert sent
     assert set(sent) == {f"Bearer {secret}"}
@@ -257,14 +257,14 @@ def test_the_read_token_is_sent_and_never_shown(
 def test_an_older_collector_without_an_endpoint_gets_a_message(
     loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_get = client.httpx2.get
+    real_request = client.httpx2.request
 
-    def without_histograms(url: str, **kwargs: Any) -> Any:
+    def without_histograms(method: str, url: str, **kwargs: Any) -> Any:
         if url.endswith("/api/v1/latency_histogram"):
-            return client.httpx2.Response(404, json={"error": "not found"})
-        return real_get(url, **kwargs)
+            return client.httpx2.Response(404, text="Not Found")  # what Starlette answers for an unknown route
+        return real_request(method, url, **kwargs)
 
-    monkeypatch.setattr(client.httpx2, "get", without_histograms)
+    monkeypatch.setattr(client.httpx2, "request", without_histograms)
     at = run(loaded.url, monkeypatch, "views/latency.py", range="7d")
     assert any("/api/v1/latency_histogram" in item.value for item in at.warning)
     assert at.metric  # what came before the missing endpoint is still shown

@@ -12,7 +12,6 @@ import openai
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
@@ -22,6 +21,7 @@ from collector.schema import LLM_CALLS_COLUMNS
 from llmledger import diagnostics
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI, Reply
+from llmledger.testing.otlp_values import key_values
 
 COLUMNS = [name for name, _ in LLM_CALLS_COLUMNS]
 TRACE_ID = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
@@ -33,28 +33,6 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 
 
 # --- building real OTLP protobufs ------------------------------------------------------------------------------
-
-
-def any_value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, str):
-        return AnyValue(string_value=value)
-    if isinstance(value, bytes):
-        return AnyValue(bytes_value=value)
-    if isinstance(value, (list, tuple)):
-        return AnyValue(array_value=ArrayValue(values=[any_value(item) for item in value]))
-    if isinstance(value, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=key_values(value)))
-    raise TypeError(value)
-
-
-def key_values(attributes: dict[str, Any]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=any_value(value)) for key, value in attributes.items()]
 
 
 def make_span(
