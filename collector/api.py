@@ -28,6 +28,7 @@ from collector import exports, notify, otlp, queries, reports
 from collector.alert_engine import preview
 from collector.alert_rules import Rule, RuleError, parse_rule
 from collector.alert_store import AlertStore
+from collector.auth import AuthError, Tokens, scope_for
 from collector.ingest import Ingest, response_for
 from collector.metrics import Metrics
 from collector.notify import Notice, Notifier
@@ -126,8 +127,11 @@ class _AlertRoutes:
 
 
 class CollectorApp(_AlertRoutes):
-    def __init__(self, store: Store, ingest: Ingest, metrics: Metrics, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, store: Store, ingest: Ingest, metrics: Metrics, *, max_body_bytes: int, tokens: Tokens | None = None
+    ) -> None:
         self.store = store
+        self.tokens = tokens or Tokens()
         self.alerts = AlertStore(store)
         self.ingest = ingest
         self.metrics = metrics
@@ -160,7 +164,8 @@ class CollectorApp(_AlertRoutes):
         ]
         known_paths = frozenset(route.path for route in routes)
         timing = Middleware(_RequestTiming, metrics=self.metrics, known_paths=known_paths)
-        return Starlette(routes=routes, middleware=[timing])
+        authorize = Middleware(_Authorize, tokens=self.tokens, metrics=self.metrics)
+        return Starlette(routes=routes, middleware=[timing, authorize])
 
     # --- OTLP -----------------------------------------------------------------------------------
 
@@ -351,6 +356,27 @@ class _RequestTiming:
             path = scope["path"] if scope["path"] in self.known_paths else "other"
             self.metrics.observe("llmledger_request_seconds", time.perf_counter() - started, path=path)
             self.metrics.add("llmledger_requests_total", path=path, status=str(status))
+
+
+class _Authorize:
+    """ASGI middleware: every request but `/healthz` carries the token its endpoint needs (see collector.auth)."""
+
+    def __init__(self, app: Any, tokens: Tokens, metrics: Metrics) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            authorization = Request(scope).headers.get("authorization")
+            try:
+                self.tokens.authorize(scope_for(scope["method"], scope["path"]), authorization)
+            except AuthError as error:
+                self.metrics.add("llmledger_requests_unauthorized_total", status=str(error.status))
+                headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+                await JSONResponse({"error": error.message}, error.status, headers=headers)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _params(request: Request) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from collector.auth import AuthError, Tokens
 from collector.ingest import Ingest, response_for
 from collector.metrics import Metrics
 from collector.writer import OverloadedError
@@ -20,13 +21,21 @@ log = logging.getLogger("llmledger.collector")
 
 
 class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, ingest: Ingest, metrics: Metrics) -> None:
+    def __init__(self, ingest: Ingest, metrics: Metrics, tokens: Tokens) -> None:
         self.ingest = ingest
         self.metrics = metrics
+        self.tokens = tokens
 
     def Export(  # noqa: N802 - the generated service's method name
         self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
     ) -> ExportTraceServiceResponse:
+        authorization = dict(context.invocation_metadata()).get("authorization")
+        try:
+            self.tokens.authorize("ingest", authorization)
+        except AuthError as error:
+            self.metrics.add("llmledger_requests_unauthorized_total", status=str(error.status))
+            code = grpc.StatusCode.UNAUTHENTICATED if error.status == 401 else grpc.StatusCode.PERMISSION_DENIED
+            context.abort(code, error.message)
         try:
             prepared = self.ingest.submit(request)
             prepared.future.result()
@@ -42,14 +51,14 @@ class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 def start_grpc(
-    ingest: Ingest, metrics: Metrics, host: str, port: int, max_message_bytes: int
+    ingest: Ingest, metrics: Metrics, tokens: Tokens, host: str, port: int, max_message_bytes: int
 ) -> tuple[grpc.Server, int]:
     """Start the gRPC receiver; returns the server and the port it bound (useful with port 0)."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=8, thread_name_prefix="llmledger-grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes)],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(ingest, metrics), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(ingest, metrics, tokens), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     log.info("OTLP/gRPC listening on %s:%d", host, bound)

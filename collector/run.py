@@ -45,6 +45,7 @@ def up(
 
 def demo(args: argparse.Namespace) -> int:
     """`up` on a demo database loaded with the sample data, plus a simulated app making live calls."""
+    from llmledger.credentials import client_token
     from llmledger.replay import load_file
     from llmledger.simulated_app import run_simulated_app
 
@@ -57,9 +58,10 @@ def demo(args: argparse.Namespace) -> int:
         if not wait_until_ok(f"{api}/healthz", 60, interval=0.2, stop=stopping):
             return
         started = time.monotonic()
-        result = load_file(DEMO_FILE, api)
+        token = client_token("ingest", "admin")
+        result = load_file(DEMO_FILE, api, token=token)
         log.info("loaded %d sample calls in %.1f s", result.spans_sent, time.monotonic() - started)
-        run_simulated_app(api, stopping)
+        run_simulated_app(api, stopping, token=token)
 
     def stop_feeding() -> None:
         # The simulated app flushes its last spans while the collector still answers.

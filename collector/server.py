@@ -15,6 +15,7 @@ import uvicorn
 
 from collector.alert_engine import AlertEngine
 from collector.api import CollectorApp
+from collector.auth import Tokens, check_listen_address
 from collector.grpc_receiver import start_grpc
 from collector.ingest import Ingest
 from collector.metrics import Metrics
@@ -29,13 +30,17 @@ log = logging.getLogger("llmledger.collector")
 class Collector:
     """A running collector; `serve()` blocks until SIGINT/SIGTERM, then commits what it acknowledged."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, tokens: Tokens | None = None) -> None:
         self.args = args
+        self.tokens = Tokens.from_env() if tokens is None else tokens
+        check_listen_address(args.host, self.tokens)
         self.metrics = Metrics()
         self.store = Store(Path(args.db))
         self.writer = BatchWriter(self.store, self.metrics, max_pending_rows=args.max_pending_rows)
         self.ingest = Ingest(self.writer, self.metrics, PriceBook())
-        self.app = CollectorApp(self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes)
+        self.app = CollectorApp(
+            self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes, tokens=self.tokens
+        )
         self.notifier = self.app.notifier = Notifier(self.store, args.dashboard_url)
         self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
         self.grpc_server = None
@@ -48,7 +53,7 @@ class Collector:
         args = self.args
         if args.grpc_port >= 0:
             self.grpc_server, self.grpc_port = start_grpc(
-                self.ingest, self.metrics, args.host, args.grpc_port, args.max_body_bytes
+                self.ingest, self.metrics, self.tokens, args.host, args.grpc_port, args.max_body_bytes
             )
         config = uvicorn.Config(
             self.app.starlette(), host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx2
 import pandas as pd
 import streamlit as st
+
+from llmledger.credentials import client_token
 
 DEFAULT_API_URL = "http://127.0.0.1:4318"
 TIMEOUT_SECONDS = 30
@@ -60,12 +61,9 @@ def api_url() -> str:
 
 
 def read_token() -> str | None:
-    """The read token from LLMLEDGER_READ_TOKEN or the file named by LLMLEDGER_READ_TOKEN_FILE."""
-    if token := os.environ.get("LLMLEDGER_READ_TOKEN"):
-        return token.strip()
-    if path := os.environ.get("LLMLEDGER_READ_TOKEN_FILE"):
-        return Path(path).read_text().strip() or None
-    return None
+    """The token the dashboard sends: the admin token when set (alert rules need it), else the read token;
+    each from LLMLEDGER_{ADMIN,READ}_TOKEN or the file named by the same variable with _FILE."""
+    return client_token("admin", "read")
 
 
 def request(
@@ -89,8 +87,9 @@ def request(
         return response
     if response.status_code in (401, 403):
         raise ApiError(
-            f"The collector refused the token ({response.status_code}). Set LLMLEDGER_READ_TOKEN "
-            "or LLMLEDGER_READ_TOKEN_FILE to a token the collector accepts.",
+            f"The collector refused the dashboard's token ({response.status_code}): {_error_text(response)} "
+            "Set LLMLEDGER_READ_TOKEN (or LLMLEDGER_ADMIN_TOKEN, needed to change alert rules), or the same "
+            "name with _FILE, to a token the collector accepts.",
             response.status_code,
         )
     try:
@@ -107,6 +106,13 @@ def request(
     where = f" ({named})" if named else ""
     message = f"The collector answered {response.status_code}{where}: {answer['error']}"
     raise ApiError(message, response.status_code, named, answer["error"])
+
+
+def _error_text(response: httpx2.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _get(api: str, token: str | None, path: str, params: Params | list[tuple[str, str]]) -> httpx2.Response:

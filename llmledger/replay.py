@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from llmledger import config
+from llmledger.credentials import TokenError, client_token
 
 PROTOBUF = "application/x-protobuf"
 DEFAULT_API = "http://127.0.0.1:4318"
@@ -232,14 +232,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _token(token_file: Path | None) -> str | None:
-    if token_file is not None:
-        try:
-            return token_file.read_text().strip() or None
-        except OSError as exc:
-            raise ReplayError(f"cannot read the token file {token_file}: {exc}") from None
     try:
-        return config.resolve("ingest_token") or None
-    except ValueError as exc:  # e.g. LLMLEDGER_INGEST_TOKEN_FILE names a file that cannot be read
+        return client_token("ingest", "admin", token_file=token_file)
+    except TokenError as exc:
         raise ReplayError(str(exc)) from None
 
 

@@ -28,13 +28,20 @@ _FEATURES = (
 )
 
 
-def run_simulated_app(endpoint: str, stop: threading.Event, calls_per_second: float = 2.0, seed: int = 1) -> int:
+def run_simulated_app(
+    endpoint: str,
+    stop: threading.Event,
+    calls_per_second: float = 2.0,
+    seed: int = 1,
+    token: str | None = None,
+) -> int:
     """Make varied OpenAI calls through the instrumented SDK until `stop` is set; returns how many were made."""
     rng = random.Random(seed)
     provider = TracerProvider(
         resource=Resource.create({sc.SERVICE_NAME: "demo-live-app", sc.DEPLOYMENT_ENVIRONMENT_NAME: "production"})
     )
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(endpoint))))
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(endpoint), headers=headers)))
     made = 0
     with FakeOpenAI(latency_s=0.05) as fake, openai.OpenAI(base_url=fake.base_url, api_key="sk-proj-demo") as client:
         handle = llmledger.instrument(client, tracer_provider=provider)

@@ -10,13 +10,14 @@ from typing import Any
 
 import httpx2
 
+from collector.auth import Tokens
 from collector.options import add_arguments
 from collector.server import Collector
 from llmledger.testing.waiting import wait_until_ok
 
 
 class RunningCollector:
-    def __init__(self, db: Path, *extra_args: str) -> None:
+    def __init__(self, db: Path, *extra_args: str, tokens: Tokens | None = None) -> None:
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         self.args = parser.parse_args(["--db", str(db), "--port", "0", "--grpc-port", "0", *extra_args])
@@ -25,7 +26,7 @@ class RunningCollector:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.collector = Collector(self.args)
+        self.collector = Collector(self.args, tokens=tokens or Tokens())
         self.thread = threading.Thread(target=self.collector.serve, kwargs={"sock": self.sock}, daemon=True)
         self.thread.start()
         self.http = httpx2.Client(base_url=self.url, timeout=30)
