@@ -6,11 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import filters
+from dashboard import filters, signin
 
 VIEWS = Path(__file__).with_name("views")
 
 st.set_page_config(page_title="llmledger", page_icon=":material/monitoring:", layout="wide")
+signin.gate()
 page = st.navigation(
     [
         st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),

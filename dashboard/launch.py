@@ -7,11 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dashboard import signin
+
 APP = Path(__file__).with_name("app.py")
 
 
 def start_dashboard(api: str, host: str = "127.0.0.1", port: int = 8501) -> subprocess.Popen[bytes]:
-    """Run `streamlit run dashboard/app.py` headless on host:port, reading from the collector at `api`."""
+    """Run `streamlit run dashboard/app.py` headless on host:port, reading from the collector at `api`.
+
+    Beyond loopback it refuses to start unless sign-in is configured (see dashboard.signin)."""
+    signin.mode(host, oidc=signin.oidc_configured(signin.default_secrets_files()), password_hash=signin.password_hash())
     command = [
         sys.executable,
         "-m",
@@ -37,6 +42,27 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def hash_password_main(args: object) -> int:
+    """`llmledger hash-password`: read a password (twice, unechoed; or one line from a pipe) and print its
+    hash for LLMLEDGER_DASHBOARD_PASSWORD_HASH."""
+    import getpass
+
+    from dashboard.password import hash_password
+
+    if sys.stdin.isatty():
+        given = getpass.getpass("Dashboard password: ")
+        if getpass.getpass("Again: ") != given:
+            print("The passwords differ.", file=sys.stderr)
+            return 1
+    else:
+        given = sys.stdin.readline().rstrip("\n")
+    if len(given) < 12:
+        print("Use at least 12 characters.", file=sys.stderr)
+        return 1
+    print(hash_password(given))
+    return 0
 
 
 def main(args: object) -> int:

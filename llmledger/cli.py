@@ -1,4 +1,4 @@
-"""The `llmledger` command: collector, dashboard, up, demo, load."""
+"""The `llmledger` command: collector, dashboard, up, demo, load, hash-password."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ _HANDLERS = {
     "up": "collector.run:up",
     "demo": "collector.run:demo",
     "load": "llmledger.replay:main",
+    "hash-password": "dashboard.launch:hash_password_main",
 }
 
 
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         demo=True,
     )
     replay.add_arguments(commands.add_parser("load", help="replay an OTLP sample file into a collector"))
+    commands.add_parser(
+        "hash-password", help="hash a dashboard operator password for LLMLEDGER_DASHBOARD_PASSWORD_HASH"
+    )
     return parser
 
 

@@ -17,13 +17,24 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from streamlit import config as streamlit_config
 
 import llmledger
 from llmledger import diagnostics
 from llmledger.testing.fake_openai import FakeOpenAI
 
 diagnostics.strict = True
+# AppTest runs the dashboard in this process, where Streamlit's server address is unset (every interface): tests
+# stand for a dashboard on loopback, which needs no sign-in.
+streamlit_config.set_option("server.address", "127.0.0.1")
 API_KEY = "sk-proj-test-key-0123456789"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_credentials_from_the_developer_environment() -> None:
+    for name in ("INGEST_TOKEN", "READ_TOKEN", "ADMIN_TOKEN", "DASHBOARD_PASSWORD_HASH"):
+        os.environ.pop(f"LLMLEDGER_{name}", None)
+        os.environ.pop(f"LLMLEDGER_{name}_FILE", None)
 
 
 @pytest.fixture(scope="session")
