@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from collector import rollups
 from collector.schema import LLM_CALLS_COLUMNS
 
 
@@ -48,10 +49,16 @@ def m003_notification_attempts(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m004_daily_rollup(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(rollups.CREATE)
+    rollups.rebuild(con)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
     (3, "m003_notification_attempts", m003_notification_attempts),
+    (4, "m004_daily_rollup", m004_daily_rollup),
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from collector import rollups
 from collector.migrations import migrate
 from collector.schema import LLM_CALLS_COLUMNS
 
@@ -43,6 +44,18 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
     )
 
 
+def _first_of_each_key(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A batch can hold one span twice (a re-send grouped with its original); the rollup must see it once."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for row in rows:
+        key = (row["trace_id"], row["span_id"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
 class Store:
     """Owns the database file. One writer (the ingest thread); readers use their own cursors."""
 
@@ -59,7 +72,7 @@ class Store:
         """Insert rows in one committed transaction; return the keys that were new (the rest were stored already)."""
         if not rows:
             return set()
-        table = rows_to_arrow(rows)
+        table = rows_to_arrow(_first_of_each_key(rows))
         with self._write_lock:
             con = self._con
             con.register("incoming_calls", table)
@@ -69,12 +82,17 @@ class Store:
                     "INSERT INTO llm_calls SELECT * FROM incoming_calls "
                     "ON CONFLICT DO NOTHING RETURNING trace_id, span_id"
                 ).fetchall()
+                if inserted:
+                    new_keys = pa.table({"trace_id": [k[0] for k in inserted], "span_id": [k[1] for k in inserted]})
+                    con.register("inserted_keys", new_keys)
+                    rollups.add(con, "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
             finally:
                 con.unregister("incoming_calls")
+                con.unregister("inserted_keys")
         return {(trace_id, span_id) for trace_id, span_id in inserted}
 
     @contextlib.contextmanager

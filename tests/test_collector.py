@@ -414,7 +414,9 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
             ).fetchall()]
             for table in ("alert_rules", "alert_state", "alert_events")
         }  # fmt: skip
-    assert migrations == [(1, "m001_llm_calls"), (2, "m002_alerts"), (3, "m003_notification_attempts")]
+    assert migrations == [
+        (1, "m001_llm_calls"), (2, "m002_alerts"), (3, "m003_notification_attempts"), (4, "m004_daily_rollup"),
+    ]  # fmt: skip
     assert columns == [
         ("trace_id", "VARCHAR"), ("span_id", "VARCHAR"), ("parent_span_id", "VARCHAR"),
         ("start_time", "TIMESTAMP WITH TIME ZONE"), ("duration_ms", "DOUBLE"), ("ttft_ms", "DOUBLE"),

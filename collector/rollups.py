@@ -1,0 +1,48 @@
+"""`llm_calls_daily`: counts, tokens and cost per UTC day and label, kept exact as rows arrive.
+
+Derived data (rebuildable from `llm_calls`): the finance export reads it for whole days, and retention deletes
+raw calls but keeps it, so spend by day outlives the raw rows. NULL is a label value of its own, matched with
+IS NOT DISTINCT FROM.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+KEYS = ("day", "service", "environment", "team", "feature", "request_model", "response_model", "status")
+SUMS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd")
+UTC_DAY = "(DATE '1970-01-01' + (epoch_ms(start_time) // 86400000)::INTEGER)"
+_UNPRICED = "cost_usd IS NULL AND NOT (status = 'error' AND input_tokens IS NULL AND output_tokens IS NULL)"
+
+CREATE = (
+    "CREATE TABLE llm_calls_daily (day DATE NOT NULL, service VARCHAR, environment VARCHAR, team VARCHAR, "
+    "feature VARCHAR, request_model VARCHAR, response_model VARCHAR, status VARCHAR, requests BIGINT NOT NULL, "
+    "input_tokens BIGINT NOT NULL, cached_input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, "
+    "reasoning_tokens BIGINT NOT NULL, cost_usd DECIMAL(38,9) NOT NULL, unpriced_requests BIGINT NOT NULL)"
+)
+
+
+def aggregate(source: str, where: str = "") -> str:
+    """SELECT of daily rows (in table column order) from a relation with llm_calls' columns."""
+    sums = ", ".join(f"coalesce(sum({name}), 0) AS {name}" for name in SUMS)
+    return (
+        f"SELECT {UTC_DAY} AS day, service, environment, team, feature, request_model, response_model, status, "
+        f"count(*) AS requests, {sums}, count(*) FILTER (WHERE {_UNPRICED}) AS unpriced_requests "
+        f"FROM {source}{where} GROUP BY ALL"
+    )
+
+
+def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Add the calls in `source` (just inserted, each once) to the daily rows, in the caller's transaction."""
+    match = " AND ".join(f"d.{key} IS NOT DISTINCT FROM s.{key}" for key in KEYS)
+    added = ", ".join(f"{name} = d.{name} + s.{name}" for name in ("requests", *SUMS, "unpriced_requests"))
+    con.execute(
+        f"MERGE INTO llm_calls_daily AS d USING ({aggregate(source)}) AS s ON {match} "
+        f"WHEN MATCHED THEN UPDATE SET {added} WHEN NOT MATCHED THEN INSERT BY NAME"
+    )
+
+
+def rebuild(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute every daily row from the raw calls (in the caller's transaction)."""
+    con.execute("DELETE FROM llm_calls_daily")
+    con.execute(f"INSERT INTO llm_calls_daily BY NAME {aggregate('llm_calls')}")
