@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from google.rpc.status_pb2 import Status
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from collector import exports, notify, otlp, queries, reports
+from collector import backup, exports, notify, otlp, queries, reports
 from collector.alert_engine import preview
 from collector.alert_rules import Rule, RuleError, parse_rule
 from collector.alert_store import AlertStore
@@ -161,6 +162,7 @@ class CollectorApp(_AlertRoutes):
             Route("/api/v1/alert-rules/{rule_id:int}", self.delete_rule, methods=["DELETE"]),
             Route("/api/v1/alert-events", self.alert_events, methods=["GET"]),
             Route("/api/v1/notification-attempts", self.notification_attempts, methods=["GET"]),
+            Route("/api/v1/backup", self.backup, methods=["POST"]),
         ]
         known_paths = frozenset(route.path for route in routes)
         timing = Middleware(_RequestTiming, metrics=self.metrics, known_paths=known_paths)
@@ -327,6 +329,19 @@ class CollectorApp(_AlertRoutes):
 
         headers = {"Content-Disposition": f'attachment; filename="llmledger-{kind}.csv"'}
         return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
+
+    async def backup(self, request: Request) -> Response:
+        try:
+            payload = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "body is not valid JSON", "field": "body"}, 400)
+        target = payload.get("to") if isinstance(payload, dict) else None
+        if not isinstance(target, str) or not target:
+            return JSONResponse({"error": "'to' must name a folder on the collector's machine", "field": "to"}, 400)
+        try:
+            return JSONResponse(await run_in_threadpool(backup.backup, self.store, Path(target)))
+        except backup.BackupError as error:
+            return JSONResponse({"error": str(error), "field": "to"}, 400)
 
 
 class _RequestTiming:

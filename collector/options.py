@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dashboard-url", default="http://127.0.0.1:8501", help="where alert notifications link to (the dashboard)"
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest OTLP body")
+    parser.add_argument(
+        "--retention-days",
+        type=int,
+        default=None,
+        help="delete raw calls older than this many whole UTC days, hourly (daily rollups and alerts are kept)",
+    )
     parser.add_argument("--max-pending-rows", type=int, default=100_000, help="rows queued before answering 503")
 
 

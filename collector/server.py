@@ -21,6 +21,7 @@ from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.notify import Notifier
 from collector.pricebook import PriceBook
+from collector.retention import Retention
 from collector.store import Store
 from collector.writer import BatchWriter
 
@@ -43,6 +44,7 @@ class Collector:
         )
         self.notifier = self.app.notifier = Notifier(self.store, args.dashboard_url)
         self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
+        self.retention = Retention(self.store, args.retention_days, self.metrics) if args.retention_days else None
         self.grpc_server = None
         self.grpc_port: int | None = None
         self.http_server: uvicorn.Server | None = None
@@ -60,6 +62,8 @@ class Collector:
         )
         server = self.http_server = _Server(config)
         self.alert_engine.start()
+        if self.retention is not None:
+            self.retention.start()
         self.app.ready = True
         log.info(
             "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d", self.store.path, args.host, args.port
@@ -79,6 +83,8 @@ class Collector:
     def shutdown(self) -> None:
         self.app.ready = False
         self.alert_engine.stop()
+        if self.retention is not None:
+            self.retention.stop()
         self.notifier.close(wait=False)
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()

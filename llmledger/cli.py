@@ -1,4 +1,4 @@
-"""The `llmledger` command: collector, dashboard, up, demo, load, hash-password."""
+"""The `llmledger` command: collector, dashboard, up, demo, load, backup, restore, hash-password."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from importlib import import_module
 
+from collector.backup_cli import add_backup_arguments, add_restore_arguments
 from collector.options import add_arguments as add_collector_arguments
 from collector.options import add_up_arguments
 from llmledger import __version__, replay
@@ -18,6 +19,8 @@ _HANDLERS = {
     "demo": "collector.run:demo",
     "load": "llmledger.replay:main",
     "hash-password": "dashboard.launch:hash_password_main",
+    "backup": "collector.backup_cli:backup_main",
+    "restore": "collector.backup_cli:restore_main",
 }
 
 
@@ -36,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         demo=True,
     )
     replay.add_arguments(commands.add_parser("load", help="replay an OTLP sample file into a collector"))
+    add_backup_arguments(commands.add_parser("backup", help="have the running collector write a Parquet backup"))
+    add_restore_arguments(
+        commands.add_parser("restore", help="restore a backup into a new database file (collector stopped)")
+    )
     commands.add_parser(
         "hash-password", help="hash a dashboard operator password for LLMLEDGER_DASHBOARD_PASSWORD_HASH"
     )

@@ -52,6 +52,7 @@ ENDPOINTS: list[tuple[str, str, object, str]] = [
     ("DELETE", "/api/v1/alert-rules/1", None, "admin"),
     ("GET", "/api/v1/alert-events", None, "read"),
     ("GET", "/api/v1/notification-attempts", None, "read"),
+    ("POST", "/api/v1/backup", {"to": "relative/folder"}, "admin"),
 ]
 
 
