@@ -95,6 +95,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder for spans waiting for the collector, and the generated end-user salt.",
     ),
     Setting(
+        "spool_max_bytes",
+        ("LLMLEDGER_SPOOL_MAX_BYTES",),
+        lambda: 256 * 1024 * 1024,
+        int,
+        "Size cap of the spool (per collector URL); beyond it the oldest spans are dropped and counted (0: no spool).",
+    ),
+    Setting(
+        "spool_retry_max_s",
+        ("LLMLEDGER_SPOOL_RETRY_MAX_S",),
+        lambda: 30.0,
+        float,
+        "Longest wait between attempts to send the spool to a collector that is down (exponential backoff).",
+    ),
+    Setting(
         "user_salt",
         ("LLMLEDGER_USER_SALT",),
         lambda: None,

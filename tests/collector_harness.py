@@ -17,13 +17,13 @@ from llmledger.testing.waiting import wait_until_ok
 
 
 class RunningCollector:
-    def __init__(self, db: Path, *extra_args: str, tokens: Tokens | None = None) -> None:
+    def __init__(self, db: Path, *extra_args: str, tokens: Tokens | None = None, port: int = 0) -> None:
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         self.args = parser.parse_args(["--db", str(db), "--port", "0", "--grpc-port", "0", *extra_args])
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))  # a fixed port when an app already points at it (outage tests)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.collector = Collector(self.args, tokens=tokens or Tokens())
