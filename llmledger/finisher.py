@@ -3,11 +3,15 @@ SDK (span creation, attributes, processors) or for pricing and token counting.
 
 The app's thread only appends the finished call to a queue. The worker wakes every `delay` or when a
 batch is waiting, and emits what is there in order. A full queue drops (counted), never blocks.
+A forked child starts with an empty queue and no thread (the parent's is not copied by `fork()`); its own
+starts on its first call, as in a new process.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import deque
 from typing import Protocol
 
@@ -23,6 +27,15 @@ class SpanFinisher:
         self.max_pending = max_pending
         self.batch = batch
         self.delay_s = delay_s
+        self._exit_flush_registered = False
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            reset = weakref.WeakMethod(self._reset)
+            os.register_at_fork(after_in_child=lambda: (method := reset()) is not None and method())
+
+    def _reset(self) -> None:
+        # Also the fork handler: the parent's thread is gone in the child, and its locks may have been held
+        # mid-fork. What the parent had queued is the parent's to emit (here it would be emitted twice).
         self._queue: deque[Finished] = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
@@ -56,7 +69,9 @@ class SpanFinisher:
                 thread = threading.Thread(target=self._run, name="llmledger-finisher", daemon=True)
                 thread.start()
                 self._thread = thread
-                _at_interpreter_exit(self.flush)
+                if not self._exit_flush_registered:  # a forked child inherits the parent's registration
+                    self._exit_flush_registered = True
+                    _at_interpreter_exit(self.flush)
 
     def _run(self) -> None:
         while True:

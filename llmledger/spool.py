@@ -2,255 +2,37 @@
 
 `export()` runs on the BatchSpanProcessor's worker thread, never the app's. A batch is encoded once and
 POSTed once; when the collector can't be reached or answers a retryable status, the encoded bytes become a
-file in the spool folder, and so does every later batch while any file waits (the collector then receives
-them in order). A drain thread sends the files oldest first with backoff and deletes each once accepted.
-
-Several processes may share one folder: files are written under a temporary name and renamed into place
-(readers never see half a file, writers need no lock), and only the holder of an `flock` on `.drain.lock`
-sends them. Sending a file twice (a crash between the answer and the delete) is harmless: the collector is
-idempotent on (trace_id, span_id). The folder is capped in bytes; the oldest files go first, counted.
+file in the spool folder (`spool_dir`), and so does every later batch while any file waits (the collector then
+receives them in order). A drain thread sends the files oldest first with backoff (`otlp_sender`) and deletes
+each once accepted. Sending a file twice (a crash between the answer and the delete) is harmless: the
+collector is idempotent on (trace_id, span_id).
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import itertools
 import logging
 import os
-import random
 import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import requests
-from google.protobuf.message import DecodeError
 from opentelemetry import context as otel_context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from llmledger import diagnostics
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: without flock, give each process its own spool folder
-    fcntl = None  # type: ignore[assignment]
+from llmledger.otlp_sender import Answer, Backoff, Sender
+from llmledger.spool_dir import DEFAULT_MAX_BYTES, SpoolDir, spans_in
 
 log = logging.getLogger("llmledger")
 
-SUFFIX = ".otlp"
-LOCK_NAME = ".drain.lock"
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-TIMEOUT_S = (3.0, 10.0)  # connect, read: one attempt; the spool does the retrying
 IDLE_CHECK_S = 5.0  # how often to look for files that other (or earlier) processes left
-MAX_RETRY_AFTER_S = 300.0
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-
-
-def spans_in(name: str) -> int:
-    """The span count carried in a spool file's name (`{time_ns}-{pid}-{seq}-{spans}.otlp`)."""
-    try:
-        return int(name.removesuffix(SUFFIX).rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return 0
-
-
-class SpoolDir:
-    """The folder: atomic writes, oldest-first listing, the size cap and the drain lock."""
-
-    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.path = Path(path)
-        self.max_bytes = max_bytes
-        self._seq = itertools.count()
-        self._clock_lock = threading.Lock()
-        self._last_ns = 0
-        self._lock_fd: int | None = None
-
-    def files(self) -> list[Path]:
-        """Spooled batches, oldest first (names sort in arrival order)."""
-        return [self.path / name for name, _size in self._entries()]
-
-    def has_files(self) -> bool:
-        try:
-            with os.scandir(self.path) as entries:
-                return any(_is_batch(entry.name) for entry in entries)
-        except OSError:  # missing (nothing spooled yet) or unreadable (writing will fail and be counted)
-            return False
-
-    def pending(self) -> tuple[int, int, int]:
-        """(files, spans, bytes) waiting in the folder, whichever process wrote them."""
-        entries = self._entries()
-        return len(entries), sum(spans_in(name) for name, _ in entries), sum(size for _, size in entries)
-
-    def write(self, body: bytes, spans: int) -> int:
-        """Add a batch; returns how many spans the size cap then dropped (oldest first)."""
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)  # spans can name end users: owner only
-        with self._clock_lock:
-            # never backwards, so this process's files keep their order across a clock step
-            self._last_ns = max(time.time_ns(), self._last_ns + 1)
-            name = f"{self._last_ns:020d}-{os.getpid()}-{next(self._seq):06d}-{spans}{SUFFIX}"
-        temporary = self.path / f".{name}.tmp"
-        try:
-            with temporary.open("xb") as handle:
-                handle.write(body)
-            os.replace(temporary, self.path / name)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        return self._enforce_cap()
-
-    def remove_stale_temporaries(self, older_than_s: float = 3600.0) -> None:
-        """Half-written files of writers that died mid-write (a live writer renames its file within moments)."""
-        cutoff = time.time() - older_than_s
-        with contextlib.suppress(OSError), os.scandir(self.path) as entries:
-            for entry in entries:
-                if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.stat().st_mtime < cutoff:
-                    Path(entry.path).unlink(missing_ok=True)
-
-    def _enforce_cap(self) -> int:
-        entries = self._entries()
-        total = sum(size for _, size in entries)
-        dropped = 0
-        for name, size in entries:
-            if total <= self.max_bytes:
-                break
-            total -= size  # gone either way: by our hand or another process's
-            try:
-                (self.path / name).unlink()
-                dropped += spans_in(name)
-            except FileNotFoundError:
-                pass
-        return dropped
-
-    def _entries(self) -> list[tuple[str, int]]:
-        found = []
-        try:
-            with os.scandir(self.path) as entries:
-                for entry in entries:
-                    if _is_batch(entry.name):
-                        with contextlib.suppress(FileNotFoundError):
-                            found.append((entry.name, entry.stat().st_size))
-        except FileNotFoundError:
-            return []
-        return sorted(found)
-
-    @contextlib.contextmanager
-    def drain_lock(self) -> Iterator[bool]:
-        """True inside when this process may send the files; False while another process does."""
-        if fcntl is None:  # pragma: no cover
-            yield True
-            return
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            self._lock_fd = fd
-            yield True
-        finally:
-            self._lock_fd = None
-            os.close(fd)  # releases the lock
-
-    def after_fork(self) -> None:
-        """In a forked child: fresh locks, and the inherited copy of a held drain lock closed (else it would
-        stay locked for as long as the child lives)."""
-        self._clock_lock = threading.Lock()
-        if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)
-            self._lock_fd = None
-
-
-def _is_batch(name: str) -> bool:
-    return name.endswith(SUFFIX) and not name.startswith(".")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The collector's answer to one POST."""
-
-    delivered: bool
-    retryable: bool
-    detail: str
-    rejected_spans: int = 0  # OTLP partial success: refused for good, not retried
-    retry_after_s: float | None = None
-
-
-class Sender:
-    """One POST per call and no retries of its own."""
-
-    def __init__(self, url: str, headers: Mapping[str, str]) -> None:
-        self.url = url
-        self.headers = {**headers, "Content-Type": "application/x-protobuf"}
-        self._session = requests.Session()
-        self._lock = threading.Lock()  # a requests Session is not documented as thread-safe
-
-    def post(self, body: bytes) -> Answer:
-        try:
-            with self._lock:
-                response = self._session.post(self.url, data=body, headers=self.headers, timeout=TIMEOUT_S)
-        except requests.RequestException as exc:
-            return Answer(False, True, type(exc).__name__)
-        status = response.status_code
-        if 200 <= status < 300:
-            return Answer(True, False, str(status), rejected_spans=_rejected_spans(response.content))
-        return Answer(False, status in RETRYABLE_STATUS, f"HTTP {status}", retry_after_s=_retry_after(response))
-
-
-def _rejected_spans(content: bytes) -> int:
-    try:
-        return ExportTraceServiceResponse.FromString(content).partial_success.rejected_spans
-    except DecodeError:
-        return 0
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-class Backoff:
-    """Exponential backoff with jitter (so processes sharing a collector don't retry in step)."""
-
-    def __init__(self, first_s: float, max_s: float) -> None:
-        self.first_s = first_s
-        self.max_s = max_s
-        self.failures = 0
-        self._not_before = 0.0
-
-    def failed(self, retry_after_s: float | None = None) -> None:
-        self.failures += 1
-        ceiling = min(self.max_s, self.first_s * 2 ** min(self.failures - 1, 30))
-        delay = random.uniform(ceiling / 2, ceiling)
-        if retry_after_s is not None:
-            delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))
-        self._not_before = time.monotonic() + delay
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self._not_before = 0.0
-
-    def wait_s(self) -> float:
-        return max(0.0, self._not_before - time.monotonic())
 
 
 class Drain(enum.Enum):

@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from collector.auth import Tokens
 from llmledger import diagnostics
 from llmledger.setup import CountingBatchSpanProcessor
-from llmledger.spool import SpoolingExporter, spans_in
+from llmledger.spool import SpoolingExporter
+from llmledger.spool_dir import spans_in
 from llmledger.testing.fake_openai import FakeOpenAI
 
 from .collector_harness import RunningCollector
