@@ -1,4 +1,5 @@
-"""The collector's alert API for the dashboard: rules (list, create, update, delete) and the event history.
+"""The collector's alert API for the dashboard: rules (list, create, update, delete), the event history, and
+budget rules' spend and forecast (from the summary endpoint).
 
 Reads are cached for a few seconds; writes are never cached and clear the read caches, so the next render
 shows what the collector now holds.
@@ -6,13 +7,17 @@ shows what the collector now holds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx2
 import streamlit as st
 
-from dashboard import client
+from dashboard import client, ui
 from dashboard.client import ApiError
+from dashboard.filters import iso
 
 RULES_PATH = "/api/v1/alert-rules"
 EVENTS_PATH = "/api/v1/alert-events"
@@ -119,3 +124,108 @@ def editable_body(rule: dict[str, Any], channels: list[dict[str, str]], **change
     }
     body.update(changes)
     return body
+
+
+BUDGET_OPS = (">", ">=")
+PERIOD_ENDS = {"day": "the end of the day", "month": "month end"}
+PERIOD_SO_FAR = {"day": "today", "month": "this month"}
+
+
+def budget_period(rule: dict[str, Any]) -> str | None:
+    """The UTC period a budget rule limits (`day` or `month`: calendar cost, or the month's forecast); else None."""
+    if rule["op"] not in BUDGET_OPS:
+        return None
+    if rule["metric"] == "cost_forecast_month":
+        return "month"
+    if rule["metric"] == "cost" and rule["window"] in PERIOD_ENDS:
+        return str(rule["window"])
+    return None
+
+
+def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    """The whole UTC day or month around `now`, [start, end)."""
+    day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    if period == "day":
+        return day, day + timedelta(days=1)
+    start = day.replace(day=1)
+    return start, (start + timedelta(days=32)).replace(day=1)
+
+
+def rule_params(rule: dict[str, Any], start: datetime, end: datetime) -> client.Params:
+    """Summary parameters for the calls a rule watches (its filters use the API's own names) in [start, end)."""
+    filters = [(name, value) for name, values in (rule.get("filters") or {}).items() for value in values]
+    return (("from", iso(start)), ("to", iso(end)), *filters)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A budget rule at one moment: spent so far in its UTC day or month, and where that pace ends the period."""
+
+    name: str
+    period: str
+    op: str
+    limit: Decimal
+    spent: Decimal
+    forecast: Decimal
+    unpriced: int
+
+    def crosses(self, amount: Decimal) -> bool:
+        """Whether `amount` is past the limit, by the rule's own comparison (> or >=)."""
+        return amount > self.limit if self.op == ">" else amount >= self.limit
+
+    def bars(self) -> list[tuple[float, str]]:
+        """(fill from 0 to 1, label) for a spend bar and a forecast bar, each against the limit."""
+        limit = ui.usd(self.limit)
+        so_far = PERIOD_SO_FAR[self.period]
+        spent = f"{self.name}: spent {ui.usd(self.spent)} {so_far} ({self._share(self.spent)} of {limit})"
+        if self.crosses(self.spent):
+            spent += " — over the limit"
+        if self.unpriced:
+            spent += f"; {ui.count(self.unpriced)} unpriced calls not included"
+        forecast = (
+            f"{self.name}: forecast {ui.usd(self.forecast)} by {PERIOD_ENDS[self.period]} "
+            f"({self._share(self.forecast)} of {limit})"
+        )
+        if self.crosses(self.forecast) and not self.crosses(self.spent):
+            forecast += " — on course to exceed it"
+        return [(self._fill(self.spent), spent), (self._fill(self.forecast), forecast)]
+
+    def _fill(self, amount: Decimal) -> float:
+        if self.limit <= 0:
+            return 1.0 if amount > 0 else 0.0
+        return float(min(amount / self.limit, Decimal(1)))
+
+    def _share(self, amount: Decimal) -> str:
+        return f"{amount / self.limit:.0%}" if self.limit > 0 else "—"
+
+
+def projection(spent: Decimal, start: datetime, end: datetime, now: datetime) -> Decimal:
+    """Spend at the period's end if it goes on at the pace so far (the collector's cost_forecast_month formula)."""
+    micro = timedelta(microseconds=1)
+    elapsed = max((now - start) // micro, 1)
+    return spent * Decimal((end - start) // micro) / Decimal(elapsed)
+
+
+def budget(api: str, token: str | None, rule: dict[str, Any], now: datetime) -> Budget | None:
+    """A budget rule's spend so far and forecast, from the summary of the calls it watches; None if not a budget."""
+    period = budget_period(rule)
+    if period is None:
+        return None
+    start, end = period_bounds(period, now)
+    summary = client.summary(api, token, rule_params(rule, start, now))
+    spent = ui.decimal(summary["cost_usd"]) or Decimal(0)
+    return Budget(
+        name=rule["name"],
+        period=period,
+        op=rule["op"],
+        limit=Decimal(str(rule["threshold"])),
+        spent=spent,
+        forecast=projection(spent, start, end, now),
+        unpriced=int(summary["unpriced_requests"] or 0),
+    )
+
+
+def budgets(api: str, token: str | None, rules: list[dict[str, Any]], now: datetime) -> list[Budget]:
+    """Every budget rule among `rules`, in order."""
+    found = (budget(api, token, rule, now) for rule in rules)
+    return [item for item in found if item is not None]

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from dashboard.launch import start_dashboard, stop
 from llmledger.replay import load_file
@@ -69,8 +69,10 @@ def _settle(page: Page) -> None:
     """Wait until Streamlit has finished running the script for this view."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
     page.wait_for_timeout(300)  # let the rerun begin before waiting for it to end
+    # The status widget appears only some time into a run: the app's own script state says when it has ended.
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && !document.querySelector('[data-testid=\"stSkeleton\"]')",
         timeout=30_000,
     )
@@ -144,7 +146,8 @@ def test_create_a_rule_in_the_ui_and_see_it_fire(demo, browser: Browser) -> None
     page.get_by_role("option", name="day").click()
     page.get_by_role("button", name="Create rule").click()
     _settle(page)
-    assert page.get_by_text("Created rule 'any spend today'").count() == 1
+    # Auto-retrying: on a busy machine the rerun may still be drawing when _settle returns.
+    expect(page.get_by_text("Created rule 'any spend today'")).to_have_count(1)
     (rule,) = collector.get("/api/v1/alert-rules")["rules"]
     assert (rule["metric"], rule["window"], rule["threshold"]) == ("cost", "day", 0.0)
 
@@ -160,3 +163,41 @@ def test_create_a_rule_in_the_ui_and_see_it_fire(demo, browser: Browser) -> None
     page.screenshot(path=str(SCREENSHOTS / "8-overview-firing.png"))
     assert page.get_by_text("Firing (1)").count() == 1
     page.close()
+
+
+def test_edit_a_rule_in_the_ui_and_see_the_change(demo, browser: Browser) -> None:
+    collector, url = demo
+    body = {"name": "edit me", "metric": "requests", "window": "1h", "op": ">", "threshold": 1_000_000}
+    rule_id = collector.http.post("/api/v1/alert-rules", json=body).json()["id"]
+    time.sleep(5.5)  # the dashboard caches alert reads for 5 s (across sessions): let it see the new rule
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    try:
+        page.goto(url)
+        _settle(page)
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Alerts").click()
+        _settle(page)
+        page.locator(".st-key-alert_manage_rule input").click()
+        page.get_by_role("option", name=f"edit me (id {rule_id})").click()
+        _settle(page)
+        page.locator(".st-key-alert_edit button").click()
+        _settle(page)
+        name, threshold = (
+            page.locator(".st-key-alert_edit_name input"),
+            page.locator(".st-key-alert_edit_threshold input"),
+        )
+        assert (name.input_value(), threshold.input_value()) == ("edit me", "1000000")
+        name.fill("edited in the browser")
+        threshold.fill("0")
+        page.locator(".st-key-alert_edit_window input").click()
+        page.get_by_role("option", name="24h").click()
+        page.get_by_role("button", name="Save changes").click()
+        _settle(page)
+        page.screenshot(path=str(SCREENSHOTS / "9-alerts-edited.png"))
+        expect(page.get_by_text(f"Saved rule 'edited in the browser' (id {rule_id}).")).to_have_count(1)
+        expect(page.locator(".st-key-alert_edit_name")).to_have_count(0)  # the edit form has closed
+        expect(page.locator(".st-key-alert_manage_rule input")).to_have_value(f"edited in the browser (id {rule_id})")
+        shown = collector.get(f"/api/v1/alert-rules/{rule_id}")
+        assert (shown["name"], shown["window"], shown["threshold"]) == ("edited in the browser", "24h", 0.0)
+    finally:
+        page.close()
+        collector.http.delete(f"/api/v1/alert-rules/{rule_id}")

@@ -1,8 +1,10 @@
-"""Alerts: the rules with their current state (firing first), a form to add one, enable/disable/delete, history."""
+"""Alerts: the rules with their current state (firing first), budgets, one form to add or edit a rule (with a
+preview), enable/disable/test/delete, and the history."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
@@ -10,16 +12,52 @@ import pandas as pd
 import streamlit as st
 
 from collector.alert_rules import CALENDAR_WINDOWS, CHANNEL_TYPES, FILTERS, METRICS, OPS, ROLLING_WINDOWS
-from dashboard import alerts_client, ui
+from dashboard import alerts_client, filters, ui
 from dashboard.client import ApiError
 
 WINDOWS = (*ROLLING_WINDOWS, *CALENDAR_WINDOWS)
 STATE_ORDER = {"firing": 0, "pending": 1, "ok": 2}
 STATE_LABELS = {"firing": "🔴 firing", "pending": "🟠 pending", "ok": "🟢 ok"}
-FORM_ERROR = "alert_form_error"
-FORM_NOTICE = "alert_form_notice"
 MANAGE_ERROR = "alert_manage_error"
 MANAGE_NOTICE = "alert_manage_notice"
+MANAGE_RULE = "alert_manage_rule"
+EDITING = "alert_editing"  # the rule being edited, as GET showed it when "Edit" was pressed
+
+
+class DraftError(ValueError):
+    """A draft the dashboard can't send as it is (the collector's own checks come back as a 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RuleForm:
+    """One rule form: a new rule, or an existing one (its id and its stored, masked channels)."""
+
+    prefix: str  # of every widget key and message key
+    submit: str
+    icon: str
+    rule_id: int | None = None
+    stored: tuple[dict[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.prefix.rstrip("_")
+
+    def key(self, field: str) -> str:
+        return self.prefix + field
+
+
+NEW_FORM = RuleForm("alert_new_", "Create rule", ":material/add:")
+
+
+def edit_form(rule: dict[str, Any]) -> RuleForm:
+    """The form for editing `rule`."""
+    stored = tuple(rule.get("channels") or [])
+    return RuleForm("alert_edit_", "Save changes", ":material/save:", int(rule["id"]), stored)
 
 
 def threshold_value(text: str) -> Any:
@@ -31,66 +69,150 @@ def threshold_value(text: str) -> Any:
     return number if math.isfinite(number) else text
 
 
-def form_body() -> dict[str, Any]:
-    """The create form's widgets (read from session state) as the API's rule body."""
+def threshold_text(value: float) -> str:
+    """A stored threshold as the form shows it: 1000 not 1000.0, and every digit of a fraction."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+def initial_values(rule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The form's widget values (by key suffix): a blank draft, or `rule` as GET showed it.
+
+    Stored channel URLs come back masked, so their fields start empty: they must be typed again to be kept."""
+    rule = rule or {}
+    channels = rule.get("channels") or []
+    values: dict[str, Any] = {
+        "name": rule.get("name", ""),
+        "metric": rule.get("metric", METRICS[0]),
+        "window": rule.get("window", WINDOWS[0]),
+        "op": rule.get("op", OPS[0]),
+        "threshold": threshold_text(rule["threshold"]) if "threshold" in rule else "",
+        "for": rule.get("for") or "",
+        "min_requests": int(rule.get("min_requests") or 0),
+        "enabled": bool(rule.get("enabled", True)),
+    }
+    for name in FILTERS:
+        values[f"filter_{name}"] = ", ".join((rule.get("filters") or {}).get(name, []))
+    for index, channel in enumerate(channels):
+        values.update({f"channel_type_{index}": channel["type"], f"channel_url_{index}": "",
+                       f"channel_remove_{index}": False})  # fmt: skip
+    values.update({f"channel_type_{len(channels)}": CHANNEL_TYPES[0], f"channel_url_{len(channels)}": ""})
+    return values
+
+
+def form_fields(form: RuleForm) -> dict[str, Any]:
+    """The form's widgets (read from session state) as the API's rule body, without channels."""
     state = st.session_state
     filters = {}
     for name in FILTERS:
-        values = [value.strip() for value in str(state.get(f"alert_new_filter_{name}") or "").split(",")]
+        values = [value.strip() for value in str(state.get(form.key(f"filter_{name}")) or "").split(",")]
         if values := [value for value in values if value]:
             filters[name] = values
-    url = str(state.get("alert_new_channel_url") or "").strip()
     return {
-        "name": str(state.get("alert_new_name") or ""),
-        "metric": state.get("alert_new_metric"),
-        "window": state.get("alert_new_window"),
-        "op": state.get("alert_new_op"),
-        "threshold": threshold_value(str(state.get("alert_new_threshold") or "")),
-        "for": str(state.get("alert_new_for") or "").strip() or None,
+        "name": str(state.get(form.key("name")) or ""),
+        "metric": state.get(form.key("metric")),
+        "window": state.get(form.key("window")),
+        "op": state.get(form.key("op")),
+        "threshold": threshold_value(str(state.get(form.key("threshold")) or "")),
+        "for": str(state.get(form.key("for")) or "").strip() or None,
         "filters": filters,
-        "channels": [{"type": state.get("alert_new_channel_type"), "url": url}] if url else [],
-        "enabled": bool(state.get("alert_new_enabled", True)),
-        "min_requests": int(state.get("alert_new_min_requests") or 0),
+        "enabled": bool(state.get(form.key("enabled"), True)),
+        "min_requests": int(state.get(form.key("min_requests")) or 0),
     }
 
 
-def _create(api: str, token: str | None) -> None:
-    """Submit callback: POST the form; keep the API's verdict for the next render (runs before the page body)."""
-    st.session_state.pop(FORM_ERROR, None)
-    st.session_state.pop(FORM_NOTICE, None)
-    body = form_body()
-    try:
-        rule_id = alerts_client.create_rule(api, token, body)
-    except alerts_client.RuleRejectedError as error:
-        st.session_state[FORM_ERROR] = f"{error.field or 'rule'}: {error.message}"
-    except ApiError as error:
-        st.session_state[FORM_ERROR] = error.message
+def form_channels(form: RuleForm) -> list[dict[str, str]]:
+    """The channels to send: each stored one re-typed (or removed), then the new one if a URL was typed.
+
+    A stored channel left blank is refused rather than sent masked: the mask is a valid URL to the collector,
+    so sending it back would replace the real URL with it."""
+    state = st.session_state
+    channels = []
+    for index, stored in enumerate(form.stored):
+        if state.get(form.key(f"channel_remove_{index}")):
+            continue
+        url = str(state.get(form.key(f"channel_url_{index}")) or "").strip()
+        if not url:
+            raise DraftError(
+                "channels",
+                f"re-enter the URL of channel {index + 1} ({stored['type']} `{stored['url']}`) or tick Remove: "
+                "the collector never shows stored URLs back.",
+            )
+        channels.append({"type": state.get(form.key(f"channel_type_{index}")), "url": url})
+    added = len(form.stored)
+    if url := str(state.get(form.key(f"channel_url_{added}")) or "").strip():
+        channels.append({"type": state.get(form.key(f"channel_type_{added}")), "url": url})
+    return channels
+
+
+def form_body(form: RuleForm) -> dict[str, Any]:
+    """The whole rule body to POST or PUT."""
+    return {**form_fields(form), "channels": form_channels(form)}
+
+
+def _clear_messages(form: RuleForm) -> None:
+    for suffix in ("error", "notice", "preview"):
+        st.session_state.pop(form.key(suffix), None)
+
+
+def _rejected(form: RuleForm, error: ApiError | DraftError) -> None:
+    """Keep the reason a draft was refused, shown next to its form: `field: message` when a field was named."""
+    if isinstance(error, (alerts_client.RuleRejectedError, DraftError)):
+        st.session_state[form.key("error")] = f"{error.field or 'rule'}: {error.message}"
     else:
-        st.session_state[FORM_NOTICE] = f"Created rule {body['name']!r} (id {rule_id})."
+        st.session_state[form.key("error")] = error.message
 
 
-PREVIEW = "alert_preview"
-
-
-def _preview(api: str, token: str | None) -> None:
-    """Second submit button: replay the draft over the last 7 days (nothing is stored)."""
-    st.session_state.pop(FORM_ERROR, None)
-    st.session_state.pop(FORM_NOTICE, None)
-    st.session_state.pop(PREVIEW, None)
-    body = form_body()
+def _submit(api: str, token: str | None, form: RuleForm) -> None:
+    """Submit callback: POST a new rule or PUT the edited one; the verdict is kept for the next render."""
+    _clear_messages(form)
     try:
-        st.session_state[PREVIEW] = (body, alerts_client.preview(api, token, body))
-    except alerts_client.RuleRejectedError as error:
-        st.session_state[FORM_ERROR] = f"{error.field or 'rule'}: {error.message}"
-    except ApiError as error:
-        st.session_state[FORM_ERROR] = error.message
-
-
-def show_preview() -> None:
-    """The draft's metric over the last 7 days, its threshold, and when it would have fired."""
-    if PREVIEW not in st.session_state:
+        body = form_body(form)
+        if form.rule_id is None:
+            rule_id = alerts_client.create_rule(api, token, body)
+        else:
+            alerts_client.update_rule(api, token, form.rule_id, body)
+    except (ApiError, DraftError) as error:
+        _rejected(form, error)
         return
-    body, result = st.session_state[PREVIEW]
+    if form.rule_id is None:
+        st.session_state[form.key("notice")] = f"Created rule {body['name']!r} (id {rule_id})."
+    else:
+        st.session_state.pop(EDITING, None)
+        st.session_state[MANAGE_NOTICE] = f"Saved rule {body['name']!r} (id {form.rule_id})."
+        # Set again so the browser redraws the picker: it would keep showing the rule's old name otherwise.
+        st.session_state[MANAGE_RULE] = form.rule_id
+
+
+def _preview(api: str, token: str | None, form: RuleForm) -> None:
+    """Preview button: replay the draft over the last 7 days (nothing is stored, so no channels are needed)."""
+    _clear_messages(form)
+    body = {**form_fields(form), "channels": []}
+    try:
+        st.session_state[form.key("preview")] = (body, alerts_client.preview(api, token, body))
+    except ApiError as error:
+        _rejected(form, error)
+
+
+def _start_edit(rule: dict[str, Any]) -> None:
+    """Edit button: fill the edit form with the rule (before its widgets are drawn, so they take these values)."""
+    form = edit_form(rule)
+    _clear_messages(form)
+    st.session_state[EDITING] = rule
+    for suffix, value in initial_values(rule).items():
+        st.session_state[form.key(suffix)] = value
+
+
+def _stop_edit() -> None:
+    """Cancel button."""
+    if rule := st.session_state.pop(EDITING, None):
+        _clear_messages(edit_form(rule))
+
+
+def show_preview(form: RuleForm) -> None:
+    """The draft's metric over the last 7 days, its threshold, and when it would have fired."""
+    if form.key("preview") not in st.session_state:
+        return
+    body, result = st.session_state[form.key("preview")]
     fired = result["fired_at"]
     st.markdown(
         f"**Preview of {body['name'] or 'the draft'}** over the last 7 days (hourly): "
@@ -138,6 +260,9 @@ def _delete(api: str, token: str | None, rule_id: int) -> None:
         alerts_client.delete_rule(api, token, rule_id)
     except ApiError as error:
         st.session_state[MANAGE_ERROR] = error.message
+        return
+    if (st.session_state.get(EDITING) or {}).get("id") == rule_id:
+        _stop_edit()
 
 
 def reentered_channels(rule: dict[str, Any], text: str) -> list[dict[str, str]] | None:
@@ -213,12 +338,12 @@ def show_rules(rules: list[dict[str, Any]]) -> None:
 
 
 def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
-    """Enable/disable or delete one rule."""
+    """Pick one rule to edit, enable/disable, test or delete."""
     if not rules:
         return
     by_id = {rule["id"]: rule for rule in rules}
     rule_id = st.selectbox(
-        "Rule", list(by_id), format_func=lambda key: f"{by_id[key]['name']} (id {key})", key="alert_manage_rule"
+        "Rule", list(by_id), format_func=lambda key: f"{by_id[key]['name']} (id {key})", key=MANAGE_RULE
     )
     rule = by_id.get(rule_id)
     if rule is None:
@@ -229,7 +354,8 @@ def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
             f"(one per line, in order: {', '.join(channel['type'] for channel in rule['channels'])})."
         )
         st.text_area("Channel URLs", key=f"alert_urls_{rule['id']}", height=80)
-    toggle, test, delete = st.columns(3)
+    edit, toggle, test, delete = st.columns(4)
+    edit.button("Edit", key="alert_edit", on_click=_start_edit, args=(rule,), icon=":material/edit:")
     test.button(
         "Send test notification",
         key="alert_test",
@@ -259,42 +385,77 @@ def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
         st.success(notice)
 
 
-def create_form(context: ui.Context) -> None:
-    """The create form; the collector validates, and its 422 (field and message) is shown beside it."""
-    with st.form("alert_new"):
-        st.text_input("Name", key="alert_new_name", placeholder="Error rate for search")
-        metric, window, op, threshold = st.columns(4)
-        metric.selectbox("Metric", METRICS, key="alert_new_metric")
-        window.selectbox("Window", WINDOWS, key="alert_new_window", help="Rolling (5m, 1h, 24h) or UTC day/month")
-        op.selectbox("Condition", OPS, key="alert_new_op")
-        threshold.text_input("Threshold", key="alert_new_threshold", placeholder="0.05")
-        hold, minimum, enabled = st.columns(3)
-        hold.text_input("For (optional)", key="alert_new_for", placeholder="5m", help="How long it must hold: 90s, 5m")
-        minimum.number_input("Min requests", min_value=0, step=1, value=0, key="alert_new_min_requests")
-        enabled.checkbox("Enabled", value=True, key="alert_new_enabled")
-        st.caption("Filters (optional): comma-separated values; a rule watches calls matching all of them.")
-        for column, name in zip(st.columns(len(FILTERS)), FILTERS, strict=True):
-            column.text_input(name.capitalize(), key=f"alert_new_filter_{name}")
-        kind, url = st.columns([1, 3])
-        kind.selectbox("Channel", CHANNEL_TYPES, key="alert_new_channel_type")
-        url.text_input("Channel URL (optional)", key="alert_new_channel_url", placeholder="https://hooks.slack.com/…")
-        create, check = st.columns(2)
-        with create:
-            st.form_submit_button(
-                "Create rule", on_click=_create, args=(context.api, context.token), icon=":material/add:"
-            )
-        with check:
-            st.form_submit_button(
-                "Preview over the last 7 days",
-                on_click=_preview,
-                args=(context.api, context.token),
-                icon=":material/query_stats:",
-            )
-    if message := st.session_state.get(FORM_ERROR):
+def channel_inputs(form: RuleForm) -> None:
+    """One row per stored channel (its URL typed again, or removed), then one to add a channel."""
+    for index, stored in enumerate(form.stored):
+        kind, url, remove = st.columns([1, 3, 1], vertical_alignment="bottom")
+        kind.selectbox("Channel", CHANNEL_TYPES, key=form.key(f"channel_type_{index}"))
+        url.text_input(
+            f"URL of channel {index + 1} (stored: `{stored['url']}`)",
+            key=form.key(f"channel_url_{index}"),
+            placeholder="type it again: the collector never shows it back",
+        )
+        remove.checkbox("Remove", key=form.key(f"channel_remove_{index}"))
+    added = len(form.stored)
+    kind, url = st.columns([1, 3])
+    kind.selectbox("Channel", CHANNEL_TYPES, key=form.key(f"channel_type_{added}"))
+    label = "Add a channel URL (optional)" if form.stored else "Channel URL (optional)"
+    url.text_input(label, key=form.key(f"channel_url_{added}"), placeholder="https://hooks.slack.com/…")
+
+
+def rule_fields(form: RuleForm) -> None:
+    """The rule's widgets, keyed by the form's prefix (their values live in session state)."""
+    st.text_input("Name", key=form.key("name"), placeholder="Error rate for search")
+    metric, window, op, threshold = st.columns(4)
+    metric.selectbox("Metric", METRICS, key=form.key("metric"))
+    window.selectbox("Window", WINDOWS, key=form.key("window"), help="Rolling (5m, 1h, 24h) or UTC day/month")
+    op.selectbox("Condition", OPS, key=form.key("op"))
+    threshold.text_input("Threshold", key=form.key("threshold"), placeholder="0.05")
+    hold, minimum, enabled = st.columns(3)
+    hold.text_input("For (optional)", key=form.key("for"), placeholder="5m", help="How long it must hold: 90s, 5m")
+    minimum.number_input("Min requests", min_value=0, step=1, key=form.key("min_requests"))
+    enabled.checkbox("Enabled", key=form.key("enabled"))
+    st.caption("Filters (optional): comma-separated values; a rule watches calls matching all of them.")
+    for column, name in zip(st.columns(len(FILTERS)), FILTERS, strict=True):
+        column.text_input(name.capitalize(), key=form.key(f"filter_{name}"))
+    channel_inputs(form)
+
+
+def rule_form(context: ui.Context, form: RuleForm, rule: dict[str, Any] | None = None) -> None:
+    """A rule form, blank or for editing `rule`; the collector validates, and its 422 is shown beside it."""
+    # Streamlit forgets a widget's value once it is not drawn (another page): start again from the rule.
+    for suffix, value in initial_values(rule).items():
+        st.session_state.setdefault(form.key(suffix), value)
+    with st.form(form.name):
+        rule_fields(form)
+        buttons = st.columns(3 if form.rule_id is not None else 2)
+        buttons[0].form_submit_button(
+            form.submit, on_click=_submit, args=(context.api, context.token, form), icon=form.icon, type="primary"
+        )
+        buttons[1].form_submit_button(
+            "Preview over the last 7 days",
+            on_click=_preview,
+            args=(context.api, context.token, form),
+            icon=":material/query_stats:",
+        )
+        if form.rule_id is not None:
+            buttons[2].form_submit_button("Cancel", on_click=_stop_edit, icon=":material/close:")
+    if message := st.session_state.get(form.key("error")):
         st.error(message)
-    elif notice := st.session_state.get(FORM_NOTICE):
+    elif notice := st.session_state.get(form.key("notice")):
         st.success(notice)
-    show_preview()
+    show_preview(form)
+
+
+def show_budgets(budgets: list[alerts_client.Budget]) -> None:
+    """Each budget rule's spend so far and its forecast for the period's end, against its limit."""
+    if not budgets:
+        return
+    st.subheader("Budgets")
+    st.caption("Spend so far in each budget's UTC day or month, and where the pace so far would end it.")
+    for budget in budgets:
+        for column, (fill, text) in zip(st.columns(2), budget.bars(), strict=True):
+            column.progress(fill, text=text)
 
 
 def show_events(rules: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
@@ -346,12 +507,16 @@ def show_deliveries(attempts: list[dict[str, Any]]) -> None:
 
 
 def render(context: ui.Context) -> None:
-    """Rules (firing first), manage one, add one, and the history."""
+    """Rules (firing first), budgets, manage or edit one, add one, and the history."""
     rules = alerts_client.rules(context.api, context.token)
     show_rules(rules)
+    show_budgets(alerts_client.budgets(context.api, context.token, rules, filters.now_rounded()))
     manage(context, rules)
+    if editing := st.session_state.get(EDITING):
+        st.subheader(f"Edit rule {editing['name']!r} (id {editing['id']})")
+        rule_form(context, edit_form(editing), editing)
     st.subheader("New rule")
-    create_form(context)
+    rule_form(context, NEW_FORM)
     show_events(rules, alerts_client.events(context.api, context.token))
     show_deliveries(alerts_client.delivery_attempts(context.api, context.token))
 

@@ -45,11 +45,8 @@ def spend_metric(context: ui.Context, label: str, window: tuple[datetime, ...], 
     )
 
 
-BUDGET_METRICS = ("cost", "cost_forecast_month")
-
-
 def alert_banner(context: ui.Context) -> None:
-    """Firing alerts first of all; then each budget rule's spend (or forecast) against its limit."""
+    """Firing alerts first of all; then each enabled budget rule's spend so far and forecast against its limit."""
     try:
         rules = alerts_client.rules(context.api, context.token)
     except ApiError:
@@ -58,17 +55,10 @@ def alert_banner(context: ui.Context) -> None:
     if firing:
         names = ", ".join(f"**{rule['name']}**" for rule in firing)
         st.error(f"Firing ({len(firing)}): {names} — see Alerts.", icon=":material/notifications_active:")
-    budgets = [rule for rule in rules if rule["metric"] in BUDGET_METRICS and rule["op"] in (">", ">=")]
-    for rule in budgets:
-        label = "forecast for the month" if rule["metric"] == "cost_forecast_month" else f"spend this {rule['window']}"
-        value, limit = rule["value"], rule["threshold"]
-        if value is None:
-            st.caption(f"Budget {rule['name']}: not evaluated yet (limit {ui.usd(limit)}).")
-            continue
-        st.progress(
-            min(value / limit, 1.0) if limit > 0 else 1.0,
-            text=f"Budget {rule['name']}: {label} {ui.usd(value)} of {ui.usd(limit)}",
-        )
+    enabled = [rule for rule in rules if rule["enabled"]]
+    for budget in alerts_client.budgets(context.api, context.token, enabled, filters.now_rounded()):
+        for column, (fill, text) in zip(st.columns(2), budget.bars(), strict=True):
+            column.progress(fill, text=f"Budget {text}")
 
 
 def render(context: ui.Context) -> None:
