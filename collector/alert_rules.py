@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -162,10 +162,37 @@ def _count(payload: Mapping[str, Any], name: str) -> int:
     return value
 
 
+MASK = "•••"
+_MASKED = re.compile(r"•••(\d+)$")
+
+
 def masked(channels: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Channels as the API shows them: a URL is a secret, so only its scheme and host are shown."""
-    shown = []
-    for channel in channels:
-        parts = urlsplit(channel["url"])
-        shown.append({"type": channel["type"], "url": f"{parts.scheme}://{parts.hostname}/•••"})
-    return shown
+    """Channels as the API shows them: a URL is a secret, so only its scheme and host are shown, with the
+    channel's position (`https://hooks.slack.com/•••1`), which is what a masked URL sent back stands for."""
+    return [
+        {"type": channel["type"], "url": _masked_url(channel["url"], position)}
+        for position, channel in enumerate(channels, start=1)
+    ]
+
+
+def _masked_url(url: str, position: int) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/{MASK}{position}"
+
+
+def with_stored_urls(rule: Rule, stored: list[dict[str, str]]) -> Rule:
+    """A rule sent back as it was read keeps its URLs: a masked URL stands for the stored channel at its position
+    (same type and host). A masked URL that stands for nothing is refused, so a mask is never stored."""
+    channels = []
+    for index, channel in enumerate(rule.channels):
+        if MASK not in channel["url"]:
+            channels.append(channel)
+            continue
+        found = _MASKED.search(channel["url"])
+        position = int(found.group(1)) if found else 0
+        old = stored[position - 1] if 1 <= position <= len(stored) else None
+        if old is None or old["type"] != channel["type"] or _masked_url(old["url"], position) != channel["url"]:
+            raise RuleError("channels", f"channel {index}: {channel['url']} is a masked URL this rule does not have; "
+                                        "give the full URL")  # fmt: skip
+        channels.append(old)
+    return replace(rule, channels=channels)

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from collector.alert_rules import Rule, masked
+from collector.alert_rules import Rule, masked, with_stored_urls
 from collector.store import Store
 
 _RULE_COLUMNS = (
@@ -29,6 +29,8 @@ class AlertStore:
         self.store = store
 
     def create(self, rule: Rule, now: datetime) -> int:
+        """Store a new rule; raises RuleError for a masked channel URL (it stands for nothing yet)."""
+        rule = with_stored_urls(rule, [])
         with self.store.transaction() as con:
             (rule_id,) = con.execute(
                 'INSERT INTO alert_rules (name, metric, "window", op, threshold, for_seconds, filters, channels, '
@@ -39,7 +41,12 @@ class AlertStore:
         return rule_id
 
     def update(self, rule_id: int, rule: Rule, now: datetime) -> bool:
+        """Replace a rule; channels sent back masked keep their stored URLs (RuleError when one can't)."""
         with self.store.transaction() as con:
+            stored = con.execute("SELECT channels FROM alert_rules WHERE id = ?", [rule_id]).fetchone()
+            if stored is None:
+                return False
+            rule = with_stored_urls(rule, json.loads(stored[0]))
             found = con.execute(
                 'UPDATE alert_rules SET name = ?, metric = ?, "window" = ?, op = ?, threshold = ?, for_seconds = ?, '
                 "filters = ?, channels = ?, enabled = ?, min_requests = ?, updated_at = ? WHERE id = ? RETURNING id",

@@ -70,7 +70,10 @@ class _AlertRoutes:
         rule = await self._rule_from(request)
         if isinstance(rule, Response):
             return rule
-        rule_id = await run_in_threadpool(self.alerts.create, rule, datetime.now(tz=UTC))
+        try:
+            rule_id = await run_in_threadpool(self.alerts.create, rule, datetime.now(tz=UTC))
+        except RuleError as error:
+            return JSONResponse({"error": error.message, "field": error.field}, 422)
         return JSONResponse({"id": rule_id}, 201)
 
     async def update_rule(self, request: Request) -> Response:
@@ -78,7 +81,11 @@ class _AlertRoutes:
         if isinstance(rule, Response):
             return rule
         rule_id = request.path_params["rule_id"]
-        if not await run_in_threadpool(self.alerts.update, rule_id, rule, datetime.now(tz=UTC)):
+        try:
+            found = await run_in_threadpool(self.alerts.update, rule_id, rule, datetime.now(tz=UTC))
+        except RuleError as error:
+            return JSONResponse({"error": error.message, "field": error.field}, 422)
+        if not found:
             return JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
         return JSONResponse({"id": rule_id})
 

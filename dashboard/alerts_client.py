@@ -109,7 +109,8 @@ def delete_rule(api: str, token: str | None, rule_id: int) -> None:
 
 
 def editable_body(rule: dict[str, Any], channels: list[dict[str, str]], **changes: Any) -> dict[str, Any]:
-    """A rule as GET shows it, turned back into a PUT body with `channels` (re-entered URLs) and `changes`."""
+    """A rule as GET shows it, turned back into a PUT body with `channels` (masked ones keep their stored URLs)
+    and `changes`."""
     body = {
         "name": rule["name"],
         "metric": rule["metric"],

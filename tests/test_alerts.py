@@ -144,7 +144,7 @@ def test_rules_api(collector: RunningCollector, webhook: WebhookSink) -> None:
     (shown,) = collector.get("/api/v1/alert-rules")["rules"]
     assert shown["id"] == rule_id
     assert shown["state"] == "ok"
-    assert shown["channels"] == [{"type": "webhook", "url": "http://127.0.0.1/•••"}]
+    assert shown["channels"] == [{"type": "webhook", "url": "http://127.0.0.1/•••1"}]
     assert "secret-token" not in collector.http.get(f"/api/v1/alert-rules/{rule_id}").text
 
     updated = collector.http.put(f"/api/v1/alert-rules/{rule_id}", json={**RULE, "threshold": 0.5, "for": "10m"})
@@ -165,6 +165,39 @@ def test_rules_api(collector: RunningCollector, webhook: WebhookSink) -> None:
     assert collector.http.delete(f"/api/v1/alert-rules/{rule_id}").status_code == 204
     assert collector.http.delete(f"/api/v1/alert-rules/{rule_id}").status_code == 404
     assert collector.get("/api/v1/alert-rules")["rules"] == []
+
+
+def test_masked_urls_sent_back_keep_the_stored_ones(collector: RunningCollector) -> None:
+    """GET, change, PUT: masked URLs stand for the stored channel at their position; a mask is never stored."""
+    secrets = [
+        {"type": "webhook", "url": "http://127.0.0.1:9/hooks/one-secret"},
+        {"type": "webhook", "url": "http://127.0.0.1:9/hooks/two-secret"},
+    ]
+    rule_id = collector.http.post("/api/v1/alert-rules", json={**RULE, "channels": secrets}).json()["id"]
+    shown = collector.get(f"/api/v1/alert-rules/{rule_id}")
+    assert [channel["url"] for channel in shown["channels"]] == ["http://127.0.0.1/•••1", "http://127.0.0.1/•••2"]
+    # Keep the second, drop the first, add one: PUT what GET showed.
+    new = {"type": "slack", "url": "https://hooks.slack.test/services/new"}
+    answer = collector.http.put(
+        f"/api/v1/alert-rules/{rule_id}", json={**RULE, "channels": [shown["channels"][1], new]}
+    )
+    assert answer.status_code == 200
+    con = collector.collector.store.reader()
+    try:
+        assert dict(collector.collector.alert_engine.alerts.rules(con))[rule_id].channels == [secrets[1], new]
+    finally:
+        con.close()
+    for wrong in (
+        {"type": "webhook", "url": "http://127.0.0.1/•••2"},  # position 2 is now the Slack channel
+        {"type": "webhook", "url": "http://127.0.0.1/•••7"},
+        {"type": "webhook", "url": "http://evil.test/•••1"},
+    ):
+        refused = collector.http.put(f"/api/v1/alert-rules/{rule_id}", json={**RULE, "channels": [wrong]})
+        assert refused.status_code == 422
+        assert refused.json()["field"] == "channels"
+        assert "masked URL" in refused.json()["error"]
+    created = collector.http.post("/api/v1/alert-rules", json={**RULE, "channels": [shown["channels"][0]]})
+    assert created.status_code == 422
 
 
 def test_fires_once_and_resolves(collector: RunningCollector) -> None:

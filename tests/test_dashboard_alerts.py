@@ -142,20 +142,16 @@ def test_disable_and_delete(running: RunningCollector) -> None:
     assert "No alert rules yet" in texts(at.info)
 
 
-def test_rule_with_a_channel_needs_its_url_reentered(running: RunningCollector) -> None:
+def test_toggling_a_rule_keeps_its_stored_channel_url(running: RunningCollector) -> None:
     channel = {"type": "webhook", "url": "http://127.0.0.1:9/hooks/secret"}
     rule_id = running.http.post("/api/v1/alert-rules", json=rule_body(channels=[channel])).json()["id"]
     at = page()
     at.button(key="alert_toggle").click().run()
     ok(at)
-    assert "Re-enter every channel URL" in texts(at.error)
-    assert running.get(f"/api/v1/alert-rules/{rule_id}")["enabled"] is True
-    at.text_area(key=f"alert_urls_{rule_id}").input("http://127.0.0.1:9/hooks/new")
-    at.button(key="alert_toggle").click().run()
-    ok(at)
     shown = running.get(f"/api/v1/alert-rules/{rule_id}")
     assert shown["enabled"] is False
-    assert shown["channels"] == [{"type": "webhook", "url": "http://127.0.0.1/•••"}]
+    assert shown["channels"] == [{"type": "webhook", "url": "http://127.0.0.1/•••1"}]
+    assert stored_channels(running, rule_id) == [channel]
 
 
 def test_firing_rule_is_first_and_its_event_listed(running: RunningCollector) -> None:
@@ -392,28 +388,29 @@ def test_edit_shows_the_apis_422_beside_the_form_and_keeps_the_draft(running: Ru
     assert (shown["metric"], shown["window"], shown["threshold"]) == ("cost_forecast_month", "month", 12.0)
 
 
-def test_editing_never_sends_a_masked_url_back(running: RunningCollector) -> None:
+def test_editing_keeps_replaces_removes_and_adds_channels(running: RunningCollector) -> None:
     channels = [
         {"type": "webhook", "url": "http://127.0.0.1:9/hooks/first-secret"},
         {"type": "slack", "url": "https://hooks.slack.test/services/second-secret"},
+        {"type": "webhook", "url": "http://127.0.0.1:9/hooks/third-secret"},
     ]
     rule_id = running.http.post("/api/v1/alert-rules", json=rule_body(channels=channels)).json()["id"]
     at = start_editing(page(), rule_id)
     at.text_input(key="alert_edit_threshold").input("7")
-    at = save(at)
-    assert texts(at.error).startswith("channels: re-enter the URL of channel 1 (webhook `http://127.0.0.1/•••`)")
-    assert running.get(f"/api/v1/alert-rules/{rule_id}")["threshold"] == 0.0
+    at = save(at)  # every channel left blank: all kept
+    assert running.get(f"/api/v1/alert-rules/{rule_id}")["threshold"] == 7.0
     assert stored_channels(running, rule_id) == channels
 
+    at = start_editing(at, rule_id)
     at.text_input(key="alert_edit_channel_url_0").input("http://127.0.0.1:9/hooks/new-secret")
     at.checkbox(key="alert_edit_channel_remove_1").check()
-    at.text_input(key="alert_edit_channel_url_2").input("https://hooks.slack.test/services/added")
-    at.selectbox(key="alert_edit_channel_type_2").select("slack")
+    at.text_input(key="alert_edit_channel_url_3").input("https://hooks.slack.test/services/added")
+    at.selectbox(key="alert_edit_channel_type_3").select("slack")
     at = save(at)
     assert not at.error, texts(at.error)
-    assert running.get(f"/api/v1/alert-rules/{rule_id}")["threshold"] == 7.0
     assert stored_channels(running, rule_id) == [
         {"type": "webhook", "url": "http://127.0.0.1:9/hooks/new-secret"},
+        channels[2],
         {"type": "slack", "url": "https://hooks.slack.test/services/added"},
     ]
 

@@ -77,7 +77,7 @@ def threshold_text(value: float) -> str:
 def initial_values(rule: dict[str, Any] | None = None) -> dict[str, Any]:
     """The form's widget values (by key suffix): a blank draft, or `rule` as GET showed it.
 
-    Stored channel URLs come back masked, so their fields start empty: they must be typed again to be kept."""
+    Stored channel URLs come back masked, so their fields start empty: left empty, the stored URL is kept."""
     rule = rule or {}
     channels = rule.get("channels") or []
     values: dict[str, Any] = {
@@ -121,23 +121,18 @@ def form_fields(form: RuleForm) -> dict[str, Any]:
 
 
 def form_channels(form: RuleForm) -> list[dict[str, str]]:
-    """The channels to send: each stored one re-typed (or removed), then the new one if a URL was typed.
-
-    A stored channel left blank is refused rather than sent masked: the mask is a valid URL to the collector,
-    so sending it back would replace the real URL with it."""
+    """The channels to send: each stored one kept (sent back masked, which the collector maps to the URL it holds),
+    replaced by a typed URL, or removed; then the new one if a URL was typed."""
     state = st.session_state
     channels = []
     for index, stored in enumerate(form.stored):
         if state.get(form.key(f"channel_remove_{index}")):
             continue
         url = str(state.get(form.key(f"channel_url_{index}")) or "").strip()
-        if not url:
-            raise DraftError(
-                "channels",
-                f"re-enter the URL of channel {index + 1} ({stored['type']} `{stored['url']}`) or tick Remove: "
-                "the collector never shows stored URLs back.",
-            )
-        channels.append({"type": state.get(form.key(f"channel_type_{index}")), "url": url})
+        if url:
+            channels.append({"type": state.get(form.key(f"channel_type_{index}")), "url": url})
+        else:
+            channels.append(dict(stored))
     added = len(form.stored)
     if url := str(state.get(form.key(f"channel_url_{added}")) or "").strip():
         channels.append({"type": state.get(form.key(f"channel_type_{added}")), "url": url})
@@ -265,27 +260,11 @@ def _delete(api: str, token: str | None, rule_id: int) -> None:
         _stop_edit()
 
 
-def reentered_channels(rule: dict[str, Any], text: str) -> list[dict[str, str]] | None:
-    """The channels to send back on PUT: [] for a rule without any, else one typed URL per existing channel.
-
-    None when the URLs were not (all) re-entered: GET shows masked URLs, so sending them back would break them."""
-    existing = rule.get("channels") or []
-    if not existing:
-        return []
-    urls = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(urls) != len(existing):
-        return None
-    return [{"type": channel["type"], "url": url} for channel, url in zip(existing, urls, strict=True)]
-
-
 def _toggle(api: str, token: str | None, rule: dict[str, Any]) -> None:
     """Enable/disable button callback: PUT the same rule with `enabled` flipped."""
     st.session_state.pop(MANAGE_ERROR, None)
-    channels = reentered_channels(rule, str(st.session_state.get(f"alert_urls_{rule['id']}") or ""))
-    if channels is None:
-        st.session_state[MANAGE_ERROR] = "Re-enter every channel URL (one per line) to change this rule."
-        return
-    body = alerts_client.editable_body(rule, channels, enabled=not rule["enabled"])
+    # Channels go back masked, as read: the collector keeps the URLs it holds for them.
+    body = alerts_client.editable_body(rule, rule.get("channels") or [], enabled=not rule["enabled"])
     try:
         alerts_client.update_rule(api, token, int(rule["id"]), body)
     except alerts_client.RuleRejectedError as error:
@@ -348,12 +327,6 @@ def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
     rule = by_id.get(rule_id)
     if rule is None:
         return
-    if rule.get("channels"):
-        st.caption(
-            "The collector never shows channel URLs back, so changing this rule needs them re-entered "
-            f"(one per line, in order: {', '.join(channel['type'] for channel in rule['channels'])})."
-        )
-        st.text_area("Channel URLs", key=f"alert_urls_{rule['id']}", height=80)
     edit, toggle, test, delete = st.columns(4)
     edit.button("Edit", key="alert_edit", on_click=_start_edit, args=(rule,), icon=":material/edit:")
     test.button(
@@ -386,14 +359,14 @@ def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
 
 
 def channel_inputs(form: RuleForm) -> None:
-    """One row per stored channel (its URL typed again, or removed), then one to add a channel."""
+    """One row per stored channel (kept when left blank, replaced when typed, or removed), then one to add."""
     for index, stored in enumerate(form.stored):
         kind, url, remove = st.columns([1, 3, 1], vertical_alignment="bottom")
         kind.selectbox("Channel", CHANNEL_TYPES, key=form.key(f"channel_type_{index}"))
         url.text_input(
             f"URL of channel {index + 1} (stored: `{stored['url']}`)",
             key=form.key(f"channel_url_{index}"),
-            placeholder="type it again: the collector never shows it back",
+            placeholder="leave blank to keep the stored URL, or type a new one",
         )
         remove.checkbox("Remove", key=form.key(f"channel_remove_{index}"))
     added = len(form.stored)
