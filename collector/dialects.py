@@ -78,7 +78,10 @@ def to_float(value: Any) -> float | None:
     if kind is float:
         return value if math.isfinite(value) else None
     if kind is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # JSON (OpenInference's invocation parameters) holds ints of any size
+            return None
     if kind is str:
         try:
             return to_float(float(value))
@@ -133,7 +136,7 @@ def to_json_object(value: Any) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter's stack
         return None
     return parsed if type(parsed) is dict else None
 

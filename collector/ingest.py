@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from collector.metrics import Metrics
 from collector.normalize import normalize
 from collector.pricebook import PriceBook
-from collector.validate import keep_storable
+from collector.validate import keep_storable, money_problem, unpriced_problem
 from collector.writer import BatchWriter, WriteResult
 
 
@@ -35,9 +35,12 @@ class Ingest:
     def submit(self, request: ExportTraceServiceRequest) -> Prepared:
         """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
         batch = normalize(request)
-        self.price_book.price_rows(batch.rows)
-        rows, unstorable = keep_storable(batch.rows)
-        rejected = batch.rejected + unstorable
+        # Counts are checked before pricing: the price book's Decimal arithmetic raises on absurd token counts
+        # (1e300 tokens), which would fail the whole request. The costs it computes are checked after.
+        rows, unstorable = keep_storable(batch.rows, unpriced_problem)
+        self.price_book.price_rows(rows)
+        rows, unpriceable = keep_storable(rows, money_problem)
+        rejected = batch.rejected + unstorable + unpriceable
         received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)
         self.metrics.add("llmledger_spans_received_total", received)
         self.metrics.add("llmledger_spans_non_llm_total", batch.non_llm_spans)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import zlib
 from typing import Any, TypeVar
 
@@ -16,6 +17,8 @@ from google.protobuf.message import DecodeError, Message
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+_MAX_MESSAGE = 500
+_PARSE_STEP = re.compile(r"Failed to parse (\S+) field: ")
 
 M = TypeVar("M", bound=Message)
 
@@ -24,6 +27,8 @@ class OtlpError(Exception):
     """A request the collector refuses, with the HTTP status and a message that says why."""
 
     def __init__(self, status: int, message: str) -> None:
+        if len(message) > _MAX_MESSAGE:  # a decoder's reason can quote a whole value of the body
+            message = f"{message[:300]} [... {len(message) - 450} characters left out ...] {message[-150:]}"
         super().__init__(message)
         self.status = status
         self.message = message
@@ -83,7 +88,7 @@ def parse(message: M, data: bytes, kind: str) -> M:
     try:
         json_format.ParseDict(_hex_ids_to_base64(document), message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise OtlpError(400, f"body is not valid OTLP/JSON: {exc}") from None
+        raise OtlpError(400, f"body is not valid OTLP/JSON: {_json_reason(exc)}") from None
     except RecursionError:
         raise OtlpError(400, "body is not valid OTLP/JSON: nested too deeply") from None
     return message
@@ -96,6 +101,19 @@ def serialize(message: Message, kind: str) -> bytes:
     return json.dumps(json_format.MessageToDict(message)).encode()
 
 
+def _json_reason(exc: Exception) -> str:
+    """The innermost reason and a short field path: json_format wraps its reason in one "Failed to parse X field: "
+    (and one trailing ".") per level, 3 KB of preamble for a value nested 100 deep."""
+    text = str(exc)
+    path = _PARSE_STEP.findall(text)
+    reason = _PARSE_STEP.sub("", text).rstrip(".") or text
+    if not path:
+        return reason
+    if len(path) > 8:
+        path = [*path[:4], "(...)", *path[-3:]]
+    return f"{reason} (in {'.'.join(path)})"
+
+
 def _hex_ids_to_base64(value: Any) -> Any:
     # OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping expects bytes as base64.
     if isinstance(value, dict):
@@ -105,7 +123,8 @@ def _hex_ids_to_base64(value: Any) -> Any:
                 try:
                     item = base64.b64encode(bytes.fromhex(item)).decode()
                 except ValueError:
-                    raise OtlpError(400, f"{key} {item!r} is not a hex string") from None
+                    shown = item if len(item) <= 64 else f"{item[:64]}... ({len(item)} characters)"
+                    raise OtlpError(400, f"{key} {shown!r} is not a hex string") from None
             else:
                 item = _hex_ids_to_base64(item)
             converted[key] = item

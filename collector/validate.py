@@ -7,6 +7,7 @@ where it would fail the whole group commit.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,11 @@ _MONEY_COLUMNS = tuple(name for name, kind in LLM_CALLS_COLUMNS if kind.startswi
 
 def problem(row: dict[str, Any]) -> str | None:
     """Why `row` can't be stored as it is, or None when every value fits its column."""
+    return unpriced_problem(row) or money_problem(row)
+
+
+def unpriced_problem(row: dict[str, Any]) -> str | None:
+    """Why `row` can't be stored, looking at every column but the money ones (which pricing fills in)."""
     for name in _INTEGER_COLUMNS:
         value = row[name]
         if value is not None and not _INT32[0] <= value <= _INT32[1]:
@@ -35,6 +41,11 @@ def problem(row: dict[str, Any]) -> str | None:
         value = row[name]
         if value is not None and not math.isfinite(value):
             return f"{name} is not a finite number"
+    return None
+
+
+def money_problem(row: dict[str, Any]) -> str | None:
+    """Why a cost of `row` doesn't fit DECIMAL(18,9), or None."""
     for name in _MONEY_COLUMNS:
         value = row[name]
         if value is not None and not (value.is_finite() and abs(value) < _MONEY_LIMIT):
@@ -42,12 +53,14 @@ def problem(row: dict[str, Any]) -> str | None:
     return None
 
 
-def keep_storable(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The rows that fit, and one message per row that doesn't."""
+def keep_storable(
+    rows: list[dict[str, Any]], check: Callable[[dict[str, Any]], str | None] = problem
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows that fit (by `check`), and one message per row that doesn't."""
     kept: list[dict[str, Any]] = []
     rejected: list[str] = []
     for row in rows:
-        reason = problem(row)
+        reason = check(row)
         if reason is None:
             kept.append(row)
         else:
