@@ -21,7 +21,9 @@ class RunningCollector:
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         self.args = parser.parse_args(["--db", str(db), "--port", "0", "--grpc-port", "0", *extra_args])
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only then (else every answer waits
+        # ~40 ms for a delayed ACK).
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))  # a fixed port when an app already points at it (outage tests)
         self.port = self.sock.getsockname()[1]

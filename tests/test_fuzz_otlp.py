@@ -14,7 +14,6 @@ import gzip
 import itertools
 import json
 import math
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -380,9 +379,6 @@ class Ledger:
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
     running = RunningCollector(tmp_path_factory.mktemp("fuzz") / "fuzz.duckdb", "--max-body-bytes", str(LIMIT))
-    # The harness's socket is made with proto 0, so asyncio doesn't set TCP_NODELAY on accepted connections and
-    # every response waits ~40 ms for a delayed ACK. Accepted sockets inherit the option from the listening one.
-    running.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     yield Ledger(running)
     running.stop()
 
