@@ -201,6 +201,8 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.RATELIMIT_LIMIT_TOKENS, "ratelimit_limit_tokens", INT, LLMLEDGER),
     (sc.RATELIMIT_REMAINING_TOKENS, "ratelimit_remaining_tokens", INT, LLMLEDGER),
     (sc.USAGE_ESTIMATED, "usage_estimated", BOOL, LLMLEDGER),
+    (sc.USAGE_INPUT_AUDIO_TOKENS, "input_audio_tokens", INT, LLMLEDGER),
+    (sc.USAGE_OUTPUT_AUDIO_TOKENS, "output_audio_tokens", INT, LLMLEDGER),
     (sc.BATCH, "batch", BOOL, LLMLEDGER),
     (sc.BATCH_ID, "batch_id", STR, LLMLEDGER),
     (sc.END_USER, "end_user", STR, LLMLEDGER),

@@ -10,11 +10,11 @@ from collections.abc import Callable
 import duckdb
 
 from collector import rollups
-from collector.schema import LLM_CALLS_COLUMNS
+from collector.schema import LLM_CALLS_COLUMNS_M001, LLM_CALLS_COLUMNS_M005
 
 
 def m001_llm_calls(con: duckdb.DuckDBPyConnection) -> None:
-    columns = ",\n    ".join(f"{name} {kind}" for name, kind in LLM_CALLS_COLUMNS)
+    columns = ",\n    ".join(f"{name} {kind}" for name, kind in LLM_CALLS_COLUMNS_M001)
     # No index on start_time: DuckDB's zone maps serve time ranges, and ART indexes slow bulk inserts.
     con.execute(f"CREATE TABLE llm_calls (\n    {columns},\n    PRIMARY KEY (trace_id, span_id)\n)")
 
@@ -54,11 +54,31 @@ def m004_daily_rollup(con: duckdb.DuckDBPyConnection) -> None:
     rollups.rebuild(con)
 
 
+def m005_prices(con: duckdb.DuckDBPyConnection) -> None:
+    for name, kind in LLM_CALLS_COLUMNS_M005:
+        con.execute(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
+    # The rates each price version applied, per model, tier and UTC day (USD per million tokens, as JSON).
+    con.execute(
+        "CREATE TABLE price_rates (price_version VARCHAR NOT NULL, model VARCHAR NOT NULL, "
+        "service_tier VARCHAR NOT NULL, batch BOOLEAN NOT NULL, day DATE NOT NULL, source VARCHAR NOT NULL, "
+        "tier_fallback BOOLEAN NOT NULL, rates VARCHAR NOT NULL, "
+        "PRIMARY KEY (price_version, model, service_tier, batch, day))"
+    )
+    con.execute("CREATE SEQUENCE reprice_run_ids START 1")
+    con.execute(
+        "CREATE TABLE reprice_runs (id BIGINT PRIMARY KEY DEFAULT nextval('reprice_run_ids'), "
+        "ran_at TIMESTAMPTZ NOT NULL, from_time TIMESTAMPTZ, to_time TIMESTAMPTZ, dry_run BOOLEAN NOT NULL, "
+        "price_version VARCHAR NOT NULL, rows_seen BIGINT NOT NULL, rows_changed BIGINT NOT NULL, "
+        "old_total_usd DECIMAL(38,9) NOT NULL, new_total_usd DECIMAL(38,9) NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
     (3, "m003_notification_attempts", m003_notification_attempts),
     (4, "m004_daily_rollup", m004_daily_rollup),
+    (5, "m005_prices", m005_prices),
 )
 
 

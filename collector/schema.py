@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-# (column, DuckDB type) of llm_calls, in table order; the query API and CSV use the same names.
-LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
+# (column, DuckDB type) of llm_calls as migration 1 created it. Never edit: later columns are appended below.
+LLM_CALLS_COLUMNS_M001: tuple[tuple[str, str], ...] = (
     ("trace_id", "VARCHAR NOT NULL"),
     ("span_id", "VARCHAR NOT NULL"),
     ("parent_span_id", "VARCHAR"),
@@ -57,3 +57,12 @@ LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tags", "VARCHAR"),  # JSON object text: {"tenant": "acme", ...}
     ("source_dialect", "VARCHAR NOT NULL"),
 )
+
+# Appended by migration 5 (audio tokens are inside input/output tokens and priced at audio rates).
+LLM_CALLS_COLUMNS_M005: tuple[tuple[str, str], ...] = (
+    ("input_audio_tokens", "BIGINT"),
+    ("output_audio_tokens", "BIGINT"),
+)
+
+# Every column, in table order; the query API and CSV use the same names.
+LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = LLM_CALLS_COLUMNS_M001 + LLM_CALLS_COLUMNS_M005

@@ -195,6 +195,8 @@ class CallRecorder:
             attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
             attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0),
             attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0),
+            attrs.get(sc.USAGE_INPUT_AUDIO_TOKENS, 0),
+            attrs.get(sc.USAGE_OUTPUT_AUDIO_TOKENS, 0),
         )
         if cost is None:
             return

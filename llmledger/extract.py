@@ -98,9 +98,16 @@ def usage_attributes(usage: Any, usage_style: str) -> dict[str, int]:
         cache_write = field(input_details, "cache_write_tokens")
         if isinstance(cache_write, int):
             attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cache_write
-    reasoning = field(output_details, "reasoning_tokens") if output_details is not None else None
-    if isinstance(reasoning, int):
-        attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+        audio_in = field(input_details, "audio_tokens")
+        if isinstance(audio_in, int) and audio_in:
+            attrs[sc.USAGE_INPUT_AUDIO_TOKENS] = audio_in
+    if output_details is not None:
+        reasoning = field(output_details, "reasoning_tokens")
+        if isinstance(reasoning, int):
+            attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+        audio_out = field(output_details, "audio_tokens")
+        if isinstance(audio_out, int) and audio_out:
+            attrs[sc.USAGE_OUTPUT_AUDIO_TOKENS] = audio_out
     return attrs
 
 

@@ -48,15 +48,29 @@ class Rates:
     cache_write: Rate
     output: Rate
     tier_fallback: bool
+    input_audio: Rate | None = None  # None: audio tokens at the text rate
+    output_audio: Rate | None = None
 
-    def cost(self, input_tokens: int, cached_input_tokens: int, cache_write_tokens: int, output_tokens: int) -> Decimal:
-        """Exact USD: cached and cache-write tokens are inside input, reasoning inside output."""
-        uncached = max(input_tokens - cached_input_tokens - cache_write_tokens, 0)
+    def cost(
+        self,
+        input_tokens: int,
+        cached_input_tokens: int,
+        cache_write_tokens: int,
+        output_tokens: int,
+        input_audio_tokens: int = 0,
+        output_audio_tokens: int = 0,
+    ) -> Decimal:
+        """Exact USD: cached, cache-write and audio tokens are inside input; reasoning and audio inside output.
+        Above a long-context threshold every token of the call moves to the higher rate."""
+        uncached = max(input_tokens - cached_input_tokens - cache_write_tokens - input_audio_tokens, 0)
+        text_output = max(output_tokens - output_audio_tokens, 0)
         return (
             uncached * self.input.at(input_tokens)
             + cached_input_tokens * self.cached_input.at(input_tokens)
             + cache_write_tokens * self.cache_write.at(input_tokens)
-            + output_tokens * self.output.at(input_tokens)
+            + input_audio_tokens * (self.input_audio or self.input).at(input_tokens)
+            + text_output * self.output.at(input_tokens)
+            + output_audio_tokens * (self.output_audio or self.output).at(input_tokens)
         )
 
 
@@ -102,6 +116,8 @@ def load_rates(model: str, context: dict[str, str] | None, when: datetime) -> Ra
         output=_as_rate(prices.output_mtok) or Rate(Decimal(0)),
         # genai-prices silently uses the standard price when no variant matches: say so.
         tier_fallback=context is not None and not _variant_matches(model_info, context, when),
+        input_audio=_as_rate(getattr(prices, "input_audio_mtok", None)),
+        output_audio=_as_rate(getattr(prices, "output_audio_mtok", None)),
     )
 
 
@@ -124,6 +140,8 @@ def estimate_cost(
     cached_input_tokens: int,
     output_tokens: int,
     cache_write_tokens: int = 0,
+    input_audio_tokens: int = 0,
+    output_audio_tokens: int = 0,
 ) -> float | None:
     """The wrapper's estimate in USD, or None for an unknown model or a pre-paid (`scale`) tier."""
     if service_tier in UNPRICED_TIERS:
@@ -131,4 +149,7 @@ def estimate_cost(
     rates = rates_for(model, service_tier)
     if rates is None:
         return None
-    return float(rates.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens))
+    cost = rates.cost(
+        input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, input_audio_tokens, output_audio_tokens
+    )
+    return float(cost)

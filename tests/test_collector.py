@@ -416,6 +416,7 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
         }  # fmt: skip
     assert migrations == [
         (1, "m001_llm_calls"), (2, "m002_alerts"), (3, "m003_notification_attempts"), (4, "m004_daily_rollup"),
+        (5, "m005_prices"),
     ]  # fmt: skip
     assert columns == [
         ("trace_id", "VARCHAR"), ("span_id", "VARCHAR"), ("parent_span_id", "VARCHAR"),
@@ -434,6 +435,7 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
         ("temperature", "DOUBLE"), ("client_timeout_s", "DOUBLE"), ("client_max_retries", "INTEGER"),
         ("key_kind", "VARCHAR"), ("user_set", "BOOLEAN"), ("content_captured", "BOOLEAN"),
         ("content_redacted", "BOOLEAN"), ("tags", "VARCHAR"), ("source_dialect", "VARCHAR"),
+        ("input_audio_tokens", "BIGINT"), ("output_audio_tokens", "BIGINT"),
     ]  # fmt: skip
     assert alert_tables == {
         "alert_rules": ["id", "name", "metric", "window", "op", "threshold", "for_seconds", "filters", "channels",

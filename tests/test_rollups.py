@@ -13,6 +13,7 @@ import pytest
 
 from collector import rollups
 from collector.exports import neutralise
+from collector.schema import LLM_CALLS_COLUMNS_M001
 from llmledger import semconv as sc
 
 from .collector_harness import RunningCollector
@@ -150,8 +151,9 @@ def test_a_new_database_backfills_the_rollup(tmp_path: Path, loaded: RunningColl
         for number, name, apply in MIGRATIONS[:3]:
             apply(con)
             con.execute("INSERT INTO _migrations (id, name) VALUES (?, ?)", [number, name])
-        raw = loaded.collector.store.reader().execute("SELECT * FROM llm_calls").arrow()
+        first_columns = ", ".join(name for name, _ in LLM_CALLS_COLUMNS_M001)
+        raw = loaded.collector.store.reader().execute(f"SELECT {first_columns} FROM llm_calls").arrow()
         con.register("raw", raw)
         con.execute("INSERT INTO llm_calls SELECT * FROM raw")
-        assert migrate(con) == ["m004_daily_rollup"]
+        assert migrate(con) == ["m004_daily_rollup", "m005_prices"]
         assert con.execute("SELECT sum(requests) FROM llm_calls_daily").fetchone() == (104,)
