@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from collector import backup, exports, notify, otlp, queries, reports
+from collector import backup, exports, notify, otlp, queries, reports, reprice
 from collector.alert_engine import preview
 from collector.alert_rules import Rule, RuleError, parse_rule
 from collector.alert_store import AlertStore
@@ -170,6 +170,8 @@ class CollectorApp(_AlertRoutes):
             Route("/api/v1/alert-events", self.alert_events, methods=["GET"]),
             Route("/api/v1/notification-attempts", self.notification_attempts, methods=["GET"]),
             Route("/api/v1/backup", self.backup, methods=["POST"]),
+            Route("/api/v1/reprice", self.reprice, methods=["POST"]),
+            Route("/api/v1/reprice-runs", self.reprice_runs, methods=["GET"]),
         ]
         known_paths = frozenset(route.path for route in routes)
         timing = Middleware(_RequestTiming, metrics=self.metrics, known_paths=known_paths)
@@ -350,6 +352,36 @@ class CollectorApp(_AlertRoutes):
         except backup.BackupError as error:
             return JSONResponse({"error": str(error), "field": "to"}, 400)
 
+    async def reprice(self, request: Request) -> Response:
+        params = _params(request)
+        try:
+            filters = queries.Filters.from_params({key: params[key] for key in ("from", "to") if key in params})
+            for name, bound in (("from", filters.start), ("to", filters.end)):
+                if bound is None:
+                    raise queries.QueryError(name, "is required: re-pricing works on a stated range")
+            dry_run = _boolean(params, "dry_run")
+        except queries.QueryError as error:
+            return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
+        result = await run_in_threadpool(
+            lambda: reprice.reprice(
+                self.store, self.ingest.price_book, filters.start, filters.end, dry_run=dry_run, now=datetime.now(UTC)
+            )
+        )
+        return JSONResponse(result.as_json())
+
+    async def reprice_runs(self, request: Request) -> Response:
+        def run(con: Any, params: dict[str, list[str]]) -> Any:
+            rows = con.execute(
+                "SELECT id, ran_at, from_time, to_time, dry_run, price_version, rows_seen, rows_changed, "
+                "costs_changed, old_total_usd, new_total_usd FROM reprice_runs ORDER BY id DESC LIMIT 100"
+            )
+            names = [column[0] for column in rows.description]
+            return {
+                "runs": [{n: queries.jsonable(v) for n, v in zip(names, row, strict=True)} for row in rows.fetchall()]
+            }
+
+        return await self._query(request, run)
+
 
 class _RequestTiming:
     """ASGI middleware: request count and latency per known path, for /metrics."""
@@ -413,6 +445,13 @@ def _whole_number(params: dict[str, list[str]], name: str, default: int) -> int:
     if not (text.isascii() and text.isdigit()):
         raise queries.QueryError(name, f"{text!r} is not a whole number")
     return int(text)
+
+
+def _boolean(params: dict[str, list[str]], name: str) -> bool:
+    text = str(_single(params, name, "false")).lower()
+    if text not in ("true", "false", "1", "0"):
+        raise queries.QueryError(name, f"{text!r} is not true or false")
+    return text in ("true", "1")
 
 
 def _single(params: dict[str, list[str]], name: str, default: Any) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
@@ -27,10 +29,17 @@ class Prepared:
 
 
 class Ingest:
-    def __init__(self, writer: BatchWriter, metrics: Metrics, price_book: PriceBook) -> None:
+    def __init__(
+        self,
+        writer: BatchWriter,
+        metrics: Metrics,
+        price_book: PriceBook,
+        record_rates: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         self.writer = writer
         self.metrics = metrics
         self.price_book = price_book
+        self.record_rates = record_rates
 
     def submit(self, request: ExportTraceServiceRequest) -> Prepared:
         """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
@@ -39,6 +48,8 @@ class Ingest:
         # (1e300 tokens), which would fail the whole request. The costs it computes are checked after.
         rows, unstorable = keep_storable(batch.rows, unpriced_problem)
         self.price_book.price_rows(rows)
+        if (new_rates := self.price_book.take_new_rates()) and self.record_rates is not None:
+            self.record_rates(new_rates)  # before the rows that used them are acknowledged
         rows, unpriceable = keep_storable(rows, money_problem)
         rejected = batch.rejected + unstorable + unpriceable
         received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)

@@ -69,6 +69,7 @@ def m005_prices(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE reprice_runs (id BIGINT PRIMARY KEY DEFAULT nextval('reprice_run_ids'), "
         "ran_at TIMESTAMPTZ NOT NULL, from_time TIMESTAMPTZ, to_time TIMESTAMPTZ, dry_run BOOLEAN NOT NULL, "
         "price_version VARCHAR NOT NULL, rows_seen BIGINT NOT NULL, rows_changed BIGINT NOT NULL, "
+        "costs_changed BIGINT NOT NULL, "
         "old_total_usd DECIMAL(38,9) NOT NULL, new_total_usd DECIMAL(38,9) NOT NULL)"
     )
 

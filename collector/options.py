@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest OTLP body")
     parser.add_argument(
+        "--prices",
+        default=None,
+        metavar="FILE",
+        help="TOML file of negotiated rates laid over genai-prices list prices (see the README)",
+    )
+    parser.add_argument(
         "--retention-days",
         type=int,
         default=None,

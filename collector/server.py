@@ -20,6 +20,7 @@ from collector.grpc_receiver import start_grpc
 from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.notify import Notifier
+from collector.price_overrides import OverridesError, PriceOverrides
 from collector.pricebook import PriceBook
 from collector.retention import Retention
 from collector.store import Store
@@ -38,7 +39,8 @@ class Collector:
         self.metrics = Metrics()
         self.store = Store(Path(args.db))
         self.writer = BatchWriter(self.store, self.metrics, max_pending_rows=args.max_pending_rows)
-        self.ingest = Ingest(self.writer, self.metrics, PriceBook())
+        self.price_book = PriceBook(_overrides(args.prices))
+        self.ingest = Ingest(self.writer, self.metrics, self.price_book, record_rates=self.store.record_rates)
         self.app = CollectorApp(
             self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes, tokens=self.tokens
         )
@@ -91,6 +93,13 @@ class Collector:
         self.writer.close()
         self.store.close()
         log.info("llmledger collector stopped; everything acknowledged is committed")
+
+
+def _overrides(path: str | None) -> PriceOverrides:
+    try:
+        return PriceOverrides.load(Path(path) if path else None)
+    except OverridesError as exc:
+        raise SystemExit(f"llmledger collector: {exc}") from None
 
 
 class _Server(uvicorn.Server):

@@ -31,6 +31,10 @@ LLM_CALLS_SCHEMA = pa.schema(
     [pa.field(name, _ARROW_TYPES[kind.removesuffix(" NOT NULL")]) for name, kind in LLM_CALLS_COLUMNS]
 )
 COLUMN_NAMES = tuple(name for name, _ in LLM_CALLS_COLUMNS)
+PRICE_RATES_SCHEMA = pa.schema(
+    [("price_version", pa.string()), ("model", pa.string()), ("service_tier", pa.string()), ("batch", pa.bool_()),
+     ("day", pa.date32()), ("source", pa.string()), ("tier_fallback", pa.bool_()), ("rates", pa.string())]
+)  # fmt: skip
 
 
 def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
@@ -94,6 +98,16 @@ class Store:
                 con.unregister("incoming_calls")
                 con.unregister("inserted_keys")
         return {(trace_id, span_id) for trace_id, span_id in inserted}
+
+    def record_rates(self, rates: Sequence[dict[str, Any]]) -> None:
+        """Rate sets the price book applied (collector/pricebook.py), each kept once per version x key."""
+        table = pa.Table.from_pylist(list(rates), schema=PRICE_RATES_SCHEMA)
+        with self._write_lock:
+            self._con.register("incoming_rates", table)
+            try:
+                self._con.execute("INSERT INTO price_rates BY NAME SELECT * FROM incoming_rates ON CONFLICT DO NOTHING")
+            finally:
+                self._con.unregister("incoming_rates")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -9,6 +9,7 @@ from importlib import import_module
 from collector.backup_cli import add_backup_arguments, add_restore_arguments
 from collector.options import add_arguments as add_collector_arguments
 from collector.options import add_up_arguments
+from collector.reprice_cli import add_arguments as add_reprice_arguments
 from llmledger import __version__, replay
 
 # command → "module:function(args) -> exit code", imported only when that command runs.
@@ -21,6 +22,7 @@ _HANDLERS = {
     "hash-password": "dashboard.launch:hash_password_main",
     "backup": "collector.backup_cli:backup_main",
     "restore": "collector.backup_cli:restore_main",
+    "reprice": "collector.reprice_cli:main",
 }
 
 
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_restore_arguments(
         commands.add_parser("restore", help="restore a backup into a new database file (collector stopped)")
     )
+    add_reprice_arguments(commands.add_parser("reprice", help="price a time range again with the current price book"))
     commands.add_parser(
         "hash-password", help="hash a dashboard operator password for LLMLEDGER_DASHBOARD_PASSWORD_HASH"
     )

@@ -53,6 +53,8 @@ ENDPOINTS: list[tuple[str, str, object, str]] = [
     ("GET", "/api/v1/alert-events", None, "read"),
     ("GET", "/api/v1/notification-attempts", None, "read"),
     ("POST", "/api/v1/backup", {"to": "relative/folder"}, "admin"),
+    ("POST", "/api/v1/reprice?from=2026-01-01&to=2026-01-02&dry_run=true", None, "admin"),
+    ("GET", "/api/v1/reprice-runs", None, "read"),
 ]
 
 
