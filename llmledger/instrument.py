@@ -4,7 +4,8 @@ Every resource method (`chat.completions.create`, `.parse`, `responses.*`, `embe
 raw and streaming-response forms) goes through `SyncAPIClient.request` / `AsyncAPIClient.request`,
 which run the SDK's own retry loop around `_send_request`. We wrap those two methods: `request`
 for the logical call (one span), `_send_request` to count HTTP attempts and keep the last response
-for its headers. Patching is reversible, process-wide or for one client.
+for its headers. Patching is reversible, process-wide or for one client. Batch objects and file
+contents pass the same way: `batch_results` turns a batch's result file into spans when the app reads it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from openai._legacy_response import LegacyAPIResponse
 from openai._response import BaseAPIResponse
 from opentelemetry import trace
 
-from llmledger import config, diagnostics
+from llmledger import batch_results, config, diagnostics
 from llmledger.call import CallRecorder
 from llmledger.extract import ENDPOINTS
 from llmledger.streams import observe_stream
@@ -150,7 +151,11 @@ def _sync_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str,
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         recorder, options, hide = inst.begin(self, options, bool(kwargs.get("stream")))
         if recorder is None:
-            return original_request(self, cast_to, options, *args, **kwargs)
+            watch = batch_results.watch(inst.tracer, self, options)
+            if watch is None:
+                return original_request(self, cast_to, options, *args, **kwargs)
+            with watch:
+                return watch.take(original_request(self, cast_to, options, *args, **kwargs))
         active_token = _active.set((inst, recorder))
         try:
             result = original_request(self, cast_to, options, *args, **kwargs)
@@ -181,7 +186,11 @@ def _async_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         recorder, options, hide = inst.begin(self, options, bool(kwargs.get("stream")))
         if recorder is None:
-            return await original_request(self, cast_to, options, *args, **kwargs)
+            watch = batch_results.watch(inst.tracer, self, options)
+            if watch is None:
+                return await original_request(self, cast_to, options, *args, **kwargs)
+            with watch:
+                return watch.take(await original_request(self, cast_to, options, *args, **kwargs))
         active_token = _active.set((inst, recorder))
         try:
             result = await original_request(self, cast_to, options, *args, **kwargs)

@@ -4,6 +4,9 @@ It answers `/v1/chat/completions`, `/v1/responses`, `/v1/embeddings` and `/v1/co
 well-formed bodies (streams as server-sent events, usage when asked for), sends `x-request-id` and
 `x-ratelimit-*` headers, and plays back scripted replies first (for example recorded OpenAI
 exchanges), so tests can script errors, retries and exact bodies.
+
+For the Batch API it serves what tests put in `batches` and `files` (`add_batch`, `add_file`):
+`GET /v1/batches`, `GET /v1/batches/{id}` and `GET /v1/files/{id}/content`; other GETs answer 404.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class FakeOpenAI:
         self.latency_s = latency_s
         self.replies: deque[Reply] = deque()
         self.requests: list[ReceivedRequest] = []
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server = _QuietServer((host, port), _handler_for(self))
@@ -84,6 +89,40 @@ class FakeOpenAI:
         with self._lock:
             self.replies.clear()
             self.requests.clear()
+            self.batches.clear()
+            self.files.clear()
+
+    def add_batch(self, batch: Mapping[str, Any]) -> None:
+        """Serve this Batch object (see `batch_object`) at `/v1/batches/{id}` and in `/v1/batches`."""
+        with self._lock:
+            self.batches[str(batch["id"])] = dict(batch)
+
+    def add_file(self, file_id: str, content: bytes) -> None:
+        """Serve these bytes at `/v1/files/{file_id}/content`."""
+        with self._lock:
+            self.files[file_id] = content
+
+    def get(self, path: str) -> Reply:
+        """The answer to a GET: a stored batch, the list of them, or a stored file's content."""
+        path = path.split("?", 1)[0]
+        with self._lock:
+            if path == "/v1/batches":
+                data = list(self.batches.values())[::-1]
+                page = {
+                    "object": "list",
+                    "data": data,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                    "has_more": False,
+                }
+                return Reply(200, json.dumps(page))
+            if path.startswith("/v1/batches/") and path[len("/v1/batches/") :] in self.batches:
+                return Reply(200, json.dumps(self.batches[path[len("/v1/batches/") :]]))
+            if path.startswith("/v1/files/") and path.endswith("/content"):
+                content = self.files.get(path[len("/v1/files/") : -len("/content")])
+                if content is not None:
+                    return Reply(200, content, {"content-type": "application/octet-stream"})
+        return Reply(404, json.dumps({"error": {"message": "not found", "type": "invalid_request_error"}}))
 
     # --- synthesised answers ----------------------------------------------------------------
 
@@ -114,6 +153,43 @@ class FakeOpenAI:
         else:
             return Reply(404, json.dumps({"error": {"message": f"no route {path}", "type": "invalid_request_error"}}))
         return Reply(200, json.dumps(payload), {**headers, "content-type": "application/json"}, delay_s=self.latency_s)
+
+
+def batch_object(
+    batch_id: str,
+    *,
+    endpoint: str = "/v1/chat/completions",
+    status: str = "completed",
+    output_file_id: str | None = None,
+    error_file_id: str | None = None,
+    created_at: int = 1_700_000_000,
+    completed_at: int | None = None,
+    completed: int = 0,
+    failed: int = 0,
+) -> dict[str, Any]:
+    """A Batch object as the API returns it."""
+    return {
+        "id": batch_id,
+        "object": "batch",
+        "endpoint": endpoint,
+        "errors": None,
+        "input_file_id": f"file-input-{batch_id}",
+        "completion_window": "24h",
+        "status": status,
+        "output_file_id": output_file_id,
+        "error_file_id": error_file_id,
+        "created_at": created_at,
+        "in_progress_at": created_at + 1,
+        "expires_at": created_at + 86_400,
+        "finalizing_at": completed_at,
+        "completed_at": completed_at,
+        "failed_at": None,
+        "expired_at": None,
+        "cancelling_at": None,
+        "cancelled_at": None,
+        "request_counts": {"total": completed + failed, "completed": completed, "failed": failed},
+        "metadata": None,
+    }
 
 
 def sse(payload: Any, event: str | None = None) -> str:
@@ -299,7 +375,9 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            self._send(Reply(404, json.dumps({"error": {"message": "not found", "type": "invalid_request_error"}})))
+            with fake._lock:
+                fake.requests.append(ReceivedRequest("GET", self.path, dict(self.headers), None))
+            self._send(fake.get(self.path))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
