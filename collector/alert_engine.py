@@ -15,6 +15,7 @@ from collector.alert_rules import ROLLING_WINDOWS, Rule
 from collector.alert_store import AlertStore
 from collector.notify import Notice, Notifier
 from collector.queries import METRICS, SERIES_ONLY_METRICS, Filters
+from collector.reconciliation import gap_pct
 from collector.store import Store
 
 log = logging.getLogger("llmledger.collector")
@@ -52,6 +53,8 @@ def window_bounds(window: str, now: datetime) -> tuple[datetime, datetime]:
 def measure(con: Any, rule: Rule, now: datetime) -> tuple[float | None, int]:
     """The rule's metric over its window and filters at `now`, and how many calls that covered."""
     start, end = window_bounds(rule.window, now)
+    if rule.metric == "reconciliation_gap_pct":
+        return gap_pct(con, start, end)
     equals = {name: values for name, values in rule.filters.items() if name != "model"}
     filters = Filters(start=start, end=end, equals=equals, models=rule.filters.get("model", []))
     where, params = filters.where()

@@ -21,6 +21,7 @@ METRICS = (
     "ratelimit_headroom_requests_pct",
     "ratelimit_headroom_tokens_pct",
     "cost_forecast_month",
+    "reconciliation_gap_pct",  # |OpenAI's cost - ours| per UTC day, % (collector/reconciliation.py)
 )
 ROLLING_WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 CALENDAR_WINDOWS = ("day", "month")  # UTC
@@ -91,6 +92,8 @@ def parse_rule(payload: Any) -> Rule:
     window = _text(payload, "window", (*ROLLING_WINDOWS, *CALENDAR_WINDOWS))
     if metric == "cost_forecast_month" and window != "month":
         raise RuleError("window", "cost_forecast_month projects the calendar month: use window 'month'")
+    if metric == "reconciliation_gap_pct" and payload.get("filters"):
+        raise RuleError("filters", "reconciliation_gap_pct compares the whole organization's bill: no filters")
     op = _text(payload, "op", OPS)
     threshold = payload.get("threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):

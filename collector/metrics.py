@@ -17,6 +17,9 @@ _HELP = {
     "llmledger_log_records_received_total": "OTLP log records received (counted, not stored).",
     "llmledger_request_seconds": "Request latency in seconds, by path.",
     "llmledger_commit_seconds": "Time to write and commit one group of rows.",
+    "llmledger_requests_unauthorized_total": "Requests refused for a missing, unknown (401) or wrong-kind (403) token.",
+    "llmledger_rows_deleted_by_retention_total": "Raw calls deleted by --retention-days (daily rollups kept).",
+    "llmledger_reconcile_pulls_total": "Pulls from OpenAI's Costs and Usage APIs, by outcome.",
 }
 
 

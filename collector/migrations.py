@@ -74,12 +74,36 @@ def m005_prices(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m006_reconciliation(con: duckdb.DuckDBPyConnection) -> None:
+    # What OpenAI's Costs and Usage APIs reported, per UTC day; a re-pull replaces whole days.
+    con.execute(
+        "CREATE TABLE openai_costs (day DATE NOT NULL, line_item VARCHAR, project_id VARCHAR, "
+        "amount DECIMAL(38,9) NOT NULL, currency VARCHAR NOT NULL)"
+    )
+    con.execute(
+        "CREATE TABLE openai_usage (hour TIMESTAMPTZ NOT NULL, day DATE NOT NULL, model VARCHAR, project_id VARCHAR, "
+        "batch BOOLEAN, service_tier VARCHAR, input_tokens BIGINT NOT NULL, input_cached_tokens BIGINT, "
+        "input_audio_tokens BIGINT, output_tokens BIGINT NOT NULL, output_audio_tokens BIGINT, "
+        "requests BIGINT NOT NULL)"
+    )
+    # Which days hold a pull (so "OpenAI reported nothing" differs from "never pulled"), and when.
+    con.execute("CREATE TABLE openai_pulled_days (day DATE PRIMARY KEY, pulled_at TIMESTAMPTZ NOT NULL)")
+    con.execute("CREATE SEQUENCE reconcile_run_ids START 1")
+    con.execute(
+        "CREATE TABLE reconcile_runs (id BIGINT PRIMARY KEY DEFAULT nextval('reconcile_run_ids'), "
+        "started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ NOT NULL, from_day DATE NOT NULL, "
+        "to_day DATE NOT NULL, trigger VARCHAR NOT NULL, ok BOOLEAN NOT NULL, http_status INTEGER, error VARCHAR, "
+        "cost_rows BIGINT NOT NULL, usage_rows BIGINT NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
     (3, "m003_notification_attempts", m003_notification_attempts),
     (4, "m004_daily_rollup", m004_daily_rollup),
     (5, "m005_prices", m005_prices),
+    (6, "m006_reconciliation", m006_reconciliation),
 )
 
 

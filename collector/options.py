@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -30,6 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delete raw calls older than this many whole UTC days, hourly (daily rollups and alerts are kept)",
     )
     parser.add_argument("--max-pending-rows", type=int, default=100_000, help="rows queued before answering 503")
+    parser.add_argument(
+        "--openai-admin-key-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="file holding an OpenAI admin key (api.usage.read) for reconciliation; default $OPENAI_ADMIN_KEY",
+    )
+    parser.add_argument(
+        "--reconcile-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between pulls of OpenAI's costs and usage (default 6 h when a key is set; 0: on demand only)",
+    )
 
 
 def add_up_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> None:

@@ -22,6 +22,7 @@ from collector.metrics import Metrics
 from collector.notify import Notifier
 from collector.price_overrides import OverridesError, PriceOverrides
 from collector.pricebook import PriceBook
+from collector.reconcile import Reconciler
 from collector.retention import Retention
 from collector.store import Store
 from collector.writer import BatchWriter
@@ -47,6 +48,7 @@ class Collector:
         self.notifier = self.app.notifier = Notifier(self.store, args.dashboard_url)
         self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
         self.retention = Retention(self.store, args.retention_days, self.metrics) if args.retention_days else None
+        self.reconciler = self.app.reconciler = Reconciler.from_args(self.store, args, self.metrics)  # None: no key
         self.grpc_server = None
         self.grpc_port: int | None = None
         self.http_server: uvicorn.Server | None = None
@@ -66,6 +68,8 @@ class Collector:
         self.alert_engine.start()
         if self.retention is not None:
             self.retention.start()
+        if self.reconciler is not None:
+            self.reconciler.start()
         self.app.ready = True
         log.info(
             "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d", self.store.path, args.host, args.port
@@ -87,6 +91,8 @@ class Collector:
         self.alert_engine.stop()
         if self.retention is not None:
             self.retention.stop()
+        if self.reconciler is not None:
+            self.reconciler.stop()
         self.notifier.close(wait=False)
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()

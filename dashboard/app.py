@@ -16,6 +16,7 @@ page = st.navigation(
     [
         st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page(VIEWS / "spend.py", title="Spend", icon=":material/payments:"),
+        st.Page(VIEWS / "reconciliation.py", title="Reconciliation", icon=":material/receipt_long:"),
         st.Page(VIEWS / "latency.py", title="Latency", icon=":material/timer:"),
         st.Page(VIEWS / "errors.py", title="Errors & limits", icon=":material/error:"),
         st.Page(VIEWS / "calls.py", title="Calls", icon=":material/list:"),

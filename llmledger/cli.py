@@ -9,6 +9,7 @@ from importlib import import_module
 from collector.backup_cli import add_backup_arguments, add_restore_arguments
 from collector.options import add_arguments as add_collector_arguments
 from collector.options import add_up_arguments
+from collector.reconcile_cli import add_arguments as add_reconcile_arguments
 from collector.reprice_cli import add_arguments as add_reprice_arguments
 from llmledger import __version__, replay
 
@@ -23,6 +24,7 @@ _HANDLERS = {
     "backup": "collector.backup_cli:backup_main",
     "restore": "collector.backup_cli:restore_main",
     "reprice": "collector.reprice_cli:main",
+    "reconcile": "collector.reconcile_cli:main",
 }
 
 
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("restore", help="restore a backup into a new database file (collector stopped)")
     )
     add_reprice_arguments(commands.add_parser("reprice", help="price a time range again with the current price book"))
+    add_reconcile_arguments(commands.add_parser("reconcile", help="pull OpenAI's costs and usage; compare with ours"))
     commands.add_parser(
         "hash-password", help="hash a dashboard operator password for LLMLEDGER_DASHBOARD_PASSWORD_HASH"
     )
