@@ -48,10 +48,13 @@ class ReceivedRequest:
 class FakeOpenAI:
     """`with FakeOpenAI() as fake: OpenAI(base_url=fake.base_url, api_key="sk-test")`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0, keep_requests: int = 10_000
+    ) -> None:
         self.latency_s = latency_s
         self.replies: deque[Reply] = deque()
-        self.requests: list[ReceivedRequest] = []
+        # The newest requests only: the demo's simulated app and the soak run for hours.
+        self.requests: deque[ReceivedRequest] = deque(maxlen=keep_requests)
         self.batches: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
