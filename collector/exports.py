@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pyarrow.csv as pa_csv
 
-from collector import rollups
+from collector import daily, rollups
 from collector.queries import GROUPS, UNPRICED, Filters, QueryError
 from collector.store import COLUMN_NAMES
 
@@ -84,21 +84,49 @@ def export_csv(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, peri
     if kind == "calls":
         result = con.execute(f"SELECT * FROM llm_calls{where} ORDER BY start_time, trace_id, span_id", params)
         return _lines(COLUMN_NAMES, _fetch(result))
-    daily, params = _daily_rows(filters)
+    rows, params = _daily_rows(filters)
+    labels = ", ".join(f"{_neutralised(name)} AS {name}" for name in ("team", "service", "model", "feature"))
     result = con.execute(
+        f"SELECT period, {labels}, requests, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, "
+        # As text: Arrow's writer prints a zero DECIMAL as 0E-9; DuckDB's text is always plain digits.
+        "cost_usd::VARCHAR AS cost_usd, unpriced_requests FROM ("
         "SELECT strftime(to_timestamp(day * 86400), ?) AS period, team, service, model, feature, "
-        "sum(requests)::BIGINT, coalesce(sum(input_tokens), 0)::BIGINT, coalesce(sum(cached_input_tokens), 0)::BIGINT, "
-        "coalesce(sum(output_tokens), 0)::BIGINT, coalesce(sum(reasoning_tokens), 0)::BIGINT, "
-        f"coalesce(sum(cost_usd), 0)::DECIMAL(38,9), sum(unpriced)::BIGINT FROM ({daily}) "
-        "GROUP BY ALL ORDER BY period, team NULLS FIRST, service NULLS FIRST, model NULLS FIRST, feature NULLS FIRST",
+        "sum(requests)::BIGINT AS requests, coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
+        "coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input_tokens, "
+        "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
+        "coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens, "
+        "coalesce(sum(cost_usd), 0)::DECIMAL(38,9) AS cost_usd, sum(unpriced)::BIGINT AS unpriced_requests "
+        f"FROM ({rows}) GROUP BY ALL) "
+        "ORDER BY period, team NULLS FIRST, service NULLS FIRST, model NULLS FIRST, feature NULLS FIRST",
         [PERIODS[period], *params],
     )
-    return _lines(FINANCE_COLUMNS, _fetch(result))
+    return _arrow_lines(result)
+
+
+def _neutralised(column: str) -> str:
+    """SQL for `neutralise` on a text column (the finance CSV is written by Arrow, not cell by cell)."""
+    starts = ", ".join(f"chr({ord(char)})" for char in _FORMULA_STARTS)
+    return f"CASE WHEN left({column}, 1) IN ({starts}) THEN chr(39) || {column} ELSE {column} END"
+
+
+def _arrow_lines(result: duckdb.DuckDBPyConnection) -> Iterator[str]:
+    """CSV text chunks written by Arrow's C++ writer: decimals printed exactly, NULL as an empty cell."""
+    reader = result.to_arrow_reader(_BATCH_ROWS)
+    buffer = io.BytesIO()
+    with pa_csv.CSVWriter(
+        buffer, reader.schema, write_options=pa_csv.WriteOptions(eol="\r\n", quoting_header="none")
+    ) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            yield buffer.getvalue().decode()
+            buffer.seek(0)
+            buffer.truncate()
+    if tail := buffer.getvalue():
+        yield tail.decode()
 
 
 def _daily_rows(filters: Filters) -> tuple[str, list[Any]]:
-    """Finance rows per UTC day (as days since the epoch): whole days from the daily rollup, the partial days at
-    the window's edges (and any filter the rollup lacks, i.e. end_user) from the raw calls."""
+    """Finance rows per UTC day (as days since the epoch): whole days from the daily rollup, the rest raw."""
     # Days as integers of the epoch: strftime on TIMESTAMPTZ goes through ICU and is ~10x slower per row.
     raw = (
         f"SELECT epoch_ms(start_time) // 86400000 AS day, team, service, {GROUPS['model']} AS model, feature, "
@@ -106,39 +134,19 @@ def _daily_rows(filters: Filters) -> tuple[str, list[Any]]:
         "sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, sum(cost_usd) AS cost_usd, "
         f"count(*) FILTER (WHERE {UNPRICED}) AS unpriced FROM llm_calls{{where}} GROUP BY ALL"
     )
-    first_day = _midnight_at_or_after(filters.start) if filters.start else None
-    end_day = _midnight_at_or_before(filters.end) if filters.end else None
-    if "end_user" in filters.equals or (first_day and end_day and first_day >= end_day):
+    parts = daily.split(filters)
+    if parts is None:
         where, params = filters.where()
         return raw.format(where=where), params
-    labels = replace(filters, start=None, end=None)
-    label_where, label_params = labels.where()
-    clauses = [clause for clause, bound in (("day >= ?", first_day), ("day < ?", end_day)) if bound is not None]
-    if label_where:
-        clauses.append(label_where.removeprefix(" WHERE "))
-    rollup_where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     sums = ", ".join(f"sum({name}) AS {name}" for name in rollups.SUMS)
-    parts = [
+    sql = [
         f"SELECT (day - DATE '1970-01-01')::BIGINT AS day, team, service, {GROUPS['model']} AS model, feature, "
-        f"sum(requests) AS requests, {sums}, sum(unpriced_requests) AS unpriced FROM llm_calls_daily{rollup_where} "
-        "GROUP BY ALL"
+        f"sum(requests) AS requests, {sums}, sum(unpriced_requests) AS unpriced "
+        f"FROM llm_calls_daily{parts.rollup_where} GROUP BY ALL"
     ]
-    params = [*(bound.date() for bound in (first_day, end_day) if bound is not None), *label_params]
-    for edge in (
-        replace(filters, end=first_day) if first_day and first_day != filters.start else None,
-        replace(filters, start=end_day) if end_day and end_day != filters.end else None,
-    ):
-        if edge is not None:
-            where, edge_params = edge.where()
-            parts.append(raw.format(where=where))
-            params.extend(edge_params)
-    return " UNION ALL ".join(parts), params
-
-
-def _midnight_at_or_before(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _midnight_at_or_after(moment: datetime) -> datetime:
-    midnight = _midnight_at_or_before(moment)
-    return midnight if midnight == moment else midnight + timedelta(days=1)
+    params = list(parts.rollup_params)
+    for edge in parts.edges:
+        where, edge_params = edge.where()
+        sql.append(raw.format(where=where))
+        params.extend(edge_params)
+    return " UNION ALL ".join(sql), params

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
+from collector import daily
 from collector.pricebook import COST_QUANTUM
-from collector.queries import GROUPS, METRICS, PERCENTILE_METRICS, Filters, QueryError, jsonable, sample_clause
+from collector.queries import (
+    GROUPS,
+    METRICS,
+    PERCENTILE_METRICS,
+    UNPRICED,
+    Filters,
+    QueryError,
+    jsonable,
+    sample_clause,
+)
 from llmledger import pricing
 
+ROLLUP_GROUPS = frozenset({"model", "service", "environment", "team", "feature"})  # keys of llm_calls_daily
+_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+_TOKEN_SUMS = ", ".join(f"sum({name}) AS {name}" for name in _TOKENS)
+# Summary fields from the per-part sums of _per_group_sums.
+_OUTER = {
+    "requests": "sum(requests)::BIGINT",
+    "errors": "coalesce(sum(errors), 0)::BIGINT",
+    "error_rate": "coalesce(sum(errors) / nullif(sum(requests), 0), 0)",
+    "cost_usd": "coalesce(sum(cost_usd), 0)::DECIMAL(18,9)",
+    "unpriced_requests": "coalesce(sum(unpriced_requests), 0)::BIGINT",
+    **{name: f"coalesce(sum({name}), 0)::BIGINT" for name in _TOKENS},
+}
 MAX_GROUPS = 1000
 SMALL_GROUP = 50_000  # groups up to this many calls get exact percentiles
 HISTOGRAM_METRICS = ("duration_ms", "ttft_ms")
@@ -23,12 +46,12 @@ def breakdown(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, l
         raise QueryError("group_by", f"{group_by!r} is not one of {', '.join(GROUPS)}")
     if not 1 <= limit <= MAX_GROUPS:
         raise QueryError("limit", f"must be between 1 and {MAX_GROUPS}")
-    where, params = filters.where()
-    sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS}
-    select = ", ".join(f"{sql} AS {name}" for name, sql in sums.items())
+    sums = [name for name in METRICS if name not in PERCENTILE_METRICS]
+    parts = daily.split(filters) if group_by in ROLLUP_GROUPS else None
+    source, params = _per_group_sums(filters, group_by, parts)
     result = con.execute(
-        f"SELECT {GROUPS[group_by]} AS grp, {select} FROM llm_calls{where} "
-        "GROUP BY ALL ORDER BY cost_usd DESC, requests DESC, grp NULLS LAST LIMIT ?",
+        f"SELECT grp, {', '.join(f'{_OUTER[name]} AS {name}' for name in sums)} FROM ({source}) "
+        "GROUP BY grp ORDER BY cost_usd DESC, requests DESC, grp NULLS LAST LIMIT ?",
         [*params, limit],
     )
     names = ["group", *sums]
@@ -43,7 +66,7 @@ def breakdown(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, l
     for group in groups:
         p50, p95, p99, ttft_p95 = percentiles.get(group["group"], (None, None, None, None))
         group.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99, ttft_p95_ms=ttft_p95)
-    savings = _cached_savings(con, filters, group_by, [g["group"] for g in groups])
+    savings = _cached_savings(con, filters, group_by, [g["group"] for g in groups], parts)
     for group in groups:
         group["cached_input_savings_usd"] = savings.get(group["group"], Decimal(0)).quantize(COST_QUANTUM)
     return {"group_by": group_by, "groups": [{key: jsonable(value) for key, value in g.items()} for g in groups]}
@@ -77,26 +100,70 @@ def _group_percentiles(
 
 
 def _cached_savings(
-    con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, values: list[Any]
+    con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, values: list[Any], parts: daily.Split | None
 ) -> dict[Any, Decimal]:
-    """Per group: cached input tokens x (input rate - cached rate), from the same rates the book prices with."""
+    """Per group: cached input tokens x (input rate - cached rate) at each day's rates, the rates the book prices
+    with (scale-tier calls are pre-paid: no saving counted)."""
     if not values:
         return {}
-    where, params = _in_groups(filters, group_by, values)
-    rows = con.execute(
-        f"SELECT {GROUPS[group_by]} AS grp, coalesce(response_model, request_model) AS model, service_tier, "
-        f"coalesce(batch, false) AS batch, max(start_time) AS day, sum(cached_input_tokens) AS cached "
-        f"FROM llm_calls{where} AND cached_input_tokens > 0 AND cost_source = 'collector' GROUP BY ALL",
-        params,
-    ).fetchall()
+    model = "coalesce(response_model, request_model)"
+    cached = "cached_input_tokens > 0 AND service_tier IS DISTINCT FROM 'scale'"
+    raw = (
+        f"SELECT {GROUPS[group_by]} AS grp, {model} AS model, service_tier, coalesce(batch, false) AS batch, "
+        f"epoch_ms(start_time) // 86400000 AS day, sum(cached_input_tokens) AS cached FROM llm_calls{{where}} "
+        f"AND {cached} AND cost_source = 'collector' GROUP BY ALL"
+    )
+    if parts is None:
+        where, params = _in_groups(filters, group_by, values)
+        source = raw.format(where=where)
+    else:
+        rollup_where = parts.rollup_where + (" AND " if parts.rollup_where else " WHERE ")
+        sql = [
+            f"SELECT {GROUPS[group_by]} AS grp, {model} AS model, service_tier, coalesce(batch, false) AS batch, "
+            f"(day - DATE '1970-01-01')::BIGINT AS day, sum(cached_input_tokens) AS cached "
+            f"FROM llm_calls_daily{rollup_where}{cached} GROUP BY ALL"
+        ]
+        params = list(parts.rollup_params)
+        for edge in parts.edges:
+            where, edge_params = _in_groups(edge, group_by, values)
+            sql.append(raw.format(where=where))
+            params.extend(edge_params)
+        source = " UNION ALL ".join(sql)
+    wanted = set(values)
     savings: dict[Any, Decimal] = {}
-    for group, model, tier, batch, day, cached in rows:
-        rates = pricing.rates_for(model, tier, batch, day)
+    for group, model_name, tier, batch, day, tokens in con.execute(source, params).fetchall():
+        if group not in wanted or not model_name:
+            continue
+        rates = pricing.rates_for(model_name, tier, batch, datetime.fromtimestamp(day * 86400, UTC))
         if rates is None:
             continue
-        saved = cached * (rates.input.base - rates.cached_input.base)
-        savings[group] = savings.get(group, Decimal(0)) + saved
+        savings[group] = savings.get(group, Decimal(0)) + tokens * (rates.input.base - rates.cached_input.base)
     return savings
+
+
+def _per_group_sums(filters: Filters, group_by: str, parts: daily.Split | None) -> tuple[str, list[Any]]:
+    """Additive sums per group (requests, errors, cost, unpriced, tokens): whole days from the rollup, the rest
+    from raw calls."""
+    raw = (
+        f"SELECT {GROUPS[group_by]} AS grp, count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors, "
+        f"sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE {UNPRICED}) AS unpriced_requests, {_TOKEN_SUMS} "
+        "FROM llm_calls{where} GROUP BY ALL"
+    )
+    if parts is None:
+        where, params = filters.where()
+        return raw.format(where=where), params
+    sql = [
+        f"SELECT {GROUPS[group_by]} AS grp, sum(requests) AS requests, "
+        "sum(requests) FILTER (WHERE status = 'error') AS errors, sum(cost_usd) AS cost_usd, "
+        f"sum(unpriced_requests) AS unpriced_requests, {_TOKEN_SUMS} FROM llm_calls_daily{parts.rollup_where} "
+        "GROUP BY ALL"
+    ]
+    params = list(parts.rollup_params)
+    for edge in parts.edges:
+        where, edge_params = edge.where()
+        sql.append(raw.format(where=where))
+        params.extend(edge_params)
+    return " UNION ALL ".join(sql), params
 
 
 def latency_histogram(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bins: int = 30) -> dict[str, Any]:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import duckdb
 
-KEYS = ("day", "service", "environment", "team", "feature", "request_model", "response_model", "status")
+KEYS = (
+    "day", "service", "environment", "team", "feature", "request_model", "response_model", "status", "service_tier",
+    "batch",
+)  # fmt: skip
 SUMS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd")
 UTC_DAY = "(DATE '1970-01-01' + (epoch_ms(start_time) // 86400000)::INTEGER)"
 _UNPRICED = "cost_usd IS NULL AND NOT (status = 'error' AND input_tokens IS NULL AND output_tokens IS NULL)"
 
 CREATE = (
     "CREATE TABLE llm_calls_daily (day DATE NOT NULL, service VARCHAR, environment VARCHAR, team VARCHAR, "
-    "feature VARCHAR, request_model VARCHAR, response_model VARCHAR, status VARCHAR, requests BIGINT NOT NULL, "
+    "feature VARCHAR, request_model VARCHAR, response_model VARCHAR, status VARCHAR, service_tier VARCHAR, "
+    "batch BOOLEAN, requests BIGINT NOT NULL, "
     "input_tokens BIGINT NOT NULL, cached_input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, "
     "reasoning_tokens BIGINT NOT NULL, cost_usd DECIMAL(38,9) NOT NULL, unpriced_requests BIGINT NOT NULL)"
 )
@@ -27,6 +31,7 @@ def aggregate(source: str, where: str = "") -> str:
     sums = ", ".join(f"coalesce(sum({name}), 0) AS {name}" for name in SUMS)
     return (
         f"SELECT {UTC_DAY} AS day, service, environment, team, feature, request_model, response_model, status, "
+        "service_tier, batch, "
         f"count(*) AS requests, {sums}, count(*) FILTER (WHERE {_UNPRICED}) AS unpriced_requests "
         f"FROM {source}{where} GROUP BY ALL"
     )

@@ -71,7 +71,7 @@ def test_the_rollup_equals_a_rebuild_from_the_raw_calls(loaded: RunningCollector
     kept = con.execute("SELECT * FROM llm_calls_daily ORDER BY ALL").fetchall()
     rebuilt = con.execute(f"SELECT * FROM ({rollups.aggregate('llm_calls')}) ORDER BY ALL").fetchall()
     assert kept == rebuilt
-    assert sum(row[8] for row in kept) == 12 * 8 + 8
+    assert sum(row[10] for row in kept) == 12 * 8 + 8  # requests
     assert len({row[0] for row in kept}) == 5  # four days of batches and the late one
 
 
@@ -157,3 +157,20 @@ def test_a_new_database_backfills_the_rollup(tmp_path: Path, loaded: RunningColl
         con.execute("INSERT INTO llm_calls SELECT * FROM raw")
         assert migrate(con) == ["m004_daily_rollup", "m005_prices", "m006_reconciliation"]
         assert con.execute("SELECT sum(requests) FROM llm_calls_daily").fetchone() == (104,)
+
+
+@pytest.mark.parametrize("group_by", ["team", "model", "service", "feature"])
+@pytest.mark.parametrize(("params", "where", "bound"), WINDOWS[:8], ids=[str(w[0]) for w in WINDOWS[:8]])
+def test_breakdown_from_the_rollup_equals_the_raw_one(
+    loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch, group_by: str, params: dict, where: str, bound: list
+) -> None:
+    from collector import daily, reports
+    from collector.queries import Filters
+
+    filters = Filters.from_params({key: [value] for key, value in params.items()})
+    con = loaded.collector.store.reader()
+    with_rollup = reports.breakdown(con, filters, group_by, 50)
+    monkeypatch.setattr(daily, "split", lambda _filters: None)
+    raw_only = reports.breakdown(con, filters, group_by, 50)
+    assert with_rollup == raw_only
+    assert with_rollup["groups"]
