@@ -20,7 +20,8 @@ def main(endpoint: str, calls_per_second: float) -> None:
     llmledger.configure(endpoint=endpoint, service_name="soak-app", environment="soak")
     llmledger.instrument()
     made = 0
-    with FakeOpenAI() as fake, openai.OpenAI(base_url=fake.base_url, api_key="sk-proj-soak") as client:
+    # The fake keeps only its last 100 requests: the app's memory is what the soak measures.
+    with FakeOpenAI(keep_requests=100) as fake, openai.OpenAI(base_url=fake.base_url, api_key="sk-proj-soak") as client:
         interval = 1.0 / calls_per_second
         next_call = time.monotonic()
         while not stop.is_set():
