@@ -43,7 +43,10 @@ def run_simulated_app(
     headers = {"Authorization": f"Bearer {token}"} if token else None
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(endpoint), headers=headers)))
     made = 0
-    with FakeOpenAI(latency_s=0.05) as fake, openai.OpenAI(base_url=fake.base_url, api_key="sk-proj-demo") as client:
+    with (
+        FakeOpenAI(latency_s=0.05, keep_requests=100) as fake,
+        openai.OpenAI(base_url=fake.base_url, api_key="sk-proj-demo") as client,
+    ):
         handle = llmledger.instrument(client, tracer_provider=provider)
         try:
             while not stop.wait(rng.expovariate(calls_per_second)):
