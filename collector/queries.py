@@ -162,8 +162,11 @@ def summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, Any]:
     where, params = filters.where()
     sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS}
     select = ", ".join(f"{sql} AS {name}" for name, sql in sums.items())
-    row = con.execute(f"SELECT {select} FROM llm_calls{where}", params).fetchone()
-    result = dict(zip(sums, row, strict=True))
+    # Beside the summary fields: calls priced at standard rates because genai-prices lacked their tier or batch.
+    row = con.execute(
+        f"SELECT {select}, count(*) FILTER (WHERE price_tier_fallback) FROM llm_calls{where}", params
+    ).fetchone()
+    result = dict(zip([*sums, "tier_fallback_requests"], row, strict=True))
     sample = sample_clause(result["requests"])
     latency, ttft_p95 = con.execute(
         f"SELECT quantile_cont(duration_ms, [0.5, 0.95, 0.99]), quantile_cont(ttft_ms, 0.95) "

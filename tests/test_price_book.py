@@ -111,7 +111,8 @@ def test_every_tier_and_token_kind_against_hand_figures(collector: RunningCollec
         assert row["cost_source"] == ("collector" if cost else None), request_id
         assert row["price_version"] == ("genai-prices==0.2.3" if cost else None), request_id
     assert rows["audio"]["input_audio_tokens"] == 600
-    assert collector.get("/api/v1/summary", **{"from": "2026-01-01"})["unpriced_requests"] == 2
+    summary = collector.get("/api/v1/summary", **{"from": "2026-01-01"})
+    assert (summary["unpriced_requests"], summary["tier_fallback_requests"]) == (2, 2)
 
 
 def test_a_span_cost_is_kept_beside_and_used_only_for_unknown_models(collector: RunningCollector) -> None:

@@ -61,6 +61,12 @@ def render(context: ui.Context) -> None:
             "their model is not in the price book, so the cost above leaves them out. Add the model to the "
             "collector's price overrides to price them."
         )
+    if fallback := summary.get("tier_fallback_requests"):
+        st.info(
+            f"{ui.count(fallback)} calls were priced at standard rates: the price list has no rate for the service "
+            "tier or Batch API price they used (or not yet on that date). Their rows say price_tier_fallback = true; "
+            "a negotiated rate in the collector's price overrides replaces the guess."
+        )
 
     dimension = st.segmented_control(
         "Stack cost by", list(DIMENSIONS), format_func=DIMENSIONS.get, default="model", required=True, key="spend_by"
