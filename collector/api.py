@@ -33,6 +33,7 @@ from collector.auth import AuthError, Tokens, scope_for
 from collector.ingest import Ingest, response_for
 from collector.metrics import Metrics
 from collector.notify import Notice, Notifier
+from collector.readiness_api import routes as readiness_routes
 from collector.reconcile_api import routes as reconciliation_routes
 from collector.store import Store
 from collector.writer import OverloadedError
@@ -172,6 +173,7 @@ class CollectorApp(_AlertRoutes):
             Route("/api/v1/notification-attempts", self.notification_attempts, methods=["GET"]),
             Route("/api/v1/backup", self.backup, methods=["POST"]),
             *reconciliation_routes(self),
+            *readiness_routes(self),
             Route("/api/v1/reprice", self.reprice, methods=["POST"]),
             Route("/api/v1/reprice-runs", self.reprice_runs, methods=["GET"]),
         ]

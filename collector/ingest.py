@@ -13,6 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from collector import scrub
 from collector.metrics import Metrics
 from collector.normalize import normalize
 from collector.pricebook import PriceBook
@@ -44,6 +45,7 @@ class Ingest:
     def submit(self, request: ExportTraceServiceRequest) -> Prepared:
         """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
         batch = normalize(request)
+        scrub.scrub(batch.rows, self.metrics, getattr(self.writer, "store", None))  # no API key is stored
         # Counts are checked before pricing: the price book's Decimal arithmetic raises on absurd token counts
         # (1e300 tokens), which would fail the whole request. The costs it computes are checked after.
         rows, unstorable = keep_storable(batch.rows, unpriced_problem)

@@ -20,6 +20,7 @@ _HELP = {
     "llmledger_requests_unauthorized_total": "Requests refused for a missing, unknown (401) or wrong-kind (403) token.",
     "llmledger_rows_deleted_by_retention_total": "Raw calls deleted by --retention-days (daily rollups kept).",
     "llmledger_reconcile_pulls_total": "Pulls from OpenAI's Costs and Usage APIs, by outcome.",
+    "llmledger_secrets_scrubbed_total": "Stored values that looked like an OpenAI API key, replaced at ingest.",
 }
 
 

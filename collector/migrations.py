@@ -97,6 +97,27 @@ def m006_reconciliation(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m007_readiness(con: duckdb.DuckDBPyConnection) -> None:
+    # What a team states about a service (collector/readiness.py): who attested a test item, when, with a link.
+    con.execute("CREATE SEQUENCE readiness_attestation_ids START 1")
+    con.execute(
+        "CREATE TABLE readiness_attestations (id BIGINT PRIMARY KEY DEFAULT nextval('readiness_attestation_ids'), "
+        "service VARCHAR NOT NULL, item VARCHAR NOT NULL, attested_by VARCHAR NOT NULL, link VARCHAR NOT NULL, "
+        "note VARCHAR, attested_at TIMESTAMPTZ NOT NULL)"
+    )
+    # Features the team marked as batch-eligible (non-interactive) for cost.batch.
+    con.execute(
+        "CREATE TABLE readiness_batch_features (service VARCHAR NOT NULL, feature VARCHAR NOT NULL, "
+        "marked_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (service, feature))"
+    )
+    # One row per (span, column) whose value looked like an API key and was scrubbed at ingest (collector/scrub.py).
+    con.execute(
+        "CREATE TABLE scrubbed_secrets (trace_id VARCHAR NOT NULL, span_id VARCHAR NOT NULL, "
+        "column_name VARCHAR NOT NULL, service VARCHAR, environment VARCHAR, start_time TIMESTAMPTZ NOT NULL, "
+        "scrubbed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (trace_id, span_id, column_name))"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -104,6 +125,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (4, "m004_daily_rollup", m004_daily_rollup),
     (5, "m005_prices", m005_prices),
     (6, "m006_reconciliation", m006_reconciliation),
+    (7, "m007_readiness", m007_readiness),
 )
 
 

@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="TOML file of negotiated rates laid over genai-prices list prices (see the README)",
     )
     parser.add_argument(
+        "--production-environments",
+        default="production,prod",
+        metavar="NAMES",
+        help="comma-separated environments the readiness score treats as production",
+    )
+    parser.add_argument(
         "--retention-days",
         type=int,
         default=None,

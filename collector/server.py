@@ -45,6 +45,10 @@ class Collector:
         self.app = CollectorApp(
             self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes, tokens=self.tokens
         )
+        self.app.production_environments = tuple(
+            name.strip() for name in args.production_environments.split(",") if name.strip()
+        )
+        self.app.listen_host = args.host
         self.notifier = self.app.notifier = Notifier(self.store, args.dashboard_url)
         self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
         self.retention = Retention(self.store, args.retention_days, self.metrics) if args.retention_days else None

@@ -126,10 +126,10 @@ class CallRecorder:
         attrs = self.attrs
         try:
             attrs[sc.CONTENT_CAPTURED] = self.capture_content
-            attrs.setdefault(sc.CONTENT_REDACTED, False)
+            # Captured text always goes through redaction before it is recorded, whether or not it found anything.
+            attrs[sc.CONTENT_REDACTED] = self.capture_content
             if self.capture_content:
-                attrs[sc.GEN_AI_INPUT_MESSAGES], redacted = content.captured_input(self.body)
-                attrs[sc.CONTENT_REDACTED] = attrs[sc.CONTENT_REDACTED] or redacted
+                attrs[sc.GEN_AI_INPUT_MESSAGES], _found = content.captured_input(self.body)
             if self.result is not None:
                 attrs.update(extract.response_attributes(self.endpoint, self.result))
                 if self.capture_content:
@@ -150,9 +150,7 @@ class CallRecorder:
         span.end(end_time=self.end_ns)
 
     def capture_output(self, texts: list[str]) -> None:
-        text, redacted = content.captured_output(texts)
-        self.attrs[sc.GEN_AI_OUTPUT_MESSAGES] = text
-        self.attrs[sc.CONTENT_REDACTED] = bool(self.attrs.get(sc.CONTENT_REDACTED)) or redacted
+        self.attrs[sc.GEN_AI_OUTPUT_MESSAGES], _found = content.captured_output(texts)
 
     def _add_error(self, exc: BaseException) -> None:
         self.attrs[sc.ERROR_TYPE] = type(exc).__name__

@@ -7,6 +7,7 @@ import sys
 from importlib import import_module
 
 from collector.backup_cli import add_backup_arguments, add_restore_arguments
+from collector.check_cli import add_arguments as add_check_arguments
 from collector.options import add_arguments as add_collector_arguments
 from collector.options import add_up_arguments
 from collector.reconcile_cli import add_arguments as add_reconcile_arguments
@@ -25,6 +26,7 @@ _HANDLERS = {
     "restore": "collector.backup_cli:restore_main",
     "reprice": "collector.reprice_cli:main",
     "reconcile": "collector.reconcile_cli:main",
+    "check": "collector.check_cli:main",
 }
 
 
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_reprice_arguments(commands.add_parser("reprice", help="price a time range again with the current price book"))
     add_reconcile_arguments(commands.add_parser("reconcile", help="pull OpenAI's costs and usage; compare with ours"))
+    add_check_arguments(commands.add_parser("check", help="a service's readiness score; exit 1 below --min-score"))
     commands.add_parser(
         "hash-password", help="hash a dashboard operator password for LLMLEDGER_DASHBOARD_PASSWORD_HASH"
     )

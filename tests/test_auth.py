@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKENS = Tokens(ingest="ingest-tok-1f6a", read="read-tok-93bd", admin="admin-tok-c07e")
 PROTOBUF = {"content-type": "application/x-protobuf"}
 RULE = {"name": "r", "metric": "errors", "window": "1h", "op": ">", "threshold": 1, "channels": []}
+ATTESTATION = {"service": "x", "item": "test.load", "by": "a", "link": "https://ci.example/run/1"}
 
 # One request per endpoint (method, path, body), and which token kind each needs.
 ENDPOINTS: list[tuple[str, str, object, str]] = [
@@ -58,6 +59,11 @@ ENDPOINTS: list[tuple[str, str, object, str]] = [
     ("POST", "/api/v1/reconcile", None, "admin"),
     ("GET", "/api/v1/reconciliation", None, "read"),
     ("GET", "/api/v1/reconcile-runs", None, "read"),
+    ("GET", "/api/v1/readiness?service=x", None, "read"),
+    ("GET", "/api/v1/readiness/history?service=x", None, "read"),
+    ("POST", "/api/v1/readiness/attest", ATTESTATION, "admin"),
+    ("GET", "/api/v1/readiness/batch-features?service=x", None, "read"),
+    ("PUT", "/api/v1/readiness/batch-features", {"service": "x", "features": ["nightly"]}, "admin"),
 ]
 
 

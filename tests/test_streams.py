@@ -204,3 +204,14 @@ def test_capture_content_is_redacted(fake: FakeOpenAI, client: openai.OpenAI, sp
     assert "ann@example.com" not in attrs[sc.GEN_AI_INPUT_MESSAGES]
     assert "[REDACTED_EMAIL]" in attrs[sc.GEN_AI_INPUT_MESSAGES]
     assert "lazy dog" in attrs[sc.GEN_AI_OUTPUT_MESSAGES] or "ledger" in attrs[sc.GEN_AI_OUTPUT_MESSAGES]
+
+
+def test_captured_content_is_marked_redacted_even_with_nothing_to_hide(
+    fake: FakeOpenAI, client: openai.OpenAI, spans
+) -> None:
+    """`redacted` says the text went through redaction (which captured text always does), not that it found PII."""
+    with llmledger.instrument(tracer_provider=spans.provider, capture_content=True):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "plain words"}])
+    attrs = spans.one().attributes
+    assert (attrs[sc.CONTENT_CAPTURED], attrs[sc.CONTENT_REDACTED]) == (True, True)
+    assert "plain words" in attrs[sc.GEN_AI_INPUT_MESSAGES]
