@@ -1,0 +1,103 @@
+"""How long each dashboard page takes to be fully drawn in a real browser, over N generated calls.
+
+The database is made as `benchmarks/queries.py` makes it (default 10 million calls over 90 days); a real
+collector serves it, the real dashboard reads from it, and Debian's Chromium (driven by Playwright) opens every
+page from the sidebar: once cold (the dashboard's caches empty) and once more after the caches expire. A page
+counts as drawn when Streamlit's script run has ended and no placeholder is left.
+
+    python benchmarks/pages.py [--rows 10000000] [--db PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.queries import generate  # noqa: E402
+from dashboard.launch import start_dashboard, stop  # noqa: E402
+from llmledger.testing.waiting import wait_until_ok  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+STATE = "document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState"
+DRAWN = f"() => {STATE} === 'notRunning' && !document.querySelector('[data-testid=\"stSkeleton\"]')"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def drawn_after(page: Page, action: object) -> float:
+    started = time.perf_counter()
+    action()  # type: ignore[operator]
+    with contextlib.suppress(PlaywrightTimeoutError):  # a run that ended before we looked
+        page.wait_for_function(f"() => {STATE} === 'running'", timeout=3_000, polling=10)
+    page.wait_for_function(DRAWN, timeout=120_000, polling=10)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--db", type=Path, default=None, help="reuse or create this file (default: a temp file)")
+    args = parser.parse_args()
+    folder = tempfile.TemporaryDirectory()
+    db = args.db or Path(folder.name) / "pages.duckdb"
+    if not db.exists():
+        print(f"generated {args.rows:,} calls in {generate(db, args.rows, datetime.now(tz=UTC)):.1f} s", flush=True)
+    port = free_port()
+    collector = subprocess.Popen(
+        [sys.executable, "-m", "llmledger", "collector", "--db", str(db), "--port", str(port), "--grpc-port", "-1"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}"
+    dashboard_port = free_port()
+    dashboard = start_dashboard(api, "127.0.0.1", dashboard_port)
+    try:
+        assert wait_until_ok(f"{api}/healthz", 120), "collector did not start"
+        assert wait_until_ok(f"http://127.0.0.1:{dashboard_port}/_stcore/health", 60), "dashboard did not start"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            first = drawn_after(page, lambda: page.goto(f"http://127.0.0.1:{dashboard_port}"))
+            links = page.locator('[data-testid="stSidebarNav"] a')
+            names = [links.nth(i).inner_text().strip().splitlines()[-1] for i in range(links.count())]
+            timings: dict[str, list[float]] = {name: [] for name in names}
+            timings[names[0]].append(first)
+            for round_number in range(2):
+                for index, name in enumerate(names):
+                    if round_number == 0 and index == 0:
+                        continue
+                    timings[name].append(drawn_after(page, lambda i=index: links.nth(i).click()))
+                if round_number == 0:
+                    time.sleep(61)  # the dashboard caches answers for 60 s: the second round is cold again
+            browser.close()
+        print(f"{'page':<18}{'first visit s':>14}{'after expiry s':>16}")
+        for name, seconds in timings.items():
+            print(f"{name:<18}{seconds[0]:>14.2f}{seconds[-1]:>16.2f}")
+    finally:
+        stop(dashboard)
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(60)
+        folder.cleanup()
+
+
+if __name__ == "__main__":
+    main()
