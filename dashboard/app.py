@@ -22,6 +22,7 @@ page = st.navigation(
         st.Page(VIEWS / "calls.py", title="Calls", icon=":material/list:"),
         st.Page(VIEWS / "exports.py", title="Exports", icon=":material/download:"),
         st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
+        st.Page(VIEWS / "readiness.py", title="Readiness", icon=":material/verified:"),
     ]
 )
 filters.sidebar()

@@ -44,7 +44,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningCollector, str]]:
     """The demo's parts: a collector loaded with the sample data, and the dashboard reading from it."""
-    collector = RunningCollector(tmp_path_factory.mktemp("browser") / "demo.duckdb")
+    # The test evaluates alerts itself: the collector's own evaluator must not race it.
+    collector = RunningCollector(tmp_path_factory.mktemp("browser") / "demo.duckdb", "--alert-interval", "3600")
     load_file(DEMO_FILE, collector.url)
     port = _free_port()
     dashboard = start_dashboard(collector.url, "127.0.0.1", port)
@@ -201,3 +202,68 @@ def test_edit_a_rule_in_the_ui_and_see_the_change(demo, browser: Browser) -> Non
     finally:
         page.close()
         collector.http.delete(f"/api/v1/alert-rules/{rule_id}")
+
+
+def test_readiness_card_and_create_its_proposed_alert_rule(demo, browser: Browser) -> None:
+    import re
+
+    from dashboard.readiness_client import widget_key
+
+    def css(key: str) -> str:  # Streamlit's class for a keyed element
+        return ".st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", key.strip())
+
+    def rules_named(name: str) -> list[dict]:
+        return [rule for rule in collector.get("/api/v1/alert-rules")["rules"] if rule["name"] == name]
+
+    collector, url = demo
+    service = "doc-summarizer"  # the demo's least careful service
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    created: list[int] = []
+    try:
+        page.goto(url)
+        _settle(page)
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Readiness").click()
+        _settle(page)
+        scorecard = collector.get("/api/v1/readiness", service=service, **_range_shown(page))
+        card = page.locator(css(widget_key((service, None), "card")))
+        expect(card.get_by_test_id("stMetricValue")).to_have_text(f"{scorecard['score']} / 25", timeout=30_000)
+        expect(card).to_contain_text(scorecard["band"])
+
+        proposed = [
+            (category["name"], item)
+            for category in scorecard["categories"]
+            for item in category["items"]
+            if item["status"] != "pass" and (item["fix"] or {}).get("rule")
+        ]
+        assert proposed, "no item of the demo proposes an alert rule"
+        category, item = next((found for found in proposed if found[1]["id"] == "mon.error_alert"), proposed[0])
+        rule = item["fix"]["rule"]
+        tab = card.get_by_role("tab", name=category, exact=True)
+        tab.click()
+        page.locator(css(widget_key((service, None), item["id"], "item")) + " summary").click()
+        button = page.locator(css(widget_key((service, None), item["id"], "rule")) + " button")
+        expect(button).to_be_visible()
+        _settle(page)
+        button.click()
+        _settle(page)
+        deadline = time.monotonic() + 30
+        while not (stored := rules_named(rule["name"])) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        created = [found["id"] for found in stored]
+        assert [(found["metric"], found["filters"], found["enabled"]) for found in stored] == [
+            (rule["metric"], rule["filters"], True)
+        ]
+        # The category stays open, with the verdict beside the item (a generous wait: a busy machine may still be
+        # drawing the rerun).
+        expect(page.get_by_text(f"Created alert rule {rule['name']!r}")).to_be_visible(timeout=30_000)
+        expect(tab).to_have_attribute("aria-selected", "true")
+        card.screenshot(path=str(SCREENSHOTS / "11-readiness-rule-created.png"))
+        after = collector.get("/api/v1/readiness", service=service, **_range_shown(page))
+        assert [found["status"] for c in after["categories"] for found in c["items"] if found["id"] == item["id"]] == [
+            "pass"
+        ]
+        expect(page.locator(css(widget_key((service, None), item["id"], "rule")))).to_have_count(0, timeout=30_000)
+    finally:
+        page.close()
+        for rule_id in created:
+            collector.http.delete(f"/api/v1/alert-rules/{rule_id}")
