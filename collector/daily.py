@@ -6,6 +6,7 @@ edges come from `llm_calls`. Filters the rollup doesn't keep (end_user) send the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from collector.queries import Filters
 
 @dataclass(frozen=True)
 class Split:
-    rollup_where: str  # for llm_calls_daily: whole days and the label filters
+    rollup_where: str  # for llm_calls_daily: whole days and the label filters (always a WHERE: " AND ..." may follow)
     rollup_params: list[Any]
     edges: tuple[Filters, ...]  # for llm_calls: the partial days at either end
 
@@ -39,7 +40,24 @@ def split(filters: Filters) -> Split | None:
         )
         if edge is not None
     )
-    return Split((" WHERE " + " AND ".join(clauses)) if clauses else "", params, edges)
+    return Split(" WHERE " + (" AND ".join(clauses) or "TRUE"), params, edges)
+
+
+def union(
+    parts: Split,
+    rollup_sql: str,
+    raw_sql: str,
+    where_of: Callable[[Filters], tuple[str, list[Any]]] = Filters.where,
+) -> tuple[str, list[Any]]:
+    """One relation of the rollup's whole days and the raw edges: `rollup_sql` and `raw_sql` are templates whose
+    `{where}` takes each part's WHERE clause (`where_of` makes the raw parts' clauses)."""
+    sql = [rollup_sql.format(where=parts.rollup_where)]
+    params = list(parts.rollup_params)
+    for edge in parts.edges:
+        where, edge_params = where_of(edge)
+        sql.append(raw_sql.format(where=where))
+        params.extend(edge_params)
+    return " UNION ALL ".join(sql), params
 
 
 def _midnight_at_or_before(moment: datetime) -> datetime:

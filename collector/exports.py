@@ -139,14 +139,9 @@ def _daily_rows(filters: Filters) -> tuple[str, list[Any]]:
         where, params = filters.where()
         return raw.format(where=where), params
     sums = ", ".join(f"sum({name}) AS {name}" for name in rollups.SUMS)
-    sql = [
+    rollup = (
         f"SELECT (day - DATE '1970-01-01')::BIGINT AS day, team, service, {GROUPS['model']} AS model, feature, "
         f"sum(requests) AS requests, {sums}, sum(unpriced_requests) AS unpriced "
-        f"FROM llm_calls_daily{parts.rollup_where} GROUP BY ALL"
-    ]
-    params = list(parts.rollup_params)
-    for edge in parts.edges:
-        where, edge_params = edge.where()
-        sql.append(raw.format(where=where))
-        params.extend(edge_params)
-    return " UNION ALL ".join(sql), params
+        "FROM llm_calls_daily{where} GROUP BY ALL"
+    )
+    return daily.union(parts, rollup, raw)

@@ -117,18 +117,12 @@ def _cached_savings(
         where, params = _in_groups(filters, group_by, values)
         source = raw.format(where=where)
     else:
-        rollup_where = parts.rollup_where + (" AND " if parts.rollup_where else " WHERE ")
-        sql = [
+        rollup = (
             f"SELECT {GROUPS[group_by]} AS grp, {model} AS model, service_tier, coalesce(batch, false) AS batch, "
             f"(day - DATE '1970-01-01')::BIGINT AS day, sum(cached_input_tokens) AS cached "
-            f"FROM llm_calls_daily{rollup_where}{cached} GROUP BY ALL"
-        ]
-        params = list(parts.rollup_params)
-        for edge in parts.edges:
-            where, edge_params = _in_groups(edge, group_by, values)
-            sql.append(raw.format(where=where))
-            params.extend(edge_params)
-        source = " UNION ALL ".join(sql)
+            f"FROM llm_calls_daily{{where}} AND {cached} GROUP BY ALL"
+        )
+        source, params = daily.union(parts, rollup, raw, lambda edge: _in_groups(edge, group_by, values))
     wanted = set(values)
     savings: dict[Any, Decimal] = {}
     for group, model_name, tier, batch, day, tokens in con.execute(source, params).fetchall():
@@ -152,18 +146,12 @@ def _per_group_sums(filters: Filters, group_by: str, parts: daily.Split | None) 
     if parts is None:
         where, params = filters.where()
         return raw.format(where=where), params
-    sql = [
+    rollup = (
         f"SELECT {GROUPS[group_by]} AS grp, sum(requests) AS requests, "
         "sum(requests) FILTER (WHERE status = 'error') AS errors, sum(cost_usd) AS cost_usd, "
-        f"sum(unpriced_requests) AS unpriced_requests, {_TOKEN_SUMS} FROM llm_calls_daily{parts.rollup_where} "
-        "GROUP BY ALL"
-    ]
-    params = list(parts.rollup_params)
-    for edge in parts.edges:
-        where, edge_params = edge.where()
-        sql.append(raw.format(where=where))
-        params.extend(edge_params)
-    return " UNION ALL ".join(sql), params
+        f"sum(unpriced_requests) AS unpriced_requests, {_TOKEN_SUMS} FROM llm_calls_daily{{where}} GROUP BY ALL"
+    )
+    return daily.union(parts, rollup, raw)
 
 
 def latency_histogram(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bins: int = 30) -> dict[str, Any]:
