@@ -29,7 +29,7 @@ ATTESTED_ITEMS = ("test.load", "test.mocked")
 BATCH_ITEM = "cost.batch"
 BAND_COLORS = {"production ready": "green", "needs improvement": "orange", "not ready": "red"}
 STATUS_ICONS = {"pass": "✅", "fail": "❌", "unknown": "❔"}
-MIN_HISTORY_DAYS, MAX_HISTORY_DAYS = 30, 365
+MIN_HISTORY_DAYS, MAX_HISTORY_DAYS = 7, 365  # a week at least: each day costs the collector a scan
 # Evidence values that are fractions 0-1 (by their key's ending), shown as percentages.
 SHARE_SUFFIXES = ("share", "rate", "minimum", "limit")
 HIDDEN_EVIDENCE = ("summary", "basis")  # shown in the item's label and caption
@@ -152,7 +152,7 @@ def widget_key(card: Card, *parts: str) -> str:
 
 
 def history_days(start: datetime, end: datetime) -> int:
-    """How many days of score history to draw: the window's, but never fewer than a month (nor more than a year)."""
+    """How many days of score history to draw: the window's, but never fewer than a week (nor more than a year)."""
     days = math.ceil((end - start) / timedelta(days=1))
     return min(MAX_HISTORY_DAYS, max(MIN_HISTORY_DAYS, days))
 

@@ -465,13 +465,13 @@ def test_the_sidebar_narrows_the_cards_and_the_window(api: Api) -> None:
             [("service", "checkout"), ("from", start), ("to", end), ("environment", "staging")]
         ]
         assert asked[readiness_client.HISTORY_PATH] == [
-            [("service", "checkout"), ("days", "30"), ("environment", "staging")]
+            [("service", "checkout"), ("days", "7"), ("environment", "staging")]
         ]
 
 
 def test_the_score_over_time_is_charted(api: Api) -> None:
     at = page(service="checkout")
-    points = api.get(readiness_client.HISTORY_PATH, service="checkout", days="30")["points"]
+    points = api.get(readiness_client.HISTORY_PATH, service="checkout", days="7")["points"]
     charts = at.get("vega_lite_chart")
     if not points:
         assert not charts
@@ -485,7 +485,7 @@ def test_the_score_over_time_is_charted(api: Api) -> None:
     drawn = tables[line["data"]["name"]]
     days = [f"{day:%Y-%m-%d}" for day in drawn["day"]]
     assert sorted(zip(days, drawn["score"], strict=True)) == sorted((p["day"], p["score"]) for p in points)
-    assert "Daily score over the last 30 UTC days" in texts(at.caption)
+    assert "Daily score over the last 7 UTC days" in texts(at.caption)
 
 
 def test_changes_need_the_admin_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -651,6 +651,6 @@ def test_a_proposed_rule_in_one_line() -> None:
     assert readiness_client.rule_condition({**rule, "for": None, "filters": {}}) == "error_rate > 0.05 over 1h"
 
 
-@pytest.mark.parametrize(("days", "expected"), [(1, 30), (7, 30), (90, 90), (400, 365)])
-def test_history_covers_the_window_and_at_least_a_month(days: int, expected: int) -> None:
+@pytest.mark.parametrize(("days", "expected"), [(1, 7), (7, 7), (30, 30), (90, 90), (400, 365)])
+def test_history_covers_the_window_and_at_least_a_week(days: int, expected: int) -> None:
     assert readiness_client.history_days(NOW - timedelta(days=days), NOW) == expected
