@@ -16,11 +16,11 @@ page = st.navigation(
     [
         st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page(VIEWS / "spend.py", title="Spend", icon=":material/payments:"),
-        st.Page(VIEWS / "reconciliation.py", title="Reconciliation", icon=":material/receipt_long:"),
         st.Page(VIEWS / "latency.py", title="Latency", icon=":material/timer:"),
         st.Page(VIEWS / "errors.py", title="Errors & limits", icon=":material/error:"),
         st.Page(VIEWS / "calls.py", title="Calls", icon=":material/list:"),
         st.Page(VIEWS / "exports.py", title="Exports", icon=":material/download:"),
+        st.Page(VIEWS / "reconciliation.py", title="Reconciliation", icon=":material/receipt_long:"),
         st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
         st.Page(VIEWS / "readiness.py", title="Readiness", icon=":material/verified:"),
     ]

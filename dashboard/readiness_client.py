@@ -28,7 +28,12 @@ TTL = 30  # seconds: scores move with traffic; a write clears the cache at once
 ATTESTED_ITEMS = ("test.load", "test.mocked")
 BATCH_ITEM = "cost.batch"
 BAND_COLORS = {"production ready": "green", "needs improvement": "orange", "not ready": "red"}
-STATUS_ICONS = {"pass": "✅", "fail": "❌", "unknown": "❔"}
+# Material icons, not emoji: they render without an emoji font (Debian's Chromium has none).
+STATUS_ICONS = {
+    "pass": ":green[:material/check_circle:]",
+    "fail": ":red[:material/cancel:]",
+    "unknown": ":gray[:material/help:]",
+}
 MIN_HISTORY_DAYS, MAX_HISTORY_DAYS = 7, 365  # a week at least: each day costs the collector a scan
 # Evidence values that are fractions 0-1 (by their key's ending), shown as percentages.
 SHARE_SUFFIXES = ("share", "rate", "minimum", "limit")
@@ -179,7 +184,7 @@ def basis(item: dict[str, Any]) -> str:
 
 def item_label(item: dict[str, Any]) -> str:
     """One line per item: status icon, title (an attested pass says so), and the evidence in one line."""
-    icon = STATUS_ICONS.get(str(item.get("status")), "❔")
+    icon = STATUS_ICONS.get(str(item.get("status")), STATUS_ICONS["unknown"])
     text = str(item.get("title") or item.get("id"))
     title = f"**{escape(text)}**"
     if basis(item) == "attested" and item.get("status") == "pass" and "attested" not in text.lower():

@@ -161,7 +161,7 @@ def test_create_a_rule_in_the_ui_and_see_it_fire(demo, browser: Browser) -> None
     page.wait_for_timeout(5500)  # the dashboard caches alert reads for 5 s
     page.locator('[data-testid="stSidebarNav"] a', has_text="Overview").click()
     _settle(page)
-    page.screenshot(path=str(SCREENSHOTS / "8-overview-firing.png"))
+    page.screenshot(path=str(SCREENSHOTS / "flow-overview-firing.png"))
     assert page.get_by_text("Firing (1)").count() == 1
     page.close()
 
@@ -193,7 +193,7 @@ def test_edit_a_rule_in_the_ui_and_see_the_change(demo, browser: Browser) -> Non
         page.get_by_role("option", name="24h").click()
         page.get_by_role("button", name="Save changes").click()
         _settle(page)
-        page.screenshot(path=str(SCREENSHOTS / "9-alerts-edited.png"))
+        page.screenshot(path=str(SCREENSHOTS / "flow-alerts-edited.png"))
         expect(page.get_by_text(f"Saved rule 'edited in the browser' (id {rule_id}).")).to_have_count(1)
         expect(page.locator(".st-key-alert_edit_name")).to_have_count(0)  # the edit form has closed
         expect(page.locator(".st-key-alert_manage_rule input")).to_have_value(f"edited in the browser (id {rule_id})")
@@ -257,7 +257,7 @@ def test_readiness_card_and_create_its_proposed_alert_rule(demo, browser: Browse
         # drawing the rerun).
         expect(page.get_by_text(f"Created alert rule {rule['name']!r}")).to_be_visible(timeout=30_000)
         expect(tab).to_have_attribute("aria-selected", "true")
-        card.screenshot(path=str(SCREENSHOTS / "11-readiness-rule-created.png"))
+        card.screenshot(path=str(SCREENSHOTS / "flow-readiness-rule-created.png"))
         after = collector.get("/api/v1/readiness", service=service, **_range_shown(page))
         assert [found["status"] for c in after["categories"] for found in c["items"] if found["id"] == item["id"]] == [
             "pass"

@@ -44,7 +44,8 @@ CATEGORIES = {
     "Monitoring": ("mon.request_ids", "mon.ttft", "mon.error_alert", "mon.latency_alert", "mon.ratelimit_alert"),
     "Testing": ("test.model_pinned", "test.non_prod_traffic", "test.error_paths", "test.load", "test.mocked"),
 }
-STATUS = {"pass": "✅", "fail": "❌", "unknown": "❔"}
+STATUS = readiness_client.STATUS_ICONS
+PASS, FAIL = STATUS["pass"], STATUS["fail"]
 
 
 def send(collector: RunningCollector, token: str | None = None) -> None:
@@ -370,18 +371,18 @@ def test_create_the_proposed_alert_rule(api: Api) -> None:
     # The item is scored again at once: it passes, and its button is gone.
     [after] = [entry for entry in items(api.scorecard("checkout")) if entry["id"] == item["id"]]
     assert after["status"] == "pass"
-    assert expander(at, "checkout", item["id"]).label.startswith("✅")
+    assert expander(at, "checkout", item["id"]).label.startswith(PASS)
     assert not [button for button in at.button if button.key == key("checkout", item["id"], "rule")]
 
 
 def test_a_rule_made_on_the_alerts_page_is_seen_at_once(api: Api) -> None:
     at = page(service="checkout")
     item = rule_item(api.scorecard("checkout"))
-    assert not expander(at, "checkout", item["id"]).label.startswith("✅")
+    assert not expander(at, "checkout", item["id"]).label.startswith(PASS)
     alerts_client.create_rule(api.collector.url, None, item["fix"]["rule"])  # what the Alerts page's form does
     at.run()
     ok(at)
-    assert expander(at, "checkout", item["id"]).label.startswith("✅")
+    assert expander(at, "checkout", item["id"]).label.startswith(PASS)
 
 
 def test_a_refused_rule_shows_the_field_the_collector_named(api: Api) -> None:
@@ -410,7 +411,7 @@ def test_attest_a_load_test(api: Api) -> None:
     assert "Recorded: jane@example.com attests test.load for checkout." in texts(at.success)
     [after] = [item for item in items(api.scorecard("checkout")) if item["id"] == "test.load"]
     assert after["status"] == "pass"
-    assert expander(at, "checkout", "test.load").label.startswith("✅ **")
+    assert expander(at, "checkout", "test.load").label.startswith(f"{PASS} **")
     assert "(attested)" in expander(at, "checkout", "test.load").label
     assert f"- Link: [{readiness_client.escape(link)}]({link})" in texts(expander(at, "checkout", "test.load").markdown)
     if api.fake:
@@ -620,12 +621,14 @@ def test_text_from_the_api_is_shown_literally() -> None:
     label = readiness_client.item_label(
         {"id": "cost.priced", "title": "All calls *priced*", "status": "fail", "evidence": {"summary": "$3 :red[x]"}}
     )
-    assert label == r"❌ **All calls \*priced\*** — \$3 \:red\[x\]"
+    assert label == FAIL + r" **All calls \*priced\*** — \$3 \:red\[x\]"
     attested = readiness_client.item_label({"id": "test.load", "status": "pass", "title": "Load"})
-    assert attested == "✅ **Load** (attested)"
+    assert attested == f"{PASS} **Load** (attested)"
     said = {"id": "test.load", "status": "pass", "title": "Load tested (attested)", "evidence": {"basis": "attested"}}
-    assert readiness_client.item_label(said) == "✅ **Load tested (attested)**"
-    assert readiness_client.item_label({**said, "status": "unknown"}) == "❔ **Load tested (attested)**"
+    assert readiness_client.item_label(said) == f"{PASS} **Load tested (attested)**"
+    assert (
+        readiness_client.item_label({**said, "status": "unknown"}) == f"{STATUS['unknown']} **Load tested (attested)**"
+    )
 
 
 @pytest.mark.parametrize(
