@@ -309,7 +309,9 @@ class CollectorApp(_AlertRoutes):
             if not group_by:
                 raise queries.QueryError("group_by", "is required")
             limit = _whole_number(params, "limit", 20)
-            return reports.breakdown(con, queries.Filters.from_params(params), group_by, limit)
+            filters = queries.Filters.from_params(params)
+            # Savings at the rates the book prices with, negotiated overrides included.
+            return reports.breakdown(con, filters, group_by, limit, self.ingest.price_book.rates)
 
         return await self._query(request, run)
 

@@ -88,7 +88,7 @@ class PriceBook:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached[0]
-        listed = pricing.rates_for(model, service_tier, batch, when)
+        listed = pricing.rates_for(model, key[1], batch, when)  # the tier as priced: `fast` and `priority` share
         override = self.overrides.find(model, key[1], batch, key[3])
         rates = override.applied_to(listed) if override is not None else listed
         source = "override" if override is not None else "list"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -40,7 +41,16 @@ HISTOGRAM_METRICS = ("duration_ms", "ttft_ms")
 MAX_BINS = 200
 
 
-def breakdown(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, limit: int = 20) -> dict[str, Any]:
+RatesFor = Callable[[str, str | None, bool, datetime], pricing.Rates | None]
+
+
+def breakdown(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    group_by: str,
+    limit: int = 20,
+    rates_for: RatesFor = pricing.rates_for,
+) -> dict[str, Any]:
     """Every summary field per group (top spenders first), with what cached input saved."""
     if group_by not in GROUPS:
         raise QueryError("group_by", f"{group_by!r} is not one of {', '.join(GROUPS)}")
@@ -66,7 +76,7 @@ def breakdown(con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, l
     for group in groups:
         p50, p95, p99, ttft_p95 = percentiles.get(group["group"], (None, None, None, None))
         group.update(latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99, ttft_p95_ms=ttft_p95)
-    savings = _cached_savings(con, filters, group_by, [g["group"] for g in groups], parts)
+    savings = _cached_savings(con, filters, group_by, [g["group"] for g in groups], parts, rates_for)
     for group in groups:
         group["cached_input_savings_usd"] = savings.get(group["group"], Decimal(0)).quantize(COST_QUANTUM)
     return {"group_by": group_by, "groups": [{key: jsonable(value) for key, value in g.items()} for g in groups]}
@@ -100,7 +110,12 @@ def _group_percentiles(
 
 
 def _cached_savings(
-    con: duckdb.DuckDBPyConnection, filters: Filters, group_by: str, values: list[Any], parts: daily.Split | None
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    group_by: str,
+    values: list[Any],
+    parts: daily.Split | None,
+    rates_for: RatesFor,
 ) -> dict[Any, Decimal]:
     """Per group: cached input tokens x (input rate - cached rate) at each day's rates, the rates the book prices
     with (scale-tier calls are pre-paid: no saving counted)."""
@@ -128,7 +143,7 @@ def _cached_savings(
     for group, model_name, tier, batch, day, tokens in con.execute(source, params).fetchall():
         if group not in wanted or not model_name:
             continue
-        rates = pricing.rates_for(model_name, tier, batch, datetime.fromtimestamp(day * 86400, UTC))
+        rates = rates_for(model_name, tier, batch, datetime.fromtimestamp(day * 86400, UTC))
         if rates is None:
             continue
         savings[group] = savings.get(group, Decimal(0)) + tokens * (rates.input.base - rates.cached_input.base)

@@ -115,6 +115,17 @@ def test_every_tier_and_token_kind_against_hand_figures(collector: RunningCollec
     assert (summary["unpriced_requests"], summary["tier_fallback_requests"]) == (2, 2)
 
 
+def test_fast_and_priority_share_rates_whichever_comes_first() -> None:
+    from collector.pricebook import PriceBook
+    from llmledger import pricing
+
+    book = PriceBook()
+    fast = book.rates("gpt-4o", "fast", False, NOV_20)
+    assert book.rates("gpt-4o", "priority", False, NOV_20) is fast
+    assert fast == pricing.rates_for("gpt-4o", "priority", False, NOV_20)
+    assert fast.output.base == Decimal("0.000017")  # $17 per million
+
+
 def test_a_span_cost_is_kept_beside_and_used_only_for_unknown_models(collector: RunningCollector) -> None:
     known = {**attributes("known", CASES[0][2]), sc.GEN_AI_USAGE_COST_AMOUNT: 0.5}
     unknown = {**attributes("unknown", CASES[-1][2]), sc.GEN_AI_USAGE_COST_AMOUNT: 0.0123}
@@ -167,6 +178,11 @@ def test_overrides_with_effective_dates_and_repricing(tmp_path: Path) -> None:
         # 800 x 0.10 + 200 cached x 0.075 (list: no override given) + 100 x 0.40 = 135
         assert stored(second)["mini-new"]["cost_usd"] == "0.000135000"
         assert stored(second)["mini-new"]["price_version"] == version
+        # Cached-input savings at the negotiated input rate: 200 cached x (0.10 - 0.075 list cached) = 5 (not
+        # the 15 that list rates would give).
+        by_model = second.get("/api/v1/breakdown", group_by="model", **{"from": "2026-11-15", "to": "2026-11-25"})
+        mini = next(group for group in by_model["groups"] if group["group"] == "gpt-4o-mini")
+        assert mini["cached_input_savings_usd"] == "0.000005000"
 
         window = {"from": "2026-10-01", "to": "2026-12-01"}
         dry = second.http.post("/api/v1/reprice", params={**window, "dry_run": "true"}).json()
