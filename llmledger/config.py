@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmledger.credentials import read_token_file
+
 
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -156,13 +158,15 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 def _read_env(setting: Setting) -> Any:
+    # The variable wins over the file its _FILE names: the order llmledger.credentials (the CLIs, the
+    # dashboard) reads tokens in, so every client of a process picks the same one.
     for var in setting.env:
-        file_var = f"{var}_FILE"
-        if var.startswith("LLMLEDGER_") and os.environ.get(file_var):
-            return setting.parse(Path(os.environ[file_var]).read_text().strip())
         raw = os.environ.get(var)
         if raw is not None and raw != "":
             return setting.parse(raw)
+        file_var = f"{var}_FILE"
+        if var.startswith("LLMLEDGER_") and os.environ.get(file_var):
+            return setting.parse(read_token_file(Path(os.environ[file_var])))
     return setting.default()
 
 

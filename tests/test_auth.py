@@ -224,3 +224,17 @@ def test_cli_collector_on_all_addresses_with_token_files_never_logs_them(fake: F
         assert token not in output
         assert token not in app.stdout + app.stderr
         assert token.encode() not in db.read_bytes()
+
+
+def test_the_wrapper_and_the_other_clients_pick_the_same_ingest_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmledger import config
+    from llmledger.credentials import client_token
+
+    (tmp_path / "ingest").write_text("from-the-file\n")
+    monkeypatch.setenv("LLMLEDGER_INGEST_TOKEN_FILE", str(tmp_path / "ingest"))
+    setting = next(setting for setting in config.SETTINGS if setting.name == "ingest_token")
+    assert config._read_env(setting) == client_token("ingest") == "from-the-file"
+    monkeypatch.setenv("LLMLEDGER_INGEST_TOKEN", "from-the-variable")
+    assert config._read_env(setting) == client_token("ingest") == "from-the-variable"
