@@ -2,8 +2,9 @@
 
 The database is made as `benchmarks/queries.py` makes it (default 10 million calls over 90 days); a real
 collector serves it, the real dashboard reads from it, and Debian's Chromium (driven by Playwright) opens every
-page from the sidebar: once cold (the dashboard's caches empty) and once more after the caches expire. A page
-counts as drawn when Streamlit's script run has ended and no placeholder is left.
+page from the sidebar: once cold (the dashboard's caches empty) and once more after its 60 s data caches expire
+(the sidebar's list of filter values is cached for 5 minutes and stays warm). A page counts as drawn when
+Streamlit's script run has ended and no placeholder is left.
 
     python benchmarks/pages.py [--rows 10000000] [--db PATH]
 """
@@ -110,7 +111,7 @@ def main() -> None:
                         continue
                     timings[name].append(drawn_after(page, lambda i=index: links.nth(i).click()))
                 if round_number == 0:
-                    time.sleep(61)  # the dashboard caches answers for 60 s: the second round is cold again
+                    time.sleep(61)  # the dashboard caches answers for 60 s (filter choices for 5 min)
             browser.close()
         print(f"{'page':<18}{'first visit s':>14}{'after expiry s':>16}")
         for name, seconds in timings.items():

@@ -18,20 +18,6 @@ from collector.store import COLUMN_NAMES
 
 KINDS = ("finance", "calls")
 PERIODS = {"day": "%Y-%m-%d", "month": "%Y-%m"}
-FINANCE_COLUMNS = (
-    "period",
-    "team",
-    "service",
-    "model",
-    "feature",
-    "requests",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "unpriced_requests",
-)
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _BATCH_ROWS = 10_000
 
