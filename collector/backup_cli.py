@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import httpx2
-
-from llmledger.credentials import TokenError, client_token
+from collector import api_client
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default="http://127.0.0.1:4318", help="the running collector's base URL")
+    api_client.add_connection_arguments(parser, "admin")
     parser.add_argument("--to", required=True, type=Path, help="a new or empty folder on the collector's machine")
-    parser.add_argument("--token-file", type=Path, help="file holding the admin token (default $LLMLEDGER_ADMIN_TOKEN)")
 
 
 def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,23 +20,11 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def backup_main(args: argparse.Namespace) -> int:
-    try:
-        token = client_token("admin", token_file=args.token_file)
-    except TokenError as exc:
-        print(f"llmledger backup: {exc}", file=sys.stderr)
-        return 2
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     target = str(args.to.expanduser().absolute())
     try:
-        response = httpx2.post(
-            f"{args.api.rstrip('/')}/api/v1/backup", json={"to": target}, headers=headers, timeout=3600
-        )
-    except httpx2.TransportError as exc:
-        print(f"llmledger backup: cannot reach the collector at {args.api}: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code != 200:
-        print(f"llmledger backup: the collector answered {response.status_code}: {_error(response)}", file=sys.stderr)
-        return 1
+        response = api_client.call(args, "POST", "/api/v1/backup", kinds=("admin",), timeout=3600, body={"to": target})
+    except api_client.CallError as error:
+        return error.report("backup")
     answer = response.json()
     rows = ", ".join(f"{name} {count:,}" for name, count in answer["rows"].items())
     print(f"backup written to {answer['to']} ({rows})")
@@ -57,10 +41,3 @@ def restore_main(args: argparse.Namespace) -> int:
         return 1
     print(f"restored {args.source} into {args.db} ({', '.join(f'{n} {c:,}' for n, c in counts.items())})")
     return 0
-
-
-def _error(response: httpx2.Response) -> str:
-    try:
-        return str(response.json()["error"])
-    except (ValueError, KeyError, TypeError):
-        return json.dumps(response.text[:200])

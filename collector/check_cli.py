@@ -7,12 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-import httpx2
-
-from llmledger.credentials import TokenError, client_token
+from collector import api_client
 
 TIMEOUT_SECONDS = 120
 MARKS = {"pass": "✅", "fail": "❌", "unknown": "❔"}
@@ -20,38 +17,29 @@ TEXT_MARKS = {"pass": "PASS", "fail": "FAIL", "unknown": "  ? "}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default="http://127.0.0.1:4318", help="the collector's base URL")
+    api_client.add_connection_arguments(parser, "read")
     parser.add_argument("--service", required=True, help="the service (service.name) to score")
     parser.add_argument("--environment", help="score this environment only (default: the production ones)")
     parser.add_argument("--from", dest="start", help="RFC 3339 time or date (UTC), inclusive (default: 7 days ago)")
     parser.add_argument("--to", dest="end", help="RFC 3339 time or date (UTC), exclusive (default: now)")
     parser.add_argument("--min-score", type=int, default=0, help="exit 1 when the score is below this (0-25)")
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
-    parser.add_argument("--token-file", type=Path, help="file holding the read token (default $LLMLEDGER_READ_TOKEN)")
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        token = client_token("read", "admin", token_file=args.token_file)
-    except TokenError as exc:
-        print(f"llmledger check: {exc}", file=sys.stderr)
-        return 2
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     params = {
         name: value
         for name, value in (("service", args.service), ("environment", args.environment), ("from", args.start),
                             ("to", args.end))
         if value
     }  # fmt: skip
-    api = args.api.rstrip("/")
     try:
-        response = httpx2.get(f"{api}/api/v1/readiness", params=params, headers=headers, timeout=TIMEOUT_SECONDS)
-    except httpx2.TransportError as exc:
-        print(f"llmledger check: cannot reach the collector at {api}: {exc}", file=sys.stderr)
-        return 2
-    if response.status_code != 200:
-        print(f"llmledger check: the collector answered {response.status_code}: {_error(response)}", file=sys.stderr)
-        return 2
+        response = api_client.call(
+            args, "GET", "/api/v1/readiness", kinds=("read", "admin"), timeout=TIMEOUT_SECONDS, params=params
+        )
+    except api_client.CallError as error:
+        error.exit_code = 2  # exit 1 means "below --min-score": anything else that stops the check is 2
+        return error.report("check")
     card = response.json()
     print({"json": lambda c: json.dumps(c, indent=2), "markdown": markdown, "text": text}[args.format](card))
     if card["score"] < args.min_score:
@@ -120,12 +108,3 @@ def _fix_markdown(item: dict[str, Any]) -> str:
 def _indented_block(language: str, body: str) -> str:
     lines = [f"```{language}", *body.splitlines(), "```"]
     return "\n".join(f"  {line}" for line in lines)
-
-
-def _error(response: httpx2.Response) -> str:
-    try:
-        body = response.json()
-        named = f" ({body['parameter']})" if body.get("parameter") else ""
-        return f"{body['error']}{named}"
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return json.dumps(response.text[:200])

@@ -382,7 +382,7 @@ def test_cli_pulls_and_prints_the_comparison(
     ]  # fmt: skip
 
     assert cli.main([*base, "--token-file", str(tmp_path / "read")]) == 1
-    assert "(403)" in capsys.readouterr().err
+    assert "answered 403" in capsys.readouterr().err
     fake_admin.refuse = 401
     assert cli.main([*base, "--token-file", str(tmp_path / "admin")]) == 1
     assert "lacks the api.usage.read scope" in capsys.readouterr().err
