@@ -36,19 +36,24 @@ class Ingest:
         metrics: Metrics,
         price_book: PriceBook,
         record_rates: Callable[[list[dict[str, Any]]], None] | None = None,
+        record_scrubbed: Callable[[list[tuple[dict[str, Any], str]]], None] | None = None,
     ) -> None:
         self.writer = writer
         self.metrics = metrics
         self.price_book = price_book
         self.record_rates = record_rates
+        self.record_scrubbed = record_scrubbed
 
     def submit(self, request: ExportTraceServiceRequest) -> Prepared:
         """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
         batch = normalize(request)
-        scrub.scrub(batch.rows, self.metrics, getattr(self.writer, "store", None))  # no API key is stored
         # Counts are checked before pricing: the price book's Decimal arithmetic raises on absurd token counts
         # (1e300 tokens), which would fail the whole request. The costs it computes are checked after.
         rows, unstorable = keep_storable(batch.rows, unpriced_problem)
+        if found := scrub.scrub_rows(rows):  # no API key is stored
+            self.metrics.add(scrub.METRIC, len(found))
+            if self.record_scrubbed is not None:
+                self.record_scrubbed(found)
         self.price_book.price_rows(rows)
         if (new_rates := self.price_book.take_new_rates()) and self.record_rates is not None:
             self.record_rates(new_rates)  # before the rows that used them are acknowledged

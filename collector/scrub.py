@@ -9,19 +9,19 @@ the rest of the value is kept (a JSON `tags` value stays valid JSON). Each (span
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from collector.metrics import Metrics
+import pyarrow as pa
+
 from collector.schema import LLM_CALLS_COLUMNS
 from collector.store import Store
+from llmledger import content
 
-KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")
-REPLACEMENT = "[REDACTED_API_KEY]"
+KEY_PATTERN, REPLACEMENT = content.API_KEY, content.API_KEY_REPLACEMENT
 METRIC = "llmledger_secrets_scrubbed_total"
 # Text columns, but not the hex ids (they can't hold a key, and the record refers to the span by them).
 TEXT_COLUMNS = tuple(
@@ -50,18 +50,25 @@ def scrub_rows(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str
     return found
 
 
-def scrub(rows: Sequence[dict[str, Any]], metrics: Metrics, store: Store | None) -> int:
-    """Scrub `rows` in place, count what was scrubbed and record it in `store` (None: count only)."""
-    found = scrub_rows(rows)
-    if not found:
-        return 0
-    metrics.add(METRIC, len(found))
-    if store is not None:
-        now = datetime.now(tz=UTC)
-        with store.transaction() as con:
-            rows = [
-                [row["trace_id"], row["span_id"], column, row["service"], row["environment"], row["start_time"], now]
-                for row, column in found
-            ]
-            con.executemany("INSERT INTO scrubbed_secrets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
-    return len(found)
+def record(store: Store, found: list[tuple[dict[str, Any], str]]) -> None:
+    """Keep (span, column) of each scrubbed value in `scrubbed_secrets` (a re-sent span adds nothing)."""
+    now = datetime.now(tz=UTC)
+    # One row per key: a span sent twice in one request must not collide with itself in one INSERT.
+    found = list({(row["trace_id"], row["span_id"], column): (row, column) for row, column in found}.values())
+    table = pa.table(
+        {
+            "trace_id": [row["trace_id"] for row, _ in found],
+            "span_id": [row["span_id"] for row, _ in found],
+            "column_name": [column for _, column in found],
+            "service": [row["service"] for row, _ in found],
+            "environment": [row["environment"] for row, _ in found],
+            "start_time": pa.array([row["start_time"] for row, _ in found], pa.timestamp("us", tz="UTC")),
+            "scrubbed_at": pa.array([now] * len(found), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    with store.transaction() as con:
+        con.register("scrubbed", table)
+        try:
+            con.execute("INSERT INTO scrubbed_secrets SELECT * FROM scrubbed ON CONFLICT DO NOTHING")
+        finally:
+            con.unregister("scrubbed")

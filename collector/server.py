@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from collector import scrub
 from collector.alert_engine import AlertEngine
 from collector.api import CollectorApp
 from collector.auth import Tokens, check_listen_address
@@ -41,7 +43,13 @@ class Collector:
         self.store = Store(Path(args.db))
         self.writer = BatchWriter(self.store, self.metrics, max_pending_rows=args.max_pending_rows)
         self.price_book = PriceBook(_overrides(args.prices))
-        self.ingest = Ingest(self.writer, self.metrics, self.price_book, record_rates=self.store.record_rates)
+        self.ingest = Ingest(
+            self.writer,
+            self.metrics,
+            self.price_book,
+            record_rates=self.store.record_rates,
+            record_scrubbed=functools.partial(scrub.record, self.store),
+        )
         self.app = CollectorApp(
             self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes, tokens=self.tokens
         )

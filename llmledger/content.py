@@ -9,8 +9,10 @@ from typing import Any
 
 from llmledger.extract import request_texts
 
+API_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")  # also what the collector scrubs from stored values
+API_KEY_REPLACEMENT = "[REDACTED_API_KEY]"
 _REDACTIONS = (
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"), "[REDACTED_API_KEY]"),
+    (API_KEY, API_KEY_REPLACEMENT),
     (re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"), "[REDACTED_EMAIL]"),
     (re.compile(r"\b(?:\d[ \-]?){13,19}\b"), "[REDACTED_CARD]"),
     (re.compile(r"(?<![\w])\+?\d[\d \-().]{7,}\d\b"), "[REDACTED_PHONE]"),
