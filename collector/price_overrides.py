@@ -33,7 +33,7 @@ from llmledger.pricing import Rate, Rates
 RATE_FIELDS = ("input", "cached_input", "cache_write", "output", "input_audio", "output_audio")
 TIERS = ("default", "flex", "priority")
 _KEYS = frozenset({"model", "from", "tier", "batch", "discount_pct", *RATE_FIELDS})
-_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")  # gpt-4o-2024-08-06, gpt-4-0613
 _PER_MILLION = Decimal(1_000_000)
 
 

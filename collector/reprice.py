@@ -5,7 +5,7 @@ leaves an audit row in `reprice_runs`. Running it twice changes nothing the seco
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,7 @@ def reprice(
     """Price every call in [start, end) again; store the changes unless `dry_run`; record the run."""
     changes: list[dict[str, Any]] = []
     seen, costs_changed, old_total, new_total = 0, 0, Decimal(0), Decimal(0)
+    changed_days: set[date] = set()
     columns = ", ".join((*_INPUTS, *PRICED))
     con = store.reader()
     try:
@@ -75,13 +76,14 @@ def reprice(
                 costs_changed += new[0] != old[0]
                 if new != old:
                     changes.append({name: row[name] for name in ("trace_id", "span_id", *PRICED)})
+                    changed_days.add(row["start_time"].astimezone(UTC).date())
     finally:
         con.close()
     if new_rates := book.take_new_rates():
         store.record_rates(new_rates)
     with store.transaction() as con:
         if changes and not dry_run:
-            _apply(con, changes)
+            _apply(con, changes, changed_days)
         (run_id,) = con.execute(
             "INSERT INTO reprice_runs (ran_at, from_time, to_time, dry_run, price_version, rows_seen, rows_changed, "
             "costs_changed, old_total_usd, new_total_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -90,8 +92,8 @@ def reprice(
     return RepriceResult(run_id, dry_run, book.version, seen, len(changes), costs_changed, old_total, new_total)
 
 
-def _apply(con: Any, changes: list[dict[str, Any]]) -> None:
-    """Update the changed rows, then rebuild the daily rollup of the days they fall on."""
+def _apply(con: Any, changes: list[dict[str, Any]], days: set[date]) -> None:
+    """Update the changed rows, then rebuild the daily rollup of the (UTC) days they fall on."""
     con.register("repriced", pa.Table.from_pylist(changes, schema=_CHANGES_SCHEMA))
     try:
         con.execute(
@@ -99,9 +101,15 @@ def _apply(con: Any, changes: list[dict[str, Any]]) -> None:
             "price_version = r.price_version, price_tier_fallback = r.price_tier_fallback "
             "FROM repriced AS r WHERE llm_calls.trace_id = r.trace_id AND llm_calls.span_id = r.span_id"
         )
-        days = f"SELECT DISTINCT {rollups.UTC_DAY} FROM llm_calls SEMI JOIN repriced USING (trace_id, span_id)"
-        con.execute(f"DELETE FROM llm_calls_daily WHERE day IN ({days})")
-        rebuilt = rollups.aggregate("llm_calls", f" WHERE {rollups.UTC_DAY} IN ({days})")
-        con.execute(f"INSERT INTO llm_calls_daily BY NAME {rebuilt}")
+        listed = sorted(days)
+        marks = ", ".join("?" * len(listed))
+        con.execute(f"DELETE FROM llm_calls_daily WHERE day IN ({marks})", listed)
+        # Bounded by start_time too, so DuckDB reads only the blocks of those days, not the whole table.
+        first = datetime.combine(listed[0], time(), UTC)
+        end = datetime.combine(listed[-1], time(), UTC) + timedelta(days=1)
+        where = f" WHERE start_time >= ? AND start_time < ? AND {rollups.UTC_DAY} IN ({marks})"
+        con.execute(
+            f"INSERT INTO llm_calls_daily BY NAME {rollups.aggregate('llm_calls', where)}", [first, end, *listed]
+        )
     finally:
         con.unregister("repriced")

@@ -72,14 +72,15 @@ def gate() -> None:
     """Stop the script here until the visitor has signed in (when sign-in is needed)."""
     host = st.get_option("server.address") or "0.0.0.0"  # unset means every interface
     try:
-        required = mode(host, oidc=_secrets_have_auth(), password_hash=password_hash())
+        stored = password_hash()
+        required = mode(host, oidc=_secrets_have_auth(), password_hash=stored)
     except SignInError as refusal:
         st.error(str(refusal))
         st.stop()
     if required == "oidc":
         _oidc()
     elif required == "password":
-        _password(password_hash() or "")
+        _password(stored or "")
 
 
 def _secrets_have_auth() -> bool:

@@ -115,6 +115,14 @@ def test_every_tier_and_token_kind_against_hand_figures(collector: RunningCollec
     assert (summary["unpriced_requests"], summary["tier_fallback_requests"]) == (2, 2)
 
 
+def test_an_override_covers_both_forms_of_snapshot_name(tmp_path: Path) -> None:
+    (tmp_path / "prices.toml").write_text('[[price]]\nmodel = "gpt-4"\nfrom = 2026-01-01\ndiscount_pct = 5\n')
+    book = PriceOverrides.load(tmp_path / "prices.toml")
+    for model in ("gpt-4", "gpt-4-0613", "gpt-4-2024-04-09"):
+        assert book.find(model, "default", False, NOV_20.date()) is not None, model
+    assert book.find("gpt-4o", "default", False, NOV_20.date()) is None
+
+
 def test_fast_and_priority_share_rates_whichever_comes_first() -> None:
     from collector.pricebook import PriceBook
     from llmledger import pricing
