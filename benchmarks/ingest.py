@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -115,6 +116,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def post_all(bodies: list[bytes], urls: Sequence[str], senders: int) -> tuple[float, int]:
+    """Post each body once to `/v1/traces` from `senders` threads, sender i to `urls[i % len(urls)]`, each waiting
+    for its acknowledgement before the next; returns the wall time in seconds and how many 503s were retried."""
+    retried = 0
+
+    def send(index: int) -> None:
+        nonlocal retried
+        url = urls[index % len(urls)]
+        with httpx2.Client(timeout=60) as client:
+            for body in bodies[index::senders]:
+                while True:
+                    response = client.post(
+                        f"{url}/v1/traces", content=body, headers={"content-type": "application/x-protobuf"}
+                    )
+                    if response.status_code != 503:
+                        response.raise_for_status()
+                        break
+                    retried += 1
+                    time.sleep(float(response.headers.get("retry-after", "1")) / 10)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(senders) as pool:
+        list(pool.map(send, range(senders)))
+    return time.perf_counter() - started, retried
+
+
 def over_http(bodies: list[bytes], db: Path, senders: int, spans: int) -> tuple[float, int]:
     port = _free_port()
     command = [
@@ -131,30 +158,10 @@ def over_http(bodies: list[bytes], db: Path, senders: int, spans: int) -> tuple[
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    retried = 0
     try:
         if not wait_until_ok(f"{url}/healthz", 60):
             raise RuntimeError("collector did not start")
-
-        def send(chunk: list[bytes]) -> int:
-            nonlocal retried
-            with httpx2.Client(timeout=60) as client:
-                for body in chunk:
-                    while True:
-                        response = client.post(
-                            f"{url}/v1/traces", content=body, headers={"content-type": "application/x-protobuf"}
-                        )
-                        if response.status_code != 503:
-                            response.raise_for_status()
-                            break
-                        retried += 1
-                        time.sleep(float(response.headers.get("retry-after", "1")) / 10)
-            return len(chunk)
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(senders) as pool:
-            list(pool.map(send, [bodies[i::senders] for i in range(senders)]))
-        elapsed = time.perf_counter() - started
+        elapsed, retried = post_all(bodies, [url], senders)
         stored = httpx2.get(f"{url}/api/v1/summary").json()["requests"]
         if stored != spans:
             raise RuntimeError(f"stored {stored} rows, sent {spans}")

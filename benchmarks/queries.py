@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from collector import exports, queries, reports, rollups
 from collector.store import Store
 
@@ -71,22 +73,12 @@ def timed(run: Callable[[], Any], repeats: int = 5) -> float:
     return statistics.median(samples) * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--db", type=Path, default=None, help="reuse or create this file (default: a temp file)")
-    args = parser.parse_args()
-    end = datetime.now(tz=UTC).replace(microsecond=0)
-    folder = tempfile.TemporaryDirectory()
-    path = args.db or Path(folder.name) / "queries.duckdb"
-    if not path.exists():
-        print(f"generated {args.rows:,} calls in {generate(path, args.rows, end):.1f} s")
-    store = Store(path)
-    con = store.reader()
+def page_queries(con: duckdb.DuckDBPyConnection, end: datetime) -> dict[str, Callable[[], Any]]:
+    """Each query behind a dashboard page, by name, run on `con`; windows end at `end` (30 days unless named)."""
     window = queries.Filters(start=end - timedelta(days=30), end=end)
     day = queries.Filters(start=end - timedelta(days=1), end=end)
     team = queries.Filters(start=end - timedelta(days=30), end=end, equals={"team": ["search"]})
-    cases: dict[str, Callable[[], Any]] = {
+    return {
         "summary 30d": lambda: queries.summary(con, window),
         "summary 30d, team filter": lambda: queries.summary(con, team),
         "summary 24h": lambda: queries.summary(con, day),
@@ -105,6 +97,21 @@ def main() -> None:
         "calls page (newest 50)": lambda: queries.calls(con, window, 50),
         "finance CSV by day": lambda: "".join(exports.export_csv(con, window, "finance", "day")),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--db", type=Path, default=None, help="reuse or create this file (default: a temp file)")
+    args = parser.parse_args()
+    end = datetime.now(tz=UTC).replace(microsecond=0)
+    folder = tempfile.TemporaryDirectory()
+    path = args.db or Path(folder.name) / "queries.duckdb"
+    if not path.exists():
+        print(f"generated {args.rows:,} calls in {generate(path, args.rows, end):.1f} s")
+    store = Store(path)
+    con = store.reader()
+    cases = page_queries(con, end)
     print(f"{'query (30-day window unless said)':<40}{'median ms':>10}")
     for name, run in cases.items():
         print(f"{name:<40}{timed(run):>10.1f}")

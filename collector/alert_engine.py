@@ -7,7 +7,7 @@ pending rule whose condition turns false goes back to ok. Every change is an eve
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from collector.alert_store import AlertStore
 from collector.notify import Notice, Notifier
 from collector.queries import METRICS, SERIES_ONLY_METRICS, Filters
 from collector.reconciliation import gap_pct
+from collector.schedule import Periodic
 from collector.store import Store
 
 log = logging.getLogger("llmledger.collector")
@@ -92,31 +93,29 @@ def next_state(
 class AlertEngine:
     """Evaluates every enabled rule on its own thread; `evaluate_once` is what each tick does."""
 
-    def __init__(self, store: Store, interval_s: float, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        interval_s: float,
+        notifier: Notifier | None = None,
+        is_leader: Callable[[], bool] | None = None,
+    ) -> None:
         self.store = store
         self.alerts = AlertStore(store)
         self.notifier = notifier
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("alerts", interval_s, self._tick, run_at_start=False, is_leader=is_leader)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="llmledger-alerts", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._loop.stop(10)
 
-    def _run(self) -> None:
+    def _tick(self) -> None:
         con = self.store.reader()
         try:
-            while not self._stop.wait(self.interval_s):
-                try:
-                    self.evaluate_once(con, datetime.now(tz=UTC))
-                except Exception:  # a bad tick is logged; the next one runs anyway
-                    log.exception("alert evaluation failed")
+            self.evaluate_once(con, datetime.now(tz=UTC))
         finally:
             con.close()
 

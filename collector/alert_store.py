@@ -32,12 +32,12 @@ class AlertStore:
         """Store a new rule; raises RuleError for a masked channel URL (it stands for nothing yet)."""
         rule = with_stored_urls(rule, [])
         with self.store.transaction() as con:
-            (rule_id,) = con.execute(
-                'INSERT INTO alert_rules (name, metric, "window", op, threshold, for_seconds, filters, channels, '
-                "enabled, min_requests, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "RETURNING id",
-                [*_values(rule), now, now],
-            ).fetchone()
+            rule_id = self.store.next_id(con, "alert_rule_ids")
+            con.execute(
+                'INSERT INTO alert_rules (id, name, metric, "window", op, threshold, for_seconds, filters, channels, '
+                "enabled, min_requests, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [rule_id, *_values(rule), now, now],
+            )
         return rule_id
 
     def update(self, rule_id: int, rule: Rule, now: datetime) -> bool:
@@ -47,18 +47,18 @@ class AlertStore:
             if stored is None:
                 return False
             rule = with_stored_urls(rule, json.loads(stored[0]))
-            found = con.execute(
+            (found,) = con.execute(
                 'UPDATE alert_rules SET name = ?, metric = ?, "window" = ?, op = ?, threshold = ?, for_seconds = ?, '
-                "filters = ?, channels = ?, enabled = ?, min_requests = ?, updated_at = ? WHERE id = ? RETURNING id",
+                "filters = ?, channels = ?, enabled = ?, min_requests = ?, updated_at = ? WHERE id = ?",
                 [*_values(rule), now, rule_id],
-            ).fetchall()
+            ).fetchone()
             # A changed rule starts again from ok: its old state described another condition.
             con.execute("DELETE FROM alert_state WHERE rule_id = ?", [rule_id])
         return bool(found)
 
     def delete(self, rule_id: int) -> bool:
         with self.store.transaction() as con:
-            found = con.execute("DELETE FROM alert_rules WHERE id = ? RETURNING id", [rule_id]).fetchall()
+            (found,) = con.execute("DELETE FROM alert_rules WHERE id = ?", [rule_id]).fetchone()
             con.execute("DELETE FROM alert_state WHERE rule_id = ?", [rule_id])
         return bool(found)
 
@@ -105,11 +105,12 @@ class AlertStore:
             )
             if event is None:
                 return None
-            (event_id,) = con.execute(
-                "INSERT INTO alert_events (rule_id, occurred_at, from_state, to_state, value, threshold) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                [rule_id, now, previous, event, value, rule.threshold],
-            ).fetchone()
+            event_id = self.store.next_id(con, "alert_event_ids")
+            con.execute(
+                "INSERT INTO alert_events (id, rule_id, occurred_at, from_state, to_state, value, threshold) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [event_id, rule_id, now, previous, event, value, rule.threshold],
+            )
         return event_id
 
     def events(self, con: Any, limit: int = 100, rule_id: int | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class _AlertRoutes:
     store: Store
     alerts: AlertStore
     notifier: Notifier
-    _reader: Callable[[], Any]
+    read: Callable[[Callable[[Any], Any]], Awaitable[Any]]
 
     async def _rule_from(self, request: Request) -> Rule | Response:
         try:
@@ -61,11 +61,11 @@ class _AlertRoutes:
             return JSONResponse({"error": error.message, "field": error.field}, 422)
 
     async def list_rules(self, request: Request) -> Response:
-        return JSONResponse({"rules": await run_in_threadpool(lambda: self.alerts.shown(self._reader()))})
+        return JSONResponse({"rules": await self.read(self.alerts.shown)})
 
     async def get_rule(self, request: Request) -> Response:
         rule_id = request.path_params["rule_id"]
-        shown = await run_in_threadpool(lambda: self.alerts.shown(self._reader(), rule_id))
+        shown = await self.read(lambda con: self.alerts.shown(con, rule_id))
         return JSONResponse(shown[0]) if shown else JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
 
     async def create_rule(self, request: Request) -> Response:
@@ -102,12 +102,12 @@ class _AlertRoutes:
         rule = await self._rule_from(request)
         if isinstance(rule, Response):
             return rule
-        return JSONResponse(await run_in_threadpool(lambda: preview(self._reader(), rule, datetime.now(tz=UTC))))
+        return JSONResponse(await self.read(lambda con: preview(con, rule, datetime.now(tz=UTC))))
 
     async def test_rule(self, request: Request) -> Response:
         """Send a test notification to every channel of a stored rule (delivered in the background)."""
         rule_id = request.path_params["rule_id"]
-        rules = dict(await run_in_threadpool(lambda: self.alerts.rules(self._reader())))
+        rules = dict(await self.read(self.alerts.rules))
         if rule_id not in rules:
             return JSONResponse({"error": f"no alert rule {rule_id}"}, 404)
         rule = rules[rule_id]
@@ -117,7 +117,7 @@ class _AlertRoutes:
         return JSONResponse({"channels": len(rule.channels)}, 202)
 
     async def notification_attempts(self, request: Request) -> Response:
-        rows = await run_in_threadpool(lambda: notify.attempts(self._reader()))
+        rows = await self.read(notify.attempts)
         return JSONResponse({"attempts": rows})
 
     async def alert_events(self, request: Request) -> Response:
@@ -132,7 +132,7 @@ class _AlertRoutes:
         except queries.QueryError as error:
             return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
         rule_id = int(rule_text) if rule_text is not None else None
-        events = await run_in_threadpool(lambda: self.alerts.events(self._reader(), limit, rule_id))
+        events = await self.read(lambda con: self.alerts.events(con, limit, rule_id))
         return JSONResponse({"events": events})
 
 
@@ -262,16 +262,24 @@ class CollectorApp(_AlertRoutes):
 
     # --- query API ------------------------------------------------------------------------------
 
-    def _reader(self) -> Any:
-        cursor = getattr(self._readers, "cursor", None)
-        if cursor is None:
-            cursor = self._readers.cursor = self.store.reader()
-        return cursor
+    async def read(self, query: Callable[[Any], Any]) -> Any:
+        """Run `query` on this worker thread's reading cursor, off the event loop, and end what it left open."""
+
+        def run() -> Any:
+            cursor = getattr(self._readers, "cursor", None)
+            if cursor is None:
+                cursor = self._readers.cursor = self.store.reader()
+            try:
+                return query(cursor)
+            finally:
+                self.store.finish_reading(cursor)
+
+        return await run_in_threadpool(run)
 
     async def _query(self, request: Request, run: Callable[[Any, dict[str, list[str]]], Any]) -> Response:
         params = _params(request)
         try:
-            result = await run_in_threadpool(lambda: run(self._reader(), params))
+            result = await self.read(lambda con: run(con, params))
         except queries.QueryError as error:
             return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
         return JSONResponse(result)

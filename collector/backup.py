@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from collector import table_backup
 from collector.migrations import migrate
 from collector.store import Store
 
@@ -56,6 +57,14 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def backup(store: Store, directory: Path) -> dict[str, Any]:
     """Export every table as of one moment into `directory` (absolute, new or empty); returns the manifest."""
     _empty_target(directory)
+    if store.is_lake:
+        try:
+            written = table_backup.write(store, directory)
+        except duckdb.Error as exc:
+            raise BackupError(f"the export failed: {exc}") from None
+        manifest = {"format": FORMAT, **written}
+        (directory / MANIFEST).write_text(table_backup.manifest_text(manifest))
+        return {"to": str(directory), **manifest}
     con = store.reader()
     try:
         con.execute("BEGIN TRANSACTION")
@@ -72,6 +81,7 @@ def backup(store: Store, directory: Path) -> dict[str, Any]:
         con.close()
     manifest = {
         "format": FORMAT,
+        "layout": "export",
         "created_at": datetime.now(tz=UTC).isoformat(),
         "duckdb_version": duckdb.__version__,
         "migrations": migrations,
@@ -81,16 +91,27 @@ def backup(store: Store, directory: Path) -> dict[str, Any]:
     return {"to": str(directory), **manifest}
 
 
-def restore(db: Path, directory: Path) -> dict[str, int]:
-    """Import a backup into a new database file `db`; checks every table's row count; returns the counts."""
+def read_manifest(directory: Path) -> dict[str, Any]:
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise BackupError(f"{directory} is not an llmledger backup (no {MANIFEST})")
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") != FORMAT:
         raise BackupError(f"backup format {manifest.get('format')!r} is not one this version reads ({FORMAT})")
+    return manifest
+
+
+def restore(db: Path, directory: Path) -> dict[str, int]:
+    """Import a backup into a new database file `db`; checks every table's row count; returns the counts."""
+    manifest = read_manifest(directory)
     if db.exists():
         raise BackupError(f"{db} exists; restore writes a new database file and never overwrites one")
+    if manifest.get("layout", "export") == table_backup.LAYOUT:  # taken from a lake
+        try:
+            return _load_checked(Store(db), directory, manifest)
+        except BaseException:
+            _remove(db)
+            raise
     try:
         with duckdb.connect(str(db)) as con:
             con.execute(f"IMPORT DATABASE {_quoted(directory.resolve())}")
@@ -105,6 +126,34 @@ def restore(db: Path, directory: Path) -> dict[str, int]:
         _remove(db)
         raise
     Store(db).close()  # opens as the collector will
+    return counts
+
+
+def restore_into_lake(lake: str, data_path: str, directory: Path) -> dict[str, int]:
+    """Load a backup (of a file or of a lake) into a lake that holds no calls or rules yet."""
+    from collector.lake_connect import LakeConfigError
+    from collector.lake_store import LakeStore
+
+    manifest = read_manifest(directory)
+    try:
+        store = LakeStore(lake, data_path)
+    except LakeConfigError as exc:
+        raise BackupError(str(exc)) from None
+    return _load_checked(store, directory, manifest)
+
+
+def _load_checked(store: Store, directory: Path, manifest: dict[str, Any]) -> dict[str, int]:
+    try:
+        counts = table_backup.load(store, directory, manifest["rows"])
+    except table_backup.RestoreRefusedError as exc:
+        raise BackupError(str(exc)) from None
+    except duckdb.Error as exc:
+        raise BackupError(f"loading the backup failed: {exc}") from None
+    finally:
+        store.close()
+    expected = {name: count for name, count in manifest["rows"].items() if name in counts}
+    if counts != expected:
+        raise BackupError(f"restored row counts {counts} differ from the backup's {expected}")
     return counts
 
 

@@ -15,7 +15,12 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", required=True, type=Path, help="the database file to create (must not exist)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--db", type=Path, help="the database file to create (must not exist)")
+    target.add_argument(
+        "--lake", metavar="'postgres:…'", help="a lake to load instead (its catalog; it must hold no calls yet)"
+    )
+    parser.add_argument("--data-path", help="with --lake: the lake's folder or s3:// URL")
     parser.add_argument("--from", dest="source", required=True, type=Path, help="a folder written by `backup`")
 
 
@@ -32,12 +37,19 @@ def backup_main(args: argparse.Namespace) -> int:
 
 
 def restore_main(args: argparse.Namespace) -> int:
-    from collector.backup import BackupError, restore
+    from collector.backup import BackupError, restore, restore_into_lake
 
+    if args.lake is not None and args.data_path is None:
+        print("llmledger restore: --lake needs --data-path (the lake's folder or s3:// URL)", file=sys.stderr)
+        return 2
     try:
-        counts = restore(args.db, args.source)
+        if args.lake is not None:
+            counts = restore_into_lake(args.lake, args.data_path, args.source)
+        else:
+            counts = restore(args.db, args.source)
     except BackupError as exc:
         print(f"llmledger restore: {exc}", file=sys.stderr)
         return 1
-    print(f"restored {args.source} into {args.db} ({', '.join(f'{n} {c:,}' for n, c in counts.items())})")
+    target = "the lake" if args.lake is not None else args.db
+    print(f"restored {args.source} into {target} ({', '.join(f'{n} {c:,}' for n, c in counts.items())})")
     return 0

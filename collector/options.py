@@ -10,6 +10,35 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default="./llmledger.duckdb", help="DuckDB file (created and migrated if new)")
+    parser.add_argument(
+        "--lake",
+        default=None,
+        metavar="'postgres:dbname=… host=… user=…'",
+        help="store into a DuckLake whose catalog is this PostgreSQL database instead of --db "
+        "(several collectors can share it; see the README's 'Scale out')",
+    )
+    parser.add_argument(
+        "--data-path",
+        default=None,
+        metavar="DIR_OR_S3_URL",
+        help="with --lake: where the lake's Parquet files go, a shared folder or s3://bucket/prefix "
+        "(S3 credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="longest a request waits to be coalesced into a larger write (default: 0 on a file, 0.5 on a lake, "
+        "which also waits for 10,000 rows)",
+    )
+    parser.add_argument(
+        "--compact-interval",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="with --lake: seconds between compactions of the lake's files (on the leader; 0 turns it off)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=4318, help="OTLP/HTTP and query API port")
     parser.add_argument("--grpc-port", type=int, default=4317, help="OTLP/gRPC port; 0 picks a free one, -1 disables")

@@ -182,11 +182,10 @@ class _Handlers:
         except QueryError as error:
             return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
 
-        def run() -> dict[str, Any]:
-            con = self.app._reader()
+        def run(con: Any) -> dict[str, Any]:
             return readiness.scorecard(con, scope, context(self.app, con, scope.service))
 
-        return JSONResponse(await run_in_threadpool(run))
+        return JSONResponse(await self.app.read(run))
 
     async def history(self, request: Request) -> Response:
         try:
@@ -199,11 +198,10 @@ class _Handlers:
         except QueryError as error:
             return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
 
-        def run() -> list[dict[str, Any]]:
-            con = self.app._reader()
+        def run(con: Any) -> list[dict[str, Any]]:
             return readiness.history(con, scope, context(self.app, con, scope.service))
 
-        points = await run_in_threadpool(run)
+        points = await self.app.read(run)
         return JSONResponse({"service": scope.service, "environment": scope.environment, "points": points})
 
     async def attest(self, request: Request) -> Response:
@@ -219,11 +217,12 @@ class _Handlers:
 
         def store() -> int:
             with self.app.store.transaction() as con:
-                (attestation_id,) = con.execute(
-                    "INSERT INTO readiness_attestations (service, item, attested_by, link, note, attested_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                    [*attestation.values(), now],
-                ).fetchone()
+                attestation_id = self.app.store.next_id(con, "readiness_attestation_ids")
+                con.execute(
+                    "INSERT INTO readiness_attestations (id, service, item, attested_by, link, note, attested_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [attestation_id, *attestation.values(), now],
+                )
             return attestation_id
 
         attestation_id = await run_in_threadpool(store)
@@ -234,7 +233,7 @@ class _Handlers:
             service = _required(request, "service")
         except QueryError as error:
             return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
-        features = await run_in_threadpool(lambda: batch_features(self.app._reader(), service))
+        features = await self.app.read(lambda con: batch_features(con, service))
         return JSONResponse({"service": service, "features": features})
 
     async def mark_batch_features(self, request: Request) -> Response:

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from collector.metrics import Metrics
 from collector.queries import QueryError
+from collector.schedule import Periodic
 from collector.store import Store
 
 log = logging.getLogger("llmledger.collector")
@@ -213,12 +214,12 @@ class Run:
 RUN_COLUMNS = tuple(Run.__dataclass_fields__)
 
 
-def _record(con: duckdb.DuckDBPyConnection, run: Run) -> None:
-    names = [name for name in RUN_COLUMNS if name != "id"]
-    (run.id,) = con.execute(
-        f"INSERT INTO reconcile_runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) RETURNING id",
-        [getattr(run, name) for name in names],
-    ).fetchone()
+def _record(store: Store, con: duckdb.DuckDBPyConnection, run: Run) -> None:
+    run.id = store.next_id(con, "reconcile_run_ids")
+    con.execute(
+        f"INSERT INTO reconcile_runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+        [getattr(run, name) for name in RUN_COLUMNS],
+    )
 
 
 def replace_days(store: Store, run: Run, costs: pa.Table, usage: pa.Table) -> None:
@@ -239,12 +240,12 @@ def replace_days(store: Store, run: Run, costs: pa.Table, usage: pa.Table) -> No
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
             finally:
                 con.unregister("incoming_rows")
-        _record(con, run)
+        _record(store, con, run)
 
 
 def record_failure(store: Store, run: Run) -> None:
     with store.transaction() as con:
-        _record(con, run)
+        _record(store, con, run)
 
 
 def runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict[str, Any]]:
@@ -271,8 +272,9 @@ class Reconciler:
         # The SDK's admin client honours OPENAI_BASE_URL (and OPENAI_ORG_ID); the key goes only here.
         self._client = client or openai.OpenAI(admin_api_key=key, timeout=60.0)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(
+            "reconciliation", interval_s, lambda: self.pull(*recent_days(datetime.now(tz=UTC)), trigger="schedule")
+        )
 
     @classmethod
     def from_args(cls, store: Store, args: Any, metrics: Metrics) -> Reconciler | None:
@@ -286,25 +288,14 @@ class Reconciler:
         interval = getattr(args, "reconcile_interval", None)
         return cls(store, key, metrics, DEFAULT_INTERVAL_S if interval is None else interval)
 
-    def start(self) -> None:
+    def start(self, is_leader: Callable[[], bool] | None = None) -> None:
         if self.interval_s > 0:
-            self._thread = threading.Thread(target=self._run, name="llmledger-reconcile", daemon=True)
-            self._thread.start()
+            self._loop.is_leader = is_leader
+            self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(10)
+        self._loop.stop(10)
         self._client.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.pull(*recent_days(datetime.now(tz=UTC)), trigger="schedule")
-            except Exception:  # a failed pass is logged; the next one runs anyway
-                log.exception("reconciliation pull failed")
-            if self._stop.wait(self.interval_s):
-                return
 
     def pull(self, from_day: date, to_day: date, trigger: str = "api") -> Run:
         """Pull days [from_day, to_day) and replace them in the store; a failure is recorded, not raised."""

@@ -84,16 +84,14 @@ class _Handlers:
         try:
             from_day, to_day = compared_days(*_times(request), datetime.now(tz=UTC))
             by = request.query_params.getlist("by")[-1] if request.query_params.get("by") else "day"
-            result = await run_in_threadpool(
-                lambda: reconciliation.reconciliation(self.app._reader(), from_day, to_day, by)
-            )
+            result = await self.app.read(lambda con: reconciliation.reconciliation(con, from_day, to_day, by))
         except QueryError as error:
             return JSONResponse({"error": error.message, "parameter": error.parameter}, 400)
         return JSONResponse(result)
 
     async def runs(self, request: Request) -> Response:
         reconciler = self.reconciler
-        shown = await run_in_threadpool(lambda: reconcile.runs(self.app._reader()))
+        shown = await self.app.read(reconcile.runs)
         return JSONResponse(
             {
                 "configured": reconciler is not None,

@@ -81,14 +81,18 @@ def reprice(
         con.close()
     if new_rates := book.take_new_rates():
         store.record_rates(new_rates)
-    with store.transaction() as con:
-        if changes and not dry_run:
+    if changes and not dry_run:
+        with store.calls_transaction() as con:
             _apply(con, changes, changed_days)
-        (run_id,) = con.execute(
-            "INSERT INTO reprice_runs (ran_at, from_time, to_time, dry_run, price_version, rows_seen, rows_changed, "
-            "costs_changed, old_total_usd, new_total_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [now, start, end, dry_run, book.version, seen, len(changes), costs_changed, old_total, new_total],
-        ).fetchone()
+    # Its own transaction: in a lake the calls are in DuckLake and the runs in PostgreSQL. Re-pricing again
+    # changes nothing, so a run whose record was lost can simply be repeated.
+    with store.transaction() as con:
+        run_id = store.next_id(con, "reprice_run_ids")
+        con.execute(
+            "INSERT INTO reprice_runs (id, ran_at, from_time, to_time, dry_run, price_version, rows_seen, "
+            "rows_changed, costs_changed, old_total_usd, new_total_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, now, start, end, dry_run, book.version, seen, len(changes), costs_changed, old_total, new_total],
+        )
     return RepriceResult(run_id, dry_run, book.version, seen, len(changes), costs_changed, old_total, new_total)
 
 

@@ -6,10 +6,11 @@ The daily rollup (spend by day), alert rules, events and delivery attempts are k
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from collector.metrics import Metrics
+from collector.schedule import Periodic
 from collector.store import Store
 
 log = logging.getLogger("llmledger.collector")
@@ -24,29 +25,33 @@ def cutoff(now: datetime, days: int) -> datetime:
 
 def delete_before(store: Store, before: datetime) -> int:
     """Delete raw calls that started before `before` in one transaction; returns how many went."""
-    with store.transaction() as con:
+    with store.calls_transaction() as con:
         (deleted,) = con.execute("DELETE FROM llm_calls WHERE start_time < ?", [before]).fetchone()
     return int(deleted)
 
 
 class Retention:
-    def __init__(self, store: Store, days: int, metrics: Metrics, interval_s: float = INTERVAL_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        days: int,
+        metrics: Metrics,
+        interval_s: float = INTERVAL_S,
+        is_leader: Callable[[], bool] | None = None,
+    ) -> None:
         if days < 1:
             raise ValueError("--retention-days must be at least 1")
         self.store = store
         self.days = days
         self.metrics = metrics
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="llmledger-retention", daemon=True)
+        self._loop = Periodic("retention", interval_s, lambda: self.run_once(datetime.now(tz=UTC)), is_leader=is_leader)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(30)
+        self._loop.stop()
 
     def run_once(self, now: datetime) -> int:
         before = cutoff(now, self.days)
@@ -55,12 +60,3 @@ class Retention:
         if deleted:
             log.info("retention: deleted %d raw calls before %s (daily rollups kept)", deleted, before.date())
         return deleted
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.run_once(datetime.now(tz=UTC))
-            except Exception:  # a failed pass is logged; the next one runs anyway
-                log.exception("retention pass failed")
-            if self._stop.wait(self.interval_s):
-                return

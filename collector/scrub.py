@@ -66,9 +66,4 @@ def record(store: Store, found: list[tuple[dict[str, Any], str]]) -> None:
             "scrubbed_at": pa.array([now] * len(found), pa.timestamp("us", tz="UTC")),
         }
     )
-    with store.transaction() as con:
-        con.register("scrubbed", table)
-        try:
-            con.execute("INSERT INTO scrubbed_secrets SELECT * FROM scrubbed ON CONFLICT DO NOTHING")
-        finally:
-            con.unregister("scrubbed")
+    store.insert_new("scrubbed_secrets", table)

@@ -20,16 +20,21 @@ from collector.api import CollectorApp
 from collector.auth import Tokens, check_listen_address
 from collector.grpc_receiver import start_grpc
 from collector.ingest import Ingest
+from collector.lake_compaction import compact
+from collector.lake_connect import LakeConfigError
 from collector.metrics import Metrics
 from collector.notify import Notifier
 from collector.price_overrides import OverridesError, PriceOverrides
 from collector.pricebook import PriceBook
 from collector.reconcile import Reconciler
 from collector.retention import Retention
+from collector.schedule import Periodic
 from collector.store import Store
 from collector.writer import BatchWriter
 
 log = logging.getLogger("llmledger.collector")
+LAKE_MIN_BATCH_ROWS = 10_000  # DuckLake writes a Parquet file per commit: make them large
+LAKE_FLUSH_S = 0.5  # ... but never keep a sender waiting longer than this for its acknowledgement
 
 
 class Collector:
@@ -40,8 +45,17 @@ class Collector:
         self.tokens = Tokens.from_env() if tokens is None else tokens
         check_listen_address(args.host, self.tokens)
         self.metrics = Metrics()
-        self.store = Store(Path(args.db))
-        self.writer = BatchWriter(self.store, self.metrics, max_pending_rows=args.max_pending_rows)
+        self.store = open_store(args)
+        lake = args.lake is not None
+        is_leader = self.store.leadership.holds if lake else None  # type: ignore[attr-defined]
+        flush_s = args.flush_interval if args.flush_interval is not None else (LAKE_FLUSH_S if lake else 0.0)
+        self.writer = BatchWriter(
+            self.store,
+            self.metrics,
+            max_pending_rows=max(args.max_pending_rows, LAKE_MIN_BATCH_ROWS * 2) if lake else args.max_pending_rows,
+            min_batch_rows=LAKE_MIN_BATCH_ROWS if lake else 1,
+            max_wait_s=flush_s,
+        )
         self.price_book = PriceBook(_overrides(args.prices))
         self.ingest = Ingest(
             self.writer,
@@ -58,9 +72,26 @@ class Collector:
         )
         self.app.listen_host = args.host
         self.notifier = self.app.notifier = Notifier(self.store, args.dashboard_url)
-        self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
-        self.retention = Retention(self.store, args.retention_days, self.metrics) if args.retention_days else None
+        # On a lake these run on one collector at a time (the leader); the others take over when it dies.
+        self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier, is_leader=is_leader)
+        self.retention = (
+            Retention(self.store, args.retention_days, self.metrics, is_leader=is_leader)
+            if args.retention_days
+            else None
+        )
         self.reconciler = self.app.reconciler = Reconciler.from_args(self.store, args, self.metrics)  # None: no key
+        self.is_leader = is_leader
+        self.compactor = (
+            Periodic(
+                "lake-compaction",
+                args.compact_interval,
+                functools.partial(compact, self.store, self.metrics),
+                run_at_start=False,
+                is_leader=is_leader,
+            )
+            if lake and args.compact_interval > 0
+            else None
+        )
         self.grpc_server = None
         self.grpc_port: int | None = None
         self.http_server: uvicorn.Server | None = None
@@ -81,7 +112,9 @@ class Collector:
         if self.retention is not None:
             self.retention.start()
         if self.reconciler is not None:
-            self.reconciler.start()
+            self.reconciler.start(self.is_leader)
+        if self.compactor is not None:
+            self.compactor.start()
         self.app.ready = True
         log.info(
             "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d", self.store.path, args.host, args.port
@@ -105,12 +138,30 @@ class Collector:
             self.retention.stop()
         if self.reconciler is not None:
             self.reconciler.stop()
+        if self.compactor is not None:
+            self.compactor.stop()
         self.notifier.close(wait=False)
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()
         self.writer.close()
         self.store.close()
         log.info("llmledger collector stopped; everything acknowledged is committed")
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """The file given by --db, or with --lake the DuckLake shared with other collectors."""
+    if args.lake is None:
+        if args.data_path is not None:
+            raise SystemExit("llmledger collector: --data-path goes with --lake")
+        return Store(Path(args.db))
+    if args.data_path is None:
+        raise SystemExit("llmledger collector: --lake needs --data-path (a shared folder or an s3:// URL)")
+    from collector.lake_store import LakeStore
+
+    try:
+        return LakeStore(args.lake, args.data_path)
+    except LakeConfigError as exc:
+        raise SystemExit(f"llmledger collector: {exc}") from None
 
 
 def _overrides(path: str | None) -> PriceOverrides:

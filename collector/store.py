@@ -63,14 +63,18 @@ def _first_of_each_key(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 class Store:
     """Owns the database file. One writer (the ingest thread); readers use their own cursors."""
 
+    is_lake = False
+
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
+        self.path = str(path)  # what /healthz and the log call the database
         self._con = duckdb.connect(self.path)
         self._con.execute("SET TimeZone = 'UTC'")
         applied = migrate(self._con)
         if applied:
             log.info("database %s: applied migrations %s", self.path, ", ".join(applied))
         self._write_lock = threading.Lock()
+        (database,) = self._con.execute("SELECT current_database()").fetchone()
+        self.table_places: tuple[tuple[str, str], ...] = ((database, "main"),)  # (database, schema) of our tables
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
         """Insert rows in one committed transaction; return the keys that were new (the rest were stored already)."""
@@ -101,13 +105,28 @@ class Store:
 
     def record_rates(self, rates: Sequence[dict[str, Any]]) -> None:
         """Rate sets the price book applied (collector/pricebook.py), each kept once per version x key."""
-        table = pa.Table.from_pylist(list(rates), schema=PRICE_RATES_SCHEMA)
-        with self._write_lock:
-            self._con.register("incoming_rates", table)
+        self.insert_new("price_rates", pa.Table.from_pylist(list(rates), schema=PRICE_RATES_SCHEMA))
+
+    def insert_new(self, table: str, rows: pa.Table) -> None:
+        """Insert rows into a keyed state table, skipping keys it holds already (whoever inserted them)."""
+        with self.transaction() as con:
+            con.register("incoming_rows", rows)
             try:
-                self._con.execute("INSERT INTO price_rates BY NAME SELECT * FROM incoming_rates ON CONFLICT DO NOTHING")
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows ON CONFLICT DO NOTHING")
             finally:
-                self._con.unregister("incoming_rates")
+                con.unregister("incoming_rows")
+
+    @contextlib.contextmanager
+    def calls_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The writing connection, in one transaction, for changes to stored calls and their rollup (retention,
+        re-pricing): the same one-writer rule as ingest."""
+        with self.transaction() as con:
+            yield con
+
+    def next_id(self, con: duckdb.DuckDBPyConnection, sequence: str) -> int:
+        """The next value of an id sequence (taken before the INSERT: a lake's tables can't return it)."""
+        (value,) = con.execute(f"SELECT nextval('{sequence}')").fetchone()
+        return int(value)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -126,6 +145,29 @@ class Store:
         cursor = self._con.cursor()
         cursor.execute("SET TimeZone = 'UTC'")
         return cursor
+
+    @staticmethod
+    def finish_reading(cursor: duckdb.DuckDBPyConnection) -> None:
+        """End the transaction a reused cursor's last query may hold open: a result read with fetchone() stays
+        pending until the next statement. Held open, it keeps a file from checkpointing, and on a lake it keeps a
+        PostgreSQL transaction whose locks a compaction waits for, with every later reader queued behind."""
+        cursor.execute("SELECT 1").fetchall()
+
+    def advance_sequences(self) -> None:
+        """After rows were loaded with their ids (a restore): move each id sequence past the largest id.
+
+        DuckDB has no setval; a new sequence is advanced by drawing that many values, once per restore.
+        """
+        with self._write_lock:
+            defaults = self._con.execute(
+                "SELECT table_name, column_name, column_default FROM duckdb_columns() "
+                "WHERE database_name = current_database() AND column_default LIKE 'nextval(%'"
+            ).fetchall()
+            for table, column, default in defaults:
+                sequence = default.split("'")[1]
+                (largest,) = self._con.execute(f'SELECT max("{column}") FROM "{table}"').fetchone()
+                if largest:
+                    self._con.execute(f"SELECT max(nextval('{sequence}')) FROM range(?)", [largest]).fetchall()
 
     def checkpoint(self) -> None:
         with self._write_lock:

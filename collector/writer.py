@@ -48,11 +48,17 @@ class BatchWriter:
         *,
         max_pending_rows: int = 100_000,
         max_batch_rows: int = 50_000,
+        min_batch_rows: int = 1,
+        max_wait_s: float = 0.0,
     ) -> None:
+        """A commit holds up to `max_batch_rows`; it waits (at most `max_wait_s` after its first request) for
+        `min_batch_rows`, so a lake gets few large Parquet files rather than many small ones."""
         self.store = store
         self.metrics = metrics
         self.max_pending_rows = max_pending_rows
         self.max_batch_rows = max_batch_rows
+        self.min_batch_rows = min_batch_rows
+        self.max_wait_s = max_wait_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending_rows = 0
         self._lock = threading.Lock()
@@ -93,9 +99,13 @@ class BatchWriter:
                 break
             batch = [first]
             size = len(first.rows)
+            deadline = time.monotonic() + self.max_wait_s
             while size < self.max_batch_rows:
                 try:
-                    item = self._queue.get_nowait()
+                    if size >= self.min_batch_rows:
+                        item = self._queue.get_nowait()
+                    else:
+                        item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
                 except queue.Empty:
                     break
                 if item is _STOP:

@@ -9,8 +9,8 @@ os.environ["LLMLEDGER_SPOOL_DIR"] = tempfile.mkdtemp(prefix="llmledger-test-spoo
 os.environ.pop("LLMLEDGER_CAPTURE_CONTENT", None)
 os.environ.pop("LLMLEDGER_STREAM_USAGE", None)
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import openai
 import pytest
@@ -22,6 +22,9 @@ from streamlit import config as streamlit_config
 import llmledger
 from llmledger import diagnostics
 from llmledger.testing.fake_openai import FakeOpenAI
+
+if TYPE_CHECKING:
+    from .lake_services import HAProxy, MotoS3, PostgresCluster
 
 diagnostics.strict = True
 # AppTest runs the dashboard in this process, where Streamlit's server address is unset (every interface): tests
@@ -100,3 +103,41 @@ def client(fake: FakeOpenAI) -> Iterator[openai.OpenAI]:
 async def async_client(fake: FakeOpenAI) -> Any:
     async with make_async_client(fake) as instance:
         yield instance
+
+
+# The lake tests' services. Missing binaries fail rather than skip: CI installs them (.ci/run), so a skip would hide a
+# broken setup.
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    from .lake_services import PostgresCluster, find_postgres_bindir
+
+    if find_postgres_bindir() is None:
+        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql (.ci/run does)")
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def moto_s3() -> Iterator[MotoS3]:
+    from .lake_services import MotoS3
+
+    with MotoS3() as s3:
+        yield s3
+
+
+@pytest.fixture
+def start_haproxy() -> Iterator[Callable[[Sequence[tuple[str, int]]], HAProxy]]:
+    """Starts an HAProxy in front of the given (host, port) backends; all are stopped after the test."""
+    from .lake_services import HAProxy, find_haproxy
+
+    if find_haproxy() is None:
+        pytest.fail("haproxy not found: apt-get install haproxy (.ci/run does)")
+    started: list[HAProxy] = []
+
+    def start(backends: Sequence[tuple[str, int]]) -> HAProxy:
+        started.append(HAProxy(backends))
+        return started[-1].start()
+
+    yield start
+    for proxy in started:
+        proxy.stop()

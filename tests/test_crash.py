@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,38 +12,13 @@ from pathlib import Path
 import httpx2
 
 from llmledger import semconv as sc
-from llmledger.testing.waiting import wait_until_ok
 
+from .lake_services import CollectorProcess, free_port
 from .otlp_spans import chat_attributes, request_with
 
-ROOT = Path(__file__).resolve().parent.parent
 PROTOBUF = {"content-type": "application/x-protobuf"}
 SENDERS = 4
 SPANS_PER_REQUEST = 100
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_collector(db: Path, port: int) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "llmledger",
-        "collector",
-        "--db",
-        str(db),
-        "--port",
-        str(port),
-        "--grpc-port",
-        "-1",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_until_ok(f"http://127.0.0.1:{port}/healthz", 60), "collector did not start"
-    return process
 
 
 def request_body(sender: int, number: int) -> bytes:
@@ -59,7 +29,8 @@ def request_body(sender: int, number: int) -> bytes:
 def test_sigkill_during_ingest_loses_no_acknowledged_span(tmp_path: Path) -> None:
     db, port = tmp_path / "crash.duckdb", free_port()
     url = f"http://127.0.0.1:{port}/v1/traces"
-    process = start_collector(db, port)
+    args, log = ["--db", str(db), "--port", str(port)], tmp_path / "collector.log"
+    process = CollectorProcess(args, log_path=log)
     bodies: dict[tuple[int, int], bytes] = {}
     acknowledged: set[tuple[int, int]] = set()
     lock = threading.Lock()
@@ -87,15 +58,14 @@ def test_sigkill_during_ingest_loses_no_acknowledged_span(tmp_path: Path) -> Non
     deadline = time.monotonic() + 60
     while len(acknowledged) < 40 and time.monotonic() < deadline:
         time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)  # mid-stream: requests are in flight on every sender
+    process.kill()  # mid-stream: requests are in flight on every sender
     killed.set()
     for thread in threads:
         thread.join(30)
-    process.wait(10)
     assert len(acknowledged) >= 40
     assert len(bodies) > len(acknowledged)  # some requests were in flight when it died
 
-    process = start_collector(db, port)  # the database opens cleanly after the kill
+    process = CollectorProcess(args, log_path=log)  # the database opens cleanly after the kill
     try:
         request_ids, rollup_requests = stored(port)
         expected = {f"s{s}-r{n}-{i}" for s, n in acknowledged for i in range(SPANS_PER_REQUEST)}
@@ -110,8 +80,7 @@ def test_sigkill_during_ingest_loses_no_acknowledged_span(tmp_path: Path) -> Non
         assert len(request_ids) == len(set(request_ids)) == len(bodies) * SPANS_PER_REQUEST
         assert rollup_requests == len(request_ids)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        process.terminate()
 
 
 def stored(port: int) -> tuple[list[str], int]:

@@ -142,14 +142,14 @@ def test_a_new_database_backfills_the_rollup(tmp_path: Path, loaded: RunningColl
     """Migration 4 on a database that already holds calls builds the rollup from them."""
     import duckdb
 
-    from collector.migrations import MIGRATIONS, migrate
+    from collector.migrations import MIGRATIONS, Schema, migrate
 
     path = tmp_path / "old.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
                     "applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)")  # fmt: skip
         for number, name, apply in MIGRATIONS[:3]:
-            apply(con)
+            apply(Schema(con))
             con.execute("INSERT INTO _migrations (id, name) VALUES (?, ?)", [number, name])
         first_columns = ", ".join(name for name, _ in LLM_CALLS_COLUMNS_M001)
         raw = loaded.collector.store.reader().execute(f"SELECT {first_columns} FROM llm_calls").arrow()
