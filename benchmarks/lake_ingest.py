@@ -1,7 +1,10 @@
 """Lake mode against file mode: ingest spans/s, and the page queries' times on a compacted lake.
 
 The same OTLP/HTTP protobuf bodies as `benchmarks/ingest.py` (default 200k spans in 512-span requests) are
-posted by N concurrent senders, each waiting for its acknowledgement (sent after commit) before the next:
+posted by N concurrent senders, each waiting for its acknowledgement (sent after commit) before the next. The
+default of 24 senders keeps over 10,000 spans in flight, as many exporting apps do: with fewer, each lake commit
+waits its whole flush interval for rows that can't come (4 senders measured 3,217 spans/s on a lake, 0.28 of the
+file's, every commit ~2,000 rows after 0.5 s), which measures the interval rather than the lake.
 
 1. File: one collector on a DuckDB file (`--db`).
 2. Lake, 1 collector: one collector on a fresh DuckLake (`--lake`, catalog in a throwaway PostgreSQL cluster,
@@ -19,7 +22,7 @@ stopped, that the stored rows hold each (trace_id, span_id) exactly once.
 
 Needs PostgreSQL's server binaries (initdb, pg_ctl) for the catalog. Collector logs are scanned for warnings.
 
-    python benchmarks/lake_ingest.py [--spans 200000] [--batch 512] [--senders 4]
+    python benchmarks/lake_ingest.py [--spans 200000] [--batch 512] [--senders 24]
 """
 
 from __future__ import annotations
@@ -156,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--senders", type=int, default=24)
     args = parser.parse_args()
     if args.senders < 2:
         parser.error("--senders must be at least 2 (the 2-collector run gives half to each)")

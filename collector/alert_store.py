@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.alert_rules import Rule, masked, with_stored_urls
 from collector.store import Store
@@ -14,6 +14,18 @@ _RULE_COLUMNS = (
     'id, name, metric, "window", op, threshold, for_seconds, filters, channels, enabled, min_requests, '
     "created_at, updated_at"
 )
+
+
+class Undelivered(NamedTuple):
+    event_id: int
+    rule_id: int
+    rule: Rule
+    state: str
+    value: float | None
+    time: datetime
+
+
+_RULE_COLUMNS_OF_R = ", ".join("r." + column.strip() for column in _RULE_COLUMNS.split(","))
 
 
 def _rule_from_row(row: tuple[Any, ...]) -> tuple[int, Rule, datetime, datetime]:
@@ -70,7 +82,7 @@ class AlertStore:
         """Rules as the API returns them: channel URLs masked, with current state and value."""
         where = " WHERE r.id = ?" if rule_id is not None else ""
         rows = con.execute(
-            f"SELECT {', '.join('r.' + c.strip() for c in _RULE_COLUMNS.split(','))}, s.state, s.value, s.since "
+            f"SELECT {_RULE_COLUMNS_OF_R}, s.state, s.value, s.since "
             f"FROM alert_rules r LEFT JOIN alert_state s ON s.rule_id = r.id{where} ORDER BY r.id",
             [rule_id] if rule_id is not None else [],
         ).fetchall()
@@ -95,8 +107,16 @@ class AlertStore:
         self, rule_id: int, rule: Rule, previous: str, state: str, since: datetime, value: float | None,
         requests: int, now: datetime, event: str | None,
     ) -> int | None:  # fmt: skip
-        """Save the rule's state, and an event row (to `event`) when it changed; returns the event's id."""
+        """Save the rule's state, and an event row (to `event`) when it changed; returns the event's id.
+
+        Nothing is saved, and None returned, when the stored state is no longer `previous`: the rule was edited
+        meanwhile, or on a lake another collector became the leader and evaluated it first. Its change stands, so a
+        transition is recorded, and notified, once. (Two that get here at once on a lake: PostgreSQL's repeatable
+        read fails the second at its write.)
+        """
         with self.store.transaction() as con:
+            if self.state(con, rule_id)[0] != previous:
+                return None
             con.execute(
                 "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rule_id) DO UPDATE SET "
                 "state = EXCLUDED.state, since = EXCLUDED.since, value = EXCLUDED.value, "
@@ -112,6 +132,23 @@ class AlertStore:
                 [event_id, rule_id, now, previous, event, value, rule.threshold],
             )
         return event_id
+
+    def undelivered(self, con: Any, since: datetime, until: datetime) -> list[Undelivered]:
+        """Firing and resolved events from `since` to `until` of rules with channels that no delivery attempt was
+        recorded for."""
+        rows = con.execute(
+            f"SELECT e.id, e.to_state, e.value, e.occurred_at, {_RULE_COLUMNS_OF_R} "
+            "FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id "
+            "WHERE e.to_state IN ('firing', 'resolved') AND e.occurred_at >= ? AND e.occurred_at <= ? "
+            "AND r.channels <> '[]' AND NOT EXISTS (SELECT 1 FROM notification_attempts a WHERE a.event_id = e.id) "
+            "ORDER BY e.id",
+            [since, until],
+        ).fetchall()
+        found = []
+        for event_id, state, value, occurred, *rule_row in rows:
+            rule_id, rule, _created, _updated = _rule_from_row(tuple(rule_row))
+            found.append(Undelivered(event_id, rule_id, rule, state, value, occurred))
+        return found
 
     def events(self, con: Any, limit: int = 100, rule_id: int | None = None) -> list[dict[str, Any]]:
         where = " WHERE rule_id = ?" if rule_id is not None else ""

@@ -383,3 +383,41 @@ def test_each_metric(collector: RunningCollector, metric: str, op: str, threshol
         assert value == pytest.approx(float(collector.get("/api/v1/summary")["cost_usd"]))
     else:
         assert value == expected
+
+
+def test_an_event_recorded_but_never_delivered_is_delivered_once(
+    collector: RunningCollector, webhook: WebhookSink
+) -> None:
+    """As when the collector (or a lake's leader) died between recording a transition and notifying it."""
+    from collector.alert_engine import RESEND_AFTER
+
+    rule = {**RULE, "channels": [{"type": "webhook", "url": webhook.url}]}
+    rule_id = collector.http.post("/api/v1/alert-rules", json=rule).json()["id"]
+    send(collector, 4, NOW, **{sc.ERROR_TYPE: "RateLimitError"})  # so the rule stays firing at each evaluation
+    engine = collector.collector.alert_engine
+    (_, parsed), *_ = engine.alerts.rules(collector.collector.store.reader())
+    event_id = engine.alerts.record(rule_id, parsed, "ok", "firing", NOW, 0.5, 4, NOW, "firing")  # no notice sent
+    assert event_id is not None
+
+    evaluate(collector, NOW + RESEND_AFTER / 2)  # its first attempt may still be under way: too early to resend
+    time.sleep(0.2)
+    assert webhook.received == []
+    evaluate(collector, NOW + RESEND_AFTER)
+    (delivered,) = webhook.wait_for(1)
+    assert (delivered["state"], delivered["rule_id"], delivered["time"]) == ("firing", rule_id, NOW.isoformat())
+    evaluate(collector, NOW + 2 * RESEND_AFTER)
+    time.sleep(0.2)
+    assert len(webhook.received) == 1
+    attempts = collector.get("/api/v1/notification-attempts")["attempts"]
+    assert [(a["event_id"], a["ok"]) for a in attempts] == [(event_id, True)]
+
+
+def test_a_transition_from_a_stale_state_is_not_recorded(collector: RunningCollector) -> None:
+    """Two evaluators (an old and a new leader) that both saw 'ok': only the first records 'firing'."""
+    rule_id = collector.http.post("/api/v1/alert-rules", json=RULE).json()["id"]
+    alerts = collector.collector.alert_engine.alerts
+    (_, rule), *_ = alerts.rules(collector.collector.store.reader())
+    assert alerts.record(rule_id, rule, "ok", "firing", NOW, 0.5, 4, NOW, "firing") is not None
+    assert alerts.record(rule_id, rule, "ok", "firing", NOW, 0.5, 4, NOW, "firing") is None
+    events = collector.get("/api/v1/alert-events")["events"]
+    assert [(e["from_state"], e["to_state"]) for e in events] == [("ok", "firing")]

@@ -21,6 +21,7 @@ import httpx2
 import psycopg
 import pytest
 
+from collector.alert_engine import RESEND_AFTER
 from collector.retention import delete_before
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI
@@ -328,6 +329,37 @@ def test_leader_killed_while_an_alert_fires_notifies_once_per_transition(pair: P
             ("firing", "resolved"),
         ]
     finally:
+        webhook.close()
+
+
+def test_a_transition_a_dead_leader_never_notified_is_delivered_once_by_the_next(lake: Lake) -> None:
+    webhook = WebhookSink()
+    running = RunningCollector(Path("unused.duckdb"), *lake.args("--alert-interval", "3600"))
+    try:
+        channels = [{"type": "webhook", "url": webhook.url}]
+        rule = {"name": "any", "metric": "requests", "window": "1h", "op": ">", "threshold": 0, "channels": channels}
+        rule_id = running.http.post("/api/v1/alert-rules", json=rule).json()["id"]
+        now = datetime.now(tz=UTC)
+        assert running.http.post("/v1/traces", content=body("d", 3, start_ns=time.time_ns() - 60 * 10**9),
+                                 headers=PROTOBUF).status_code == 200  # fmt: skip
+        engine = running.collector.alert_engine
+        con = running.collector.store.reader()
+        try:
+            (_, parsed), *_ = engine.alerts.rules(con)
+            # What the dead leader left: the transition in PostgreSQL, no delivery attempt.
+            event_id = engine.alerts.record(rule_id, parsed, "ok", "firing", now, 3.0, 3, now, "firing")
+            assert engine.alerts.record(rule_id, parsed, "ok", "firing", now, 3.0, 3, now, "firing") is None
+            assert engine.evaluate_once(con, now + RESEND_AFTER) == []  # still firing: no new transition
+            (delivered,) = webhook.wait_for(1)
+            assert (delivered["state"], delivered["rule_id"]) == ("firing", rule_id)
+            engine.evaluate_once(con, now + 2 * RESEND_AFTER)
+        finally:
+            con.close()
+        time.sleep(0.3)
+        assert len(webhook.received) == 1
+        assert lake.pg("SELECT event_id, ok FROM llmledger.notification_attempts") == [(event_id, True)]
+    finally:
+        running.stop()
         webhook.close()
 
 
