@@ -37,12 +37,19 @@ def catalog_conninfo(spec: str) -> str:
     conninfo = conninfo.removeprefix("postgres:").strip()
     if not conninfo:
         raise LakeConfigError("--lake 'postgres:' needs a connection string, e.g. 'postgres:dbname=llmledger'")
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise LakeConfigError("lake mode needs psycopg: pip install 'llmledger[server,lake]'") from None
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:  # said on the operator's terminal, at start
+        raise LakeConfigError(f"--lake is not a PostgreSQL connection string: {str(exc).strip()}") from None
+    if "password" in parts:
+        # A command line shows in process lists, and DuckDB quotes the whole string in its connection errors.
+        raise LakeConfigError("--lake holds a password: put it in PGPASSWORD, PGPASSFILE or ~/.pgpass instead")
     return conninfo
-
-
-def shown_conninfo(conninfo: str) -> str:
-    """The connection string with any password hidden, for logs and /healthz."""
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1•••", conninfo)
 
 
 def data_path(path: str) -> str:

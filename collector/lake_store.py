@@ -31,11 +31,11 @@ from collector.lake_connect import (
     attach,
     catalog_conninfo,
     data_path,
-    shown_conninfo,
 )
 from collector.lake_schema import migrate_lake
-from collector.pg_locks import LEADER, WRITE_CALLS, AdvisoryLock
+from collector.pg_locks import LEADER, WRITE_CALLS, WRITER_WAIT_S, AdvisoryLock
 from collector.store import Store, _first_of_each_key, rows_to_arrow
+from collector.transactions import end_failed_transaction
 
 log = logging.getLogger("llmledger.collector")
 
@@ -46,7 +46,7 @@ class LakeStore(Store):
     def __init__(self, lake: str, path: str) -> None:  # not super().__init__: that opens a file
         self.conninfo = catalog_conninfo(lake)
         self.data_path = data_path(path)
-        self.path = f"lake postgres:{shown_conninfo(self.conninfo)} data {self.data_path}"
+        self.path = f"lake postgres:{self.conninfo} data {self.data_path}"  # no password: see catalog_conninfo
         self._con = duckdb.connect()
         attach(self._con, self.conninfo, self.data_path)
         applied = migrate_lake(self._con, self.conninfo)
@@ -58,7 +58,7 @@ class LakeStore(Store):
         self._calls_con = self._con.cursor()
         self._prepare(self._calls_con)
         self._calls_lock = threading.Lock()
-        self._writer_lock = AdvisoryLock(self.conninfo, WRITE_CALLS, "writer of calls")
+        self._writer_lock = AdvisoryLock(self.conninfo, WRITE_CALLS, "writer of calls", max_wait_s=WRITER_WAIT_S)
         self.leadership = AdvisoryLock(self.conninfo, LEADER, "leader")
         self._state_pg: psycopg.Connection | None = None
         self._state_lock = threading.Lock()
@@ -84,7 +84,7 @@ class LakeStore(Store):
                 ).to_arrow_table()
                 if new.num_rows:
                     con.register("new_calls", new)
-                    con.execute("INSERT INTO llm_calls SELECT * FROM new_calls")
+                    con.execute("INSERT INTO llm_calls BY NAME SELECT * FROM new_calls")  # by name: see migrate_lake
                     # Deltas, not a MERGE: readers sum the rollup by key, and updating rows in Parquet means
                     # rewriting them. Compaction merges the small files these leave.
                     con.execute(f"INSERT INTO llm_calls_daily BY NAME {rollups.aggregate('new_calls')}")
@@ -96,14 +96,15 @@ class LakeStore(Store):
     @contextlib.contextmanager
     def calls_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         # Under the cross-collector lock, and begun after taking it, so the transaction sees every earlier commit.
-        with self._calls_lock, self._writer_lock.held():
+        with self._calls_lock, self._writer_lock.held() as still_held:
             con = self._calls_con
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
+                still_held()  # else another writer may have missed these rows in its anti-join
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                end_failed_transaction(con)
                 raise
 
     def insert_new(self, table: str, rows: pa.Table) -> None:

@@ -11,6 +11,7 @@ import duckdb
 
 from collector import rollups
 from collector.schema import LLM_CALLS_COLUMNS_M001, LLM_CALLS_COLUMNS_M005
+from collector.transactions import end_failed_transaction
 
 
 class Schema:
@@ -70,7 +71,8 @@ def m003_notification_attempts(db: Schema) -> None:
 
 def m004_daily_rollup(db: Schema) -> None:
     db.calls(rollups.CREATE)
-    rollups.rebuild(db.con)
+    for statement in rollups.REBUILD:
+        db.calls(statement)
 
 
 def m005_prices(db: Schema) -> None:
@@ -168,7 +170,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("INSERT INTO _migrations (id, name) VALUES (?, ?)", [number, name])
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            end_failed_transaction(con)
             raise
         applied.append(name)
     return applied

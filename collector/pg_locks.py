@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 
@@ -22,11 +22,24 @@ LEADER = 2  # runs alerts, reconciliation, retention and compaction
 MIGRATE = 3
 
 
+# The server drops a session whose machine vanished (power loss, partition) after ~25 s of silence, releasing its
+# locks; a killed process's socket closes at once. Without this PostgreSQL waits for the OS default, about two hours.
+SESSION_KEEPALIVES = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3"
+CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+WRITER_WAIT_S = 60  # longest a writer waits; its batch then fails (its senders retry) rather than hang a shutdown
+
+
+class LockLostError(RuntimeError):
+    """The lock's connection broke while the block ran: another collector may have taken it meanwhile."""
+
+
 class AdvisoryLock:
     """One lock key on a dedicated connection (re-opened when it broke)."""
 
-    def __init__(self, conninfo: str, key: int, purpose: str) -> None:
+    def __init__(self, conninfo: str, key: int, purpose: str, *, max_wait_s: int = 0) -> None:
+        """`max_wait_s`: how long held() waits for the lock before raising (0: as long as it takes)."""
         self.conninfo = conninfo
+        self.max_wait_s = max_wait_s
         self.key = key
         self.purpose = purpose
         self._con: psycopg.Connection | None = None
@@ -36,13 +49,30 @@ class AdvisoryLock:
     def _connection(self) -> psycopg.Connection:
         if self._con is None or self._con.closed:
             self._con = psycopg.connect(
-                self.conninfo, autocommit=True, application_name=f"llmledger {self.purpose}", connect_timeout=10
+                self.conninfo,
+                autocommit=True,
+                application_name=f"llmledger {self.purpose}",
+                connect_timeout=10,
+                **CLIENT_KEEPALIVES,
             )
+            self._con.execute(SESSION_KEEPALIVES)
+            self._con.execute(f"SET lock_timeout = '{int(self.max_wait_s)}s'")
         return self._con
 
+    def _still_held(self, con: psycopg.Connection) -> bool:
+        """Whether this session holds the lock (a live connection alone doesn't say: the lock may never have been
+        taken, or taken by a session before a reconnect)."""
+        (held,) = con.execute(
+            "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+            "AND classid = %s AND objid = %s AND objsubid = 2 AND granted",
+            (NAMESPACE, self.key),
+        ).fetchone()
+        return bool(held)
+
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """Wait for the lock, run the block, release it."""
+    def held(self) -> Iterator[Callable[[], None]]:
+        """Wait for the lock (see max_wait_s), run the block, release it. The block gets a function that raises
+        LockLostError when the lock is no longer held: call it right before committing what the lock guards."""
         with self._mutex:
             con = self._connection()
             try:
@@ -50,8 +80,17 @@ class AdvisoryLock:
             except psycopg.Error:
                 self._drop()
                 raise
+
+            def check() -> None:
+                try:
+                    if self._still_held(con):
+                        return
+                except psycopg.Error:
+                    pass
+                raise LockLostError(f"lost the {self.purpose} lock (its PostgreSQL connection broke)")
+
             try:
-                yield
+                yield check
             finally:
                 try:
                     con.execute("SELECT pg_advisory_unlock(%s, %s)", (NAMESPACE, self.key))
@@ -64,8 +103,10 @@ class AdvisoryLock:
             try:
                 con = self._connection()
                 if self._held:
-                    con.execute("SELECT 1")  # still connected, so still holding it
-                    return True
+                    if self._still_held(con):
+                        return True
+                    log.warning("lost the %s lock", self.purpose)
+                    self._held = False
                 (taken,) = con.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAMESPACE, self.key)).fetchone()
             except psycopg.Error as exc:
                 if self._held:

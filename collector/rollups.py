@@ -37,6 +37,16 @@ def aggregate(source: str, where: str = "") -> str:
     )
 
 
+REBUILD = ("DELETE FROM llm_calls_daily", f"INSERT INTO llm_calls_daily BY NAME {aggregate('llm_calls')}")
+
+
+def merged(source: str) -> str:
+    """SELECT of `source`'s daily rows, one per key: a lake's rollup keeps a row of deltas per commit, which a file
+    (whose ingest adds to the one matching row) must not receive as they are."""
+    sums = ", ".join(f"sum({name}) AS {name}" for name in ("requests", *SUMS, "unpriced_requests"))
+    return f"SELECT {', '.join(KEYS)}, {sums} FROM {source} GROUP BY ALL"
+
+
 def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
     """Add the calls in `source` (just inserted, each once) to the daily rows, in the caller's transaction."""
     match = " AND ".join(f"d.{key} IS NOT DISTINCT FROM s.{key}" for key in KEYS)
@@ -49,5 +59,5 @@ def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute every daily row from the raw calls (in the caller's transaction)."""
-    con.execute("DELETE FROM llm_calls_daily")
-    con.execute(f"INSERT INTO llm_calls_daily BY NAME {aggregate('llm_calls')}")
+    for statement in REBUILD:
+        con.execute(statement)

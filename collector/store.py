@@ -15,6 +15,7 @@ import pyarrow as pa
 from collector import rollups
 from collector.migrations import migrate
 from collector.schema import LLM_CALLS_COLUMNS
+from collector.transactions import end_failed_transaction
 
 log = logging.getLogger("llmledger.collector")
 
@@ -96,7 +97,7 @@ class Store:
                     rollups.add(con, "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))")
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                end_failed_transaction(con)
                 raise
             finally:
                 con.unregister("incoming_calls")
@@ -137,7 +138,7 @@ class Store:
                 yield self._con
                 self._con.execute("COMMIT")
             except BaseException:
-                self._con.execute("ROLLBACK")
+                end_failed_transaction(self._con)
                 raise
 
     def reader(self) -> duckdb.DuckDBPyConnection:

@@ -16,11 +16,12 @@ from typing import Any
 
 import duckdb
 
+from collector import rollups
 from collector.store import Store
 
 LAYOUT = "tables"  # a file per table, no DuckDB schema.sql: EXPORT DATABASE's backups are "export"
 CALLS_TABLES = ("llm_calls", "llm_calls_daily")
-NOT_RESTORED = ("_migrations",)  # the target is migrated by this version; its own record stands
+NOT_RESTORED = ("_migrations", "_lake_migrations")  # the target is migrated by this version; its own record stands
 
 
 def _literal(path: Path) -> str:
@@ -49,8 +50,9 @@ def write(store: Store, directory: Path) -> dict[str, Any]:
         try:
             for name in tables(store, con):  # names from the catalog, not from a request
                 target = directory / f"{name}.parquet"
-                con.execute(f'COPY (SELECT * FROM "{name}") TO {_literal(target)} (FORMAT parquet, COMPRESSION zstd)')
-                counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+                rows = rollups.merged(name) if name == "llm_calls_daily" else f'SELECT * FROM "{name}"'
+                con.execute(f"COPY ({rows}) TO {_literal(target)} (FORMAT parquet, COMPRESSION zstd)")
+                counts[name] = con.execute(f"SELECT count(*) FROM ({rows})").fetchone()[0]
             migrations = [name for (name,) in con.execute("SELECT name FROM _migrations ORDER BY id").fetchall()]
         finally:
             con.execute("COMMIT")

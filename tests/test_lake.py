@@ -22,6 +22,9 @@ import psycopg
 import pytest
 
 from collector.alert_engine import RESEND_AFTER
+from collector.lake_connect import LakeConfigError, catalog_conninfo
+from collector.lake_store import LakeStore
+from collector.pg_locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLostError
 from collector.retention import delete_before
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI
@@ -49,6 +52,10 @@ class Lake:
     def pg(self, sql: str) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.dsn) as con:
             return con.execute(sql).fetchall()
+
+    def pg_run(self, sql: str) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as con:
+            con.execute(sql)
 
 
 @pytest.fixture
@@ -168,6 +175,78 @@ def test_a_lake_on_s3(
         assert secret not in caplog.text  # ... and never the S3 secret
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("postgres:dbname=x password=secret", "holds a password"),
+        ("postgres:postgresql://user:secret@db.internal/x", "holds a password"),
+        ("postgres:dbname='x", "not a PostgreSQL connection string: unterminated quoted string"),
+        ("sqlite:lake.db", "must name a PostgreSQL catalog"),
+        ("postgres:", "needs a connection string"),
+    ],
+)
+def test_lake_specs_that_cannot_be_used_are_refused(spec: str, message: str) -> None:
+    with pytest.raises(LakeConfigError, match=message) as refused:
+        catalog_conninfo(spec)
+    assert "secret" not in str(refused.value)
+
+
+def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start(lake: Lake) -> None:
+    LakeStore(lake.spec, lake.data_path).close()
+    # As if the collector died after migrations 5-7 committed their DuckLake part (m005 adds columns to llm_calls)
+    # and before their PostgreSQL part.
+    with psycopg.connect(lake.dsn, autocommit=True) as con:
+        con.execute("SET search_path TO llmledger")
+        con.execute("DELETE FROM _migrations WHERE id >= 5")
+        for table in (
+            "price_rates",
+            "reprice_runs",
+            "openai_costs",
+            "openai_usage",
+            "openai_pulled_days",
+            "reconcile_runs",
+            "readiness_attestations",
+            "readiness_batch_features",
+            "scrubbed_secrets",
+        ):
+            con.execute(f"DROP TABLE {table}")  # fmt: skip
+        for sequence in ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids"):
+            con.execute(f"DROP SEQUENCE {sequence}")
+    store = LakeStore(lake.spec, lake.data_path)  # would fail adding m005's columns a second time
+    store.close()
+    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [(n,) for n in range(1, 8)]
+    assert {"price_rates", "scrubbed_secrets"} <= {
+        name for (name,) in lake.pg("SELECT tablename FROM pg_tables WHERE schemaname = 'llmledger'")
+    }
+
+    lake.pg_run("INSERT INTO llmledger._migrations (id, name) VALUES (99, 'm099_from_the_future')")
+    with pytest.raises(LakeConfigError, match="migration 99, which this llmledger doesn't know"):
+        LakeStore(lake.spec, lake.data_path)
+
+
+def test_a_lock_whose_connection_broke_is_known_to_be_lost(lake: Lake) -> None:
+    """PostgreSQL frees a session's locks when its connection goes (a proxy's idle timeout, a failover): the holder
+    must find out before it commits, since another collector may hold the lock by then."""
+    writer, other = (AdvisoryLock(lake.dsn, WRITE_CALLS, "writer of calls", max_wait_s=5) for _ in range(2))
+    leader = AdvisoryLock(lake.dsn, LEADER, "leader")
+    kill = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'llmledger {}'"
+    try:
+        assert leader.holds()
+        with writer.held() as still_held:
+            still_held()
+            lake.pg_run(kill.format("writer of calls"))
+            lake.pg_run(kill.format("leader"))
+            with other.held() as other_still_held:  # another collector takes it at once
+                other_still_held()
+            with pytest.raises(LockLostError):
+                still_held()
+        assert not leader.holds()  # lost with its connection ...
+        assert leader.holds()  # ... and taken again on a new one, being free
+    finally:
+        for lock in (writer, other, leader):
+            lock.close()
 
 
 # --- several collectors ------------------------------------------------------------------------------------------
@@ -403,9 +482,12 @@ def test_a_file_database_moves_into_a_lake_and_a_lake_backs_up(
         assert snapshot(moved) == expected
         third = moved.http.post("/api/v1/alert-rules", json={**rule, "name": "third"}).json()
         assert third["id"] == 3  # the id sequence continues after the restored rules
+        # More calls on a day the lake has: its rollup now holds a second (delta) row for the same key.
+        request = body("lake-0", 10, start_ns=1_764_000_000_000_000_000 + 3_600 * 10**9)
+        assert moved.http.post("/v1/traces", content=request, headers=PROTOBUF).status_code == 200
         answer = moved.http.post("/api/v1/backup", json={"to": str(tmp_path / "lake-backup")})
         assert answer.status_code == 200, answer.text
-        assert answer.json()["rows"]["llm_calls"] == 120
+        assert answer.json()["rows"]["llm_calls"] == 130
         expected = snapshot(moved)
     finally:
         moved.stop()
@@ -416,6 +498,10 @@ def test_a_file_database_moves_into_a_lake_and_a_lake_backs_up(
     try:
         assert snapshot(back) == expected
         assert back.http.post("/api/v1/alert-rules", json={**rule, "name": "fourth"}).json()["id"] == 4
+        # The file's ingest adds to the one row of that day and key (a delta row per lake commit would each get it).
+        request = body("back-0", 5, start_ns=1_764_000_000_000_000_000 + 7_200 * 10**9)
+        assert back.http.post("/v1/traces", content=request, headers=PROTOBUF).status_code == 200
+        assert rollup_requests(back.url) == len(stored_request_ids(back.url)) == 135
     finally:
         back.stop()
 
