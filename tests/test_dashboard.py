@@ -65,21 +65,39 @@ def span_attributes(n: int) -> dict[str, Any]:
     )
 
 
+def load(collector: RunningCollector) -> None:
+    """A few hundred calls spread over the last six days (the newest an hour old)."""
+    for batch in range(BATCHES):
+        service, environment = SERVICES[batch % 3]
+        start = NOW - timedelta(hours=1 + 9 * batch)
+        spans = [span_attributes(batch * PER_BATCH + index) for index in range(PER_BATCH)]
+        body = request_with(spans, service=service, environment=environment, start_ns=int(start.timestamp() * 1e9))
+        response = collector.http.post(
+            "/v1/traces", content=body.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
+        )
+        assert response.status_code == 200, response.text
+    assert collector.get("/api/v1/summary")["requests"] == BATCHES * PER_BATCH
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
-    """A collector holding a few hundred calls spread over the last six days (the newest an hour old)."""
     collector = RunningCollector(tmp_path_factory.mktemp("dashboard") / "x.duckdb")
     try:
-        for batch in range(BATCHES):
-            service, environment = SERVICES[batch % 3]
-            start = NOW - timedelta(hours=1 + 9 * batch)
-            spans = [span_attributes(batch * PER_BATCH + index) for index in range(PER_BATCH)]
-            body = request_with(spans, service=service, environment=environment, start_ns=int(start.timestamp() * 1e9))
-            response = collector.http.post(
-                "/v1/traces", content=body.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
-            )
-            assert response.status_code == 200, response.text
-        assert collector.get("/api/v1/summary")["requests"] == BATCHES * PER_BATCH
+        load(collector)
+        yield collector
+    finally:
+        collector.stop()
+
+
+@pytest.fixture(scope="module")
+def loaded_lake(tmp_path_factory: pytest.TempPathFactory, postgres_cluster: Any) -> Iterator[RunningCollector]:
+    """The same calls in a lake (`--lake`): the dashboard reads it through the same API."""
+    folder = tmp_path_factory.mktemp("dashboard-lake")
+    spec = f"postgres:{postgres_cluster.create_database('dashboard_lake')}"
+    collector = RunningCollector(Path("unused.duckdb"), "--lake", spec, "--data-path", str(folder), "--flush-interval",
+                                 "0")  # fmt: skip
+    try:
+        load(collector)
         yield collector
     finally:
         collector.stop()
@@ -132,6 +150,16 @@ def test_every_page_renders_against_data(loaded: RunningCollector, monkeypatch: 
     at = run(loaded.url, monkeypatch, page, range="7d")
     assert not at.error, [item.value for item in at.error]
     assert "No LLM calls have reached" not in " ".join(item.value for item in at.info)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_shows_the_same_on_a_lake(
+    loaded: RunningCollector, loaded_lake: RunningCollector, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    on_file, on_lake = (run(c.url, monkeypatch, page, range="7d") for c in (loaded, loaded_lake))
+    assert not on_lake.error, [item.value for item in on_lake.error]
+    assert metrics(on_lake) == metrics(on_file)
+    assert [frame.value.shape for frame in on_lake.dataframe] == [frame.value.shape for frame in on_file.dataframe]
 
 
 def test_overview_numbers_are_the_apis(loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import subprocess
@@ -13,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import psycopg
 import pytest
 
 from collector.alert_engine import RESEND_AFTER
+from collector.lake_compaction import compact
 from collector.lake_connect import LakeConfigError, catalog_conninfo
 from collector.lake_store import LakeStore
 from collector.pg_locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLostError
@@ -371,6 +373,19 @@ def test_two_collectors_behind_a_balancer_count_every_span_once(pair: Pair, fake
         assert answers[0].status_code == answers[1].status_code == 200
         assert answers[0].content == answers[1].content, path
 
+    # `llmledger check` through the balancer scores the app as either collector does.
+    today = datetime.now(tz=UTC).date()
+    period = {"from": (today - timedelta(days=6)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
+    cards = [httpx2.get(f"{c.url}/api/v1/readiness", params={"service": "through-the-balancer", **period}, timeout=60)
+             for c in (a, b)]  # fmt: skip
+    assert cards[0].status_code == 200, cards[0].text
+    assert cards[0].json() == cards[1].json()
+    command = [sys.executable, "-m", "llmledger", "check", "--api", pair.balancer.url, "--service",
+               "through-the-balancer", "--from", period["from"], "--to", period["to"], "--format", "json"]  # fmt: skip
+    checked = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout) == cards[0].json()
+
 
 def test_leader_killed_while_an_alert_fires_notifies_once_per_transition(pair: Pair) -> None:
     webhook = WebhookSink()
@@ -535,5 +550,39 @@ def test_the_leader_compacts_the_lake_without_changing_an_answer(lake: Lake, cap
         assert snapshot(running) == before[0]
         assert running.http.post("/v1/traces", content=requests[0], headers=PROTOBUF).status_code == 200
         assert snapshot(running) == before[0]  # a re-send after compaction is still recognised
+    finally:
+        running.stop()
+
+
+def test_compaction_while_ingesting_loses_and_doubles_nothing(lake: Lake) -> None:
+    running = RunningCollector(Path("unused.duckdb"), *lake.args("--flush-interval", "0", "--compact-interval", "0"))
+    try:
+        stop, answers, sent = threading.Event(), [], []
+
+        def post() -> None:
+            with httpx2.Client(timeout=60) as client:
+                while not stop.is_set():
+                    tag = f"w{len(sent)}"
+                    content = body(tag, 20, start_ns=1_764_000_000_000_000_000 + len(sent) * 60 * 10**9)
+                    answer = client.post(f"{running.url}/v1/traces", content=content, headers=PROTOBUF)
+                    answers.append(answer.status_code)
+                    sent.append(tag)
+
+        sender = threading.Thread(target=post)
+        sender.start()
+        try:
+            passes = []
+            for _ in range(8):
+                time.sleep(0.2)
+                passes.append(compact(running.collector.store))
+                assert running.get("/api/v1/summary", **EVERYTHING)["requests"] >= 0  # queries run meanwhile too
+        finally:
+            stop.set()
+            sender.join(60)
+        assert sum(result["merged"] for result in passes) > 0
+        assert set(answers) == {200}
+        ids = stored_request_ids(running.url)
+        assert len(ids) == len(set(ids)) == 20 * len(sent)
+        assert rollup_requests(running.url) == len(ids)
     finally:
         running.stop()
