@@ -7,6 +7,9 @@ pending rule whose condition turns false goes back to ok. Every change is an eve
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,8 +24,8 @@ from collector.store import Store
 
 log = logging.getLogger("llmledger.collector")
 NOTIFIED = ("firing", "resolved")  # never "pending": one notification when it fires, one when it ends
-# An event recorded without any delivery attempt this long after it (a first attempt records within the notifier's
-# 10 s timeout) was left by a collector that died first: the leader, or this collector restarted, sends it.
+# An event whose claim is this old without any delivery attempt (a first attempt records within the notifier's 10 s
+# timeout) was left by a collector that died first: the leader, or this collector restarted, takes it over.
 RESEND_AFTER = timedelta(minutes=1)
 RESEND_WITHIN = timedelta(hours=1)  # older ones would be news of the past
 
@@ -108,7 +111,8 @@ class AlertEngine:
         self.alerts = AlertStore(store)
         self.notifier = notifier
         self.interval_s = interval_s
-        self._notified: set[int] = set()  # event ids this process handed to the notifier
+        # Who claims events for delivery: unique per process, so a restarted collector takes over its own old claims.
+        self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._loop = Periodic("alerts", interval_s, self._tick, run_at_start=False, is_leader=is_leader)
 
     def start(self) -> None:
@@ -135,34 +139,40 @@ class AlertEngine:
                 holds = requests >= rule.min_requests and rule.holds(value)
                 state, since = self.alerts.state(con, rule_id)
                 new_state, new_since, event = next_state(state, since, holds, rule.for_seconds, now)
-                event_id = self.alerts.record(rule_id, rule, state, new_state, new_since, value, requests, now, event)
+                claim = self.identity if event in NOTIFIED and self.notifier is not None else None
+                event_id = self.alerts.record(
+                    rule_id, rule, state, new_state, new_since, value, requests, now, event, claimed_by=claim
+                )
                 if event is None or event_id is None:
                     continue
                 changes.append((rule_id, event))
-                if event in NOTIFIED:
-                    self._notify(Notice(event_id, rule_id, rule, event, value, now))
+                if claim is not None and self.notifier is not None:  # (the second test is for the type checker)
+                    self.notifier.send(Notice(event_id, rule_id, rule, event, value, now))
             except Exception:  # one broken rule never stops the others
                 log.exception("evaluating alert rule %d failed", rule_id)
         self.send_undelivered(con, now)
         return changes
 
     def send_undelivered(self, con: Any, now: datetime) -> list[int]:
-        """Notify the events another collector (or this one before a restart) recorded but died before delivering;
-        returns their ids. Events this process sent are never sent again, even if recording the attempt failed."""
+        """Deliver the events another collector (or this one before a restart) claimed but died before delivering;
+        returns their ids. Each is taken over by one process only, and never from this one (its own attempts may
+        have failed to record)."""
         if self.notifier is None:
             return []
         sent = []
         for event in self.alerts.undelivered(con, now - RESEND_WITHIN, now - RESEND_AFTER):
-            if event.event_id not in self._notified:
-                log.info("alert event %d was recorded but never delivered; delivering it now", event.event_id)
-                self._notify(Notice(event.event_id, event.rule_id, event.rule, event.state, event.value, event.time))
-                sent.append(event.event_id)
+            if event.claimed_by == self.identity:
+                continue
+            try:
+                if not self.alerts.take_over(event, self.identity, now):
+                    continue
+            except Exception:  # on a lake, another collector took it over at the same moment
+                log.warning("alert event %d: another collector took over its delivery", event.event_id, exc_info=True)
+                continue
+            log.info("alert event %d was recorded but never delivered; delivering it now", event.event_id)
+            self.notifier.send(Notice(event.event_id, event.rule_id, event.rule, event.state, event.value, event.time))
+            sent.append(event.event_id)
         return sent
-
-    def _notify(self, notice: Notice) -> None:
-        if self.notifier is not None:
-            self._notified.add(notice.event_id)
-            self.notifier.send(notice)
 
 
 def preview(con: Any, rule: Rule, now: datetime, days: int = 7) -> dict[str, Any]:

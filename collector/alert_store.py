@@ -23,6 +23,8 @@ class Undelivered(NamedTuple):
     state: str
     value: float | None
     time: datetime
+    claimed_by: str
+    claimed_at: datetime
 
 
 _RULE_COLUMNS_OF_R = ", ".join("r." + column.strip() for column in _RULE_COLUMNS.split(","))
@@ -105,9 +107,10 @@ class AlertStore:
 
     def record(
         self, rule_id: int, rule: Rule, previous: str, state: str, since: datetime, value: float | None,
-        requests: int, now: datetime, event: str | None,
+        requests: int, now: datetime, event: str | None, *, claimed_by: str | None = None,
     ) -> int | None:  # fmt: skip
-        """Save the rule's state, and an event row (to `event`) when it changed; returns the event's id.
+        """Save the rule's state, and an event row (to `event`) when it changed; returns the event's id. With
+        `claimed_by`, the event is claimed for delivery by that process, in the same transaction.
 
         Nothing is saved, and None returned, when the stored state is no longer `previous`: the rule was edited
         meanwhile, or on a lake another collector became the leader and evaluated it first. Its change stands, so a
@@ -131,23 +134,35 @@ class AlertStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [event_id, rule_id, now, previous, event, value, rule.threshold],
             )
+            if claimed_by is not None:
+                con.execute("INSERT INTO notification_claims VALUES (?, ?, ?)", [event_id, claimed_by, now])
         return event_id
 
-    def undelivered(self, con: Any, since: datetime, until: datetime) -> list[Undelivered]:
-        """Firing and resolved events from `since` to `until` of rules with channels that no delivery attempt was
-        recorded for."""
+    def take_over(self, event: Undelivered, claimed_by: str, now: datetime) -> bool:
+        """Claim an undelivered event from the process that claimed it; False if another process got there first
+        (on a lake, the second of two at once fails at its write instead)."""
+        with self.store.transaction() as con:
+            (changed,) = con.execute(
+                "UPDATE notification_claims SET claimed_by = ?, claimed_at = ? WHERE event_id = ? AND claimed_at = ?",
+                [claimed_by, now, event.event_id, event.claimed_at],
+            ).fetchone()
+        return bool(changed)
+
+    def undelivered(self, con: Any, since: datetime, claimed_before: datetime) -> list[Undelivered]:
+        """Events since `since`, of rules with channels, claimed for delivery before `claimed_before` and with no
+        delivery attempt recorded."""
         rows = con.execute(
-            f"SELECT e.id, e.to_state, e.value, e.occurred_at, {_RULE_COLUMNS_OF_R} "
-            "FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id "
-            "WHERE e.to_state IN ('firing', 'resolved') AND e.occurred_at >= ? AND e.occurred_at <= ? "
-            "AND r.channels <> '[]' AND NOT EXISTS (SELECT 1 FROM notification_attempts a WHERE a.event_id = e.id) "
-            "ORDER BY e.id",
-            [since, until],
+            f"SELECT e.id, e.to_state, e.value, e.occurred_at, c.claimed_by, c.claimed_at, {_RULE_COLUMNS_OF_R} "
+            "FROM alert_events e JOIN notification_claims c ON c.event_id = e.id "
+            "JOIN alert_rules r ON r.id = e.rule_id "
+            "WHERE e.occurred_at >= ? AND c.claimed_at <= ? AND r.channels <> '[]' "
+            "AND NOT EXISTS (SELECT 1 FROM notification_attempts a WHERE a.event_id = e.id) ORDER BY e.id",
+            [since, claimed_before],
         ).fetchall()
         found = []
-        for event_id, state, value, occurred, *rule_row in rows:
+        for event_id, state, value, occurred, claimed_by, claimed_at, *rule_row in rows:
             rule_id, rule, _created, _updated = _rule_from_row(tuple(rule_row))
-            found.append(Undelivered(event_id, rule_id, rule, state, value, occurred))
+            found.append(Undelivered(event_id, rule_id, rule, state, value, occurred, claimed_by, claimed_at))
         return found
 
     def events(self, con: Any, limit: int = 100, rule_id: int | None = None) -> list[dict[str, Any]]:

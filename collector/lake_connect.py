@@ -107,8 +107,13 @@ def attach(con: duckdb.DuckDBPyConnection, conninfo: str, path: str, env: Mappin
             sql, values = secret
             con.execute(_inline(sql, values))
     quoted_conninfo = conninfo.replace("'", "''")
+    # No data inlining: every commit writes Parquet (compaction merges the small files). Rows inlined into the
+    # catalog, and flushing them out while others read or insert, is where this DuckLake version breaks: we saw
+    # readers fail with an internal error that invalidated the whole database, and duckdb/ducklake#650 reports rows
+    # duplicated by a flush racing an insert.
+    quoted_path = path.replace("'", "''")
     con.execute(
-        f"ATTACH 'ducklake:postgres:{quoted_conninfo}' AS {LAKE} (DATA_PATH '{path.replace(chr(39), chr(39) * 2)}')"
+        f"ATTACH 'ducklake:postgres:{quoted_conninfo}' AS {LAKE} (DATA_PATH '{quoted_path}', DATA_INLINING_ROW_LIMIT 0)"
     )
     con.execute(f"ATTACH '{quoted_conninfo}' AS {STATE} (TYPE postgres)")
     con.execute(f"USE {LAKE}")

@@ -21,7 +21,7 @@ _HELP = {
     "llmledger_rows_deleted_by_retention_total": "Raw calls deleted by --retention-days (daily rollups kept).",
     "llmledger_reconcile_pulls_total": "Pulls from OpenAI's Costs and Usage APIs, by outcome.",
     "llmledger_secrets_scrubbed_total": "Stored values that looked like an OpenAI API key, replaced at ingest.",
-    "llmledger_lake_compaction_seconds": "Time of one lake compaction pass (flush, merge, expire, clean up).",
+    "llmledger_lake_compaction_seconds": "Time of one lake compaction pass (merge, expire, clean up).",
 }
 
 

@@ -139,6 +139,15 @@ def m007_readiness(db: Schema) -> None:
     )
 
 
+def m008_notification_claims(db: Schema) -> None:
+    # Which process delivers an alert event: the one that recorded it, or one that took over its claim after it
+    # died without recording any attempt (collector/alert_engine.py). One row per notified event.
+    db.state(
+        "CREATE TABLE notification_claims (event_id BIGINT PRIMARY KEY, claimed_by VARCHAR NOT NULL, "
+        "claimed_at TIMESTAMPTZ NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -147,6 +156,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (5, "m005_prices", m005_prices),
     (6, "m006_reconciliation", m006_reconciliation),
     (7, "m007_readiness", m007_readiness),
+    (8, "m008_notification_claims", m008_notification_claims),
 )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.alert_engine import next_state
+from collector.alert_engine import AlertEngine, next_state
 from collector.alert_rules import RuleError, parse_rule
 from llmledger import semconv as sc
 
@@ -396,13 +396,21 @@ def test_an_event_recorded_but_never_delivered_is_delivered_once(
     send(collector, 4, NOW, **{sc.ERROR_TYPE: "RateLimitError"})  # so the rule stays firing at each evaluation
     engine = collector.collector.alert_engine
     (_, parsed), *_ = engine.alerts.rules(collector.collector.store.reader())
-    event_id = engine.alerts.record(rule_id, parsed, "ok", "firing", NOW, 0.5, 4, NOW, "firing")  # no notice sent
+    # What the dead process left: the transition and its claim, no notice sent.
+    event_id = engine.alerts.record(rule_id, parsed, "ok", "firing", NOW, 0.5, 4, NOW, "firing", claimed_by="dead:1")
     assert event_id is not None
 
     evaluate(collector, NOW + RESEND_AFTER / 2)  # its first attempt may still be under way: too early to resend
     time.sleep(0.2)
     assert webhook.received == []
-    evaluate(collector, NOW + RESEND_AFTER)
+    # Two collectors (this one and another engine on the same database) look at once: one takes it over.
+    other = AlertEngine(collector.collector.store, 3600, engine.notifier)
+    con = collector.collector.store.reader()
+    try:
+        assert other.send_undelivered(con, NOW + RESEND_AFTER) == [event_id]
+        assert engine.send_undelivered(con, NOW + RESEND_AFTER) == []
+    finally:
+        con.close()
     (delivered,) = webhook.wait_for(1)
     assert (delivered["state"], delivered["rule_id"], delivered["time"]) == ("firing", rule_id, NOW.isoformat())
     evaluate(collector, NOW + 2 * RESEND_AFTER)
