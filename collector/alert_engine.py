@@ -147,7 +147,7 @@ class AlertEngine:
                     continue
                 changes.append((rule_id, event))
                 if claim is not None and self.notifier is not None:  # (the second test is for the type checker)
-                    self.notifier.send(Notice(event_id, rule_id, rule, event, value, now))
+                    self.notifier.send(Notice(event_id, rule_id, rule, event, value, now, claim))
             except Exception:  # one broken rule never stops the others
                 log.exception("evaluating alert rule %d failed", rule_id)
         self.send_undelivered(con, now)
@@ -170,7 +170,10 @@ class AlertEngine:
                 log.warning("alert event %d: another collector took over its delivery", event.event_id, exc_info=True)
                 continue
             log.info("alert event %d was recorded but never delivered; delivering it now", event.event_id)
-            self.notifier.send(Notice(event.event_id, event.rule_id, event.rule, event.state, event.value, event.time))
+            notice = Notice(
+                event.event_id, event.rule_id, event.rule, event.state, event.value, event.time, self.identity
+            )
+            self.notifier.send(notice)
             sent.append(event.event_id)
         return sent
 

@@ -112,13 +112,14 @@ class AlertStore:
         """Save the rule's state, and an event row (to `event`) when it changed; returns the event's id. With
         `claimed_by`, the event is claimed for delivery by that process, in the same transaction.
 
-        Nothing is saved, and None returned, when the stored state is no longer `previous`: the rule was edited
-        meanwhile, or on a lake another collector became the leader and evaluated it first. Its change stands, so a
-        transition is recorded, and notified, once. (Two that get here at once on a lake: PostgreSQL's repeatable
-        read fails the second at its write.)
+        Nothing is saved, and None returned, when the rule no longer reads as `rule` (edited, disabled or deleted
+        meanwhile) or its stored state is no longer `previous` (on a lake, another collector became the leader and
+        evaluated it first): that change stands, so a transition is recorded, and notified, once. (Two that get here
+        at once on a lake: PostgreSQL's repeatable read fails the second at its write.)
         """
         with self.store.transaction() as con:
-            if self.state(con, rule_id)[0] != previous:
+            stored = con.execute(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE id = ?", [rule_id]).fetchone()
+            if stored is None or _rule_from_row(stored)[1] != rule or self.state(con, rule_id)[0] != previous:
                 return None
             con.execute(
                 "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rule_id) DO UPDATE SET "
@@ -143,19 +144,20 @@ class AlertStore:
         (on a lake, the second of two at once fails at its write instead)."""
         with self.store.transaction() as con:
             (changed,) = con.execute(
-                "UPDATE notification_claims SET claimed_by = ?, claimed_at = ? WHERE event_id = ? AND claimed_at = ?",
-                [claimed_by, now, event.event_id, event.claimed_at],
+                "UPDATE notification_claims SET claimed_by = ?, claimed_at = ? "
+                "WHERE event_id = ? AND claimed_by = ? AND claimed_at = ?",
+                [claimed_by, now, event.event_id, event.claimed_by, event.claimed_at],
             ).fetchone()
         return bool(changed)
 
     def undelivered(self, con: Any, since: datetime, claimed_before: datetime) -> list[Undelivered]:
-        """Events since `since`, of rules with channels, claimed for delivery before `claimed_before` and with no
-        delivery attempt recorded."""
+        """Events since `since`, of enabled rules with channels, claimed for delivery before `claimed_before` and
+        with no delivery attempt recorded."""
         rows = con.execute(
             f"SELECT e.id, e.to_state, e.value, e.occurred_at, c.claimed_by, c.claimed_at, {_RULE_COLUMNS_OF_R} "
             "FROM alert_events e JOIN notification_claims c ON c.event_id = e.id "
             "JOIN alert_rules r ON r.id = e.rule_id "
-            "WHERE e.occurred_at >= ? AND c.claimed_at <= ? AND r.channels <> '[]' "
+            "WHERE e.occurred_at >= ? AND c.claimed_at <= ? AND r.enabled AND r.channels <> '[]' "
             "AND NOT EXISTS (SELECT 1 FROM notification_attempts a WHERE a.event_id = e.id) ORDER BY e.id",
             [since, claimed_before],
         ).fetchall()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -272,7 +273,11 @@ class CollectorApp(_AlertRoutes):
             try:
                 return query(cursor)
             finally:
-                self.store.finish_reading(cursor)
+                try:
+                    self.store.finish_reading(cursor)
+                except duckdb.Error:  # a broken cursor: the next request on this thread gets a new one
+                    self._readers.cursor = None
+                    cursor.close()
 
         return await run_in_threadpool(run)
 

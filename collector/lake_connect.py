@@ -44,8 +44,10 @@ def catalog_conninfo(spec: str) -> str:
         raise LakeConfigError("lake mode needs psycopg: pip install 'llmledger[server,lake]'") from None
     try:
         parts = conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError as exc:  # said on the operator's terminal, at start
-        raise LakeConfigError(f"--lake is not a PostgreSQL connection string: {str(exc).strip()}") from None
+    except psycopg.ProgrammingError:  # not libpq's message: it can quote the string, password and all
+        raise LakeConfigError(
+            "--lake is not a PostgreSQL connection string libpq can read: 'postgres:dbname=… host=… user=…'"
+        ) from None
     if "password" in parts:
         # A command line shows in process lists, and DuckDB quotes the whole string in its connection errors.
         raise LakeConfigError("--lake holds a password: put it in PGPASSWORD, PGPASSFILE or ~/.pgpass instead")

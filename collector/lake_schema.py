@@ -56,7 +56,7 @@ def migrate_lake(con: duckdb.DuckDBPyConnection, conninfo: str) -> list[str]:
     lock = AdvisoryLock(conninfo, MIGRATE, "migrator")
     applied = []
     try:
-        with lock.held(), psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as pg:
+        with lock.held() as still_held, psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as pg:
             pg.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
             pg.execute(f"SET search_path TO {STATE_SCHEMA}")
             pg.execute(_postgres_types(MIGRATIONS_TABLE))
@@ -77,6 +77,7 @@ def migrate_lake(con: duckdb.DuckDBPyConnection, conninfo: str) -> list[str]:
                     apply(schema)
                     if schema.apply_calls:
                         con.execute("INSERT INTO _lake_migrations VALUES (?, ?)", [number, name])
+                    still_held()  # else another collector may be applying it too
                     con.execute("COMMIT")
                 except BaseException:
                     end_failed_transaction(con)
@@ -85,6 +86,7 @@ def migrate_lake(con: duckdb.DuckDBPyConnection, conninfo: str) -> list[str]:
                     for statement in schema.state_statements:
                         pg.execute(statement)
                     pg.execute("INSERT INTO _migrations (id, name) VALUES (%s, %s)", (number, name))
+                    still_held()
                 applied.append(name)
     finally:
         lock.close()

@@ -11,7 +11,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -33,6 +33,7 @@ class Notice:
     state: str  # "firing", "resolved", or "test" (sent from the UI; event_id 0)
     value: float | None
     time: datetime
+    claimed_by: str | None = None  # the process whose claim on the event's delivery this is (alert_engine.py)
 
     def payload(self, dashboard_url: str) -> dict[str, Any]:
         query = urlencode([(key, value) for key, values in self.rule.filters.items() for value in values])
@@ -81,9 +82,10 @@ class Notifier:
             self._pool.submit(self._deliver, notice, channel)
 
     def close(self, wait: bool = True) -> None:
-        """Stop: deliveries still retrying give up (the database is about to close)."""
+        """Stop: deliveries not yet begun or waiting to retry give up (the database is about to close); with `wait`,
+        an attempt under way finishes (at most `timeout_s`) and is recorded, so no one sends it again."""
         self._closed.set()
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def _deliver(self, notice: Notice, channel: dict[str, str]) -> bool:
         body: dict[str, Any] = (
@@ -91,6 +93,9 @@ class Notifier:
             if channel["type"] == "slack"
             else notice.payload(self.dashboard_url)
         )
+        if notice.claimed_by is not None and not self._still_claimed(notice):
+            log.info("alert event %d: another collector took over its delivery", notice.event_id)
+            return False
         for attempt in range(1, self.attempts + 1):
             if self._closed.is_set():
                 return False
@@ -103,9 +108,7 @@ class Notifier:
                     error = f"HTTP {status}"
             except httpx2.HTTPError as exc:
                 ok, error = False, type(exc).__name__
-            if self._closed.is_set():
-                return ok
-            self._record(notice, channel, attempt, ok, status, error)
+            self._record(notice, channel, attempt, ok, status, error)  # even when closing: it was sent
             if ok:
                 return True
             if attempt < self.attempts:
@@ -114,6 +117,20 @@ class Notifier:
         log.warning("notification for rule %d to %s failed after %d attempts", notice.rule_id, channel["type"],
                     self.attempts)  # fmt: skip
         return False
+
+    def _still_claimed(self, notice: Notice) -> bool:
+        """Renew this process's claim on the event right before sending; False if another process took it over (a
+        queue backed up past the take-over time, on a collector that lost the lead meanwhile)."""
+        try:
+            with self.store.transaction() as con:
+                (renewed,) = con.execute(
+                    "UPDATE notification_claims SET claimed_at = ? WHERE event_id = ? AND claimed_by = ?",
+                    [datetime.now(tz=UTC), notice.event_id, notice.claimed_by],
+                ).fetchone()
+        except Exception:  # the claim can't be checked: sending beats staying silent
+            log.exception("could not renew the claim on alert event %d", notice.event_id)
+            return True
+        return bool(renewed)
 
     def _record(
         self, notice: Notice, channel: dict[str, str], attempt: int, ok: bool, status: int | None, error: str | None

@@ -43,7 +43,8 @@ REBUILD = ("DELETE FROM llm_calls_daily", f"INSERT INTO llm_calls_daily BY NAME 
 def merged(source: str) -> str:
     """SELECT of `source`'s daily rows, one per key: a lake's rollup keeps a row of deltas per commit, which a file
     (whose ingest adds to the one matching row) must not receive as they are."""
-    sums = ", ".join(f"sum({name}) AS {name}" for name in ("requests", *SUMS, "unpriced_requests"))
+    counts = ("requests", *(name for name in SUMS if name != "cost_usd"), "unpriced_requests")
+    sums = ", ".join([*(f"sum({name})::BIGINT AS {name}" for name in counts), "sum(cost_usd) AS cost_usd"])
     return f"SELECT {', '.join(KEYS)}, {sums} FROM {source} GROUP BY ALL"
 
 

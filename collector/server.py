@@ -140,7 +140,7 @@ class Collector:
             self.reconciler.stop()
         if self.compactor is not None:
             self.compactor.stop()
-        self.notifier.close(wait=False)
+        self.notifier.close()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()
         self.writer.close()

@@ -429,3 +429,34 @@ def test_a_transition_from_a_stale_state_is_not_recorded(collector: RunningColle
     assert alerts.record(rule_id, rule, "ok", "firing", NOW, 0.5, 4, NOW, "firing") is None
     events = collector.get("/api/v1/alert-events")["events"]
     assert [(e["from_state"], e["to_state"]) for e in events] == [("ok", "firing")]
+
+    # Edited (here: disabled) while a tick was judging the old definition: the edit wins, nothing is recorded.
+    assert collector.http.put(f"/api/v1/alert-rules/{rule_id}", json={**RULE, "enabled": False}).status_code == 200
+    assert alerts.record(rule_id, rule, "ok", "firing", NOW, 0.5, 4, NOW, "firing") is None
+    assert len(collector.get("/api/v1/alert-events")["events"]) == 1
+
+
+def test_a_notice_whose_claim_was_taken_over_is_not_sent(collector: RunningCollector, webhook: WebhookSink) -> None:
+    """A collector whose delivery queue backed up past the take-over time leaves the event to the one that took it."""
+    from collector.notify import Notice
+
+    rule_id = collector.http.post(
+        "/api/v1/alert-rules", json={**RULE, "channels": [{"type": "webhook", "url": webhook.url}]}
+    ).json()["id"]
+    engine = collector.collector.alert_engine
+    (_, rule), *_ = engine.alerts.rules(collector.collector.store.reader())
+    event_id = engine.alerts.record(rule_id, rule, "ok", "firing", NOW, 0.5, 4, NOW, "firing", claimed_by="slow:1")
+    con = collector.collector.store.reader()
+    try:
+        (event,) = engine.alerts.undelivered(con, NOW, NOW)
+    finally:
+        con.close()
+    assert engine.alerts.take_over(event, "leader:2", NOW)
+    assert not engine.alerts.take_over(event, "leader:3", NOW)  # the claim changed: only one takes it
+    notifier = collector.collector.notifier
+    notifier.send(Notice(event_id, rule_id, rule, "firing", 0.5, NOW, "slow:1"))
+    time.sleep(0.3)
+    assert webhook.received == []
+    notifier.send(Notice(event_id, rule_id, rule, "firing", 0.5, NOW, "leader:2"))
+    (delivered,) = webhook.wait_for(1)
+    assert delivered["state"] == "firing"

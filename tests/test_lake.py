@@ -184,7 +184,7 @@ def test_a_lake_on_s3(
     [
         ("postgres:dbname=x password=secret", "holds a password"),
         ("postgres:postgresql://user:secret@db.internal/x", "holds a password"),
-        ("postgres:dbname='x", "not a PostgreSQL connection string: unterminated quoted string"),
+        ("postgres:postgresql://user:secret@[db.internal/x", "not a PostgreSQL connection string"),
         ("sqlite:lake.db", "must name a PostgreSQL catalog"),
         ("postgres:", "needs a connection string"),
     ],
