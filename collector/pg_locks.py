@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 
+from collector.store import StoreUnavailableError
+
 log = logging.getLogger("llmledger.collector")
 
 # Two-key advisory locks: a namespace of our own, so other users of the database can't collide with us.
@@ -29,8 +31,12 @@ CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interva
 WRITER_WAIT_S = 60  # longest a writer waits; its batch then fails (its senders retry) rather than hang a shutdown
 
 
-class LockLostError(RuntimeError):
+class LockLostError(StoreUnavailableError):
     """The lock's connection broke while the block ran: another collector may have taken it meanwhile."""
+
+
+class LockBusyError(StoreUnavailableError):
+    """Another collector held the lock for longer than this one waits."""
 
 
 class AdvisoryLock:
@@ -77,6 +83,10 @@ class AdvisoryLock:
             con = self._connection()
             try:
                 con.execute("SELECT pg_advisory_lock(%s, %s)", (NAMESPACE, self.key))
+            except psycopg.errors.LockNotAvailable:  # lock_timeout: the connection is fine
+                raise LockBusyError(
+                    f"another collector held the {self.purpose} lock for over {self.max_wait_s} s"
+                ) from None
             except psycopg.Error:
                 self._drop()
                 raise

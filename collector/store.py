@@ -61,6 +61,11 @@ def _first_of_each_key(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return unique
 
 
+class StoreUnavailableError(RuntimeError):
+    """The store can't take a write now, through no fault of the rows (on a lake: the writers' lock is busy or was
+    lost). The whole batch fails at once, to be retried by its senders."""
+
+
 class Store:
     """Owns the database file. One writer (the ingest thread); readers use their own cursors."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.metrics import Metrics
-from collector.store import Store
+from collector.store import Store, StoreUnavailableError
 
 log = logging.getLogger("llmledger.collector")
 
@@ -120,6 +120,8 @@ class BatchWriter:
         try:
             try:
                 self._commit(batch)
+            except StoreUnavailableError:  # no request is at fault: each would fail alike, one after another
+                raise
             except Exception:  # find the request at fault; the others still get stored
                 if len(batch) == 1:
                     raise

@@ -244,6 +244,40 @@ def test_a_lock_whose_connection_broke_is_known_to_be_lost(lake: Lake) -> None:
             lock.close()
 
 
+def test_a_writer_kept_waiting_fails_its_whole_batch_at_once(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another collector holds the writers' lock (a long re-pricing, say): requests get a 503 to retry after one
+    wait, not one wait per request of the batch."""
+    import collector.lake_store
+
+    monkeypatch.setattr(collector.lake_store, "WRITER_WAIT_S", 1)
+    running = RunningCollector(Path("unused.duckdb"), *lake.args("--flush-interval", "0.5"))
+    other = AdvisoryLock(lake.dsn, WRITE_CALLS, "writer of calls")
+    try:
+        requests = [body(f"busy-{n}", 5) for n in range(3)]
+        with other.held():
+            answers: list[int] = []
+
+            def post(content: bytes) -> None:
+                answer = httpx2.post(f"{running.url}/v1/traces", content=content, headers=PROTOBUF, timeout=60)
+                answers.append(answer.status_code)
+
+            senders = [threading.Thread(target=post, args=(content,)) for content in requests]
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join(60)
+        assert answers == [503, 503, 503]
+        assert "one by one" not in caplog.text
+        for content in requests:  # the lock is free again: the senders' retries go through
+            assert running.http.post("/v1/traces", content=content, headers=PROTOBUF).status_code == 200
+        assert running.get("/api/v1/summary", **EVERYTHING)["requests"] == 15
+    finally:
+        other.close()
+        running.stop()
+
+
 # --- several collectors ------------------------------------------------------------------------------------------
 
 APP = """
