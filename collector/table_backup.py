@@ -70,38 +70,65 @@ class RestoreRefusedError(Exception):
 
 
 def load(store: Store, directory: Path, rows: dict[str, int]) -> dict[str, int]:
-    """Load a backup (either layout: both write a Parquet file per table) into `store`, which must be empty."""
+    """Load a backup (either layout: both write a Parquet file per table) into `store`, which must hold no calls.
+
+    The state tables go in first and the calls last, each part in one transaction (in a lake they are two
+    databases). A restore cut off between the two is finished by running it again: state that is exactly this
+    backup's is kept; any other state is refused, like calls, since a restore never merges into data.
+    """
+    names = [name for name in rows if name not in NOT_RESTORED]
     con = store.reader()
     try:
-        known = set(tables(store, con))
-        stored = con.execute("SELECT (SELECT count(*) FROM llm_calls) + (SELECT count(*) FROM alert_rules)").fetchone()
+        if unknown := sorted(set(names) - set(tables(store, con))):
+            raise RestoreRefusedError(f"the backup has tables this version doesn't know: {', '.join(unknown)}")
+        for name in names:
+            if not (directory / f"{name}.parquet").is_file():
+                raise RestoreRefusedError(f"{directory} lacks {name}.parquet")
+        held = {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
+        calls = [name for name in names if name in CALLS_TABLES]
+        state = [name for name in names if name not in CALLS_TABLES]
+        if any(held[name] for name in calls):
+            raise RestoreRefusedError("the target already holds calls; restore never merges into data")
+        state_loaded = any(held[name] for name in state)
+        if state_loaded and not all(_holds_exactly(con, name, _parquet(directory, name)) for name in state):
+            raise RestoreRefusedError(
+                "the target already holds alert rules or other state that isn't this backup's; "
+                "restore never merges into data"
+            )
     finally:
         con.close()
-    if stored[0]:
-        raise RestoreRefusedError("the target already holds calls or alert rules; restore never merges into data")
-    names = [name for name in rows if name not in NOT_RESTORED]
-    if unknown := sorted(set(names) - known):
-        raise RestoreRefusedError(f"the backup has tables this version doesn't know: {', '.join(unknown)}")
-    for name in names:
-        if not (directory / f"{name}.parquet").is_file():
-            raise RestoreRefusedError(f"{directory} lacks {name}.parquet")
 
     def copy_in(con: duckdb.DuckDBPyConnection, name: str) -> None:
-        source = _literal((directory / f"{name}.parquet").resolve())
-        con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM read_parquet({source})')
+        con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM read_parquet({_parquet(directory, name)})')
 
-    with store.calls_transaction() as con:  # a lake's calls and its state are two databases: two transactions
-        for name in (name for name in names if name in CALLS_TABLES):
+    if not state_loaded:
+        with store.transaction() as con:
+            for name in state:
+                copy_in(con, name)
+        store.advance_sequences()
+    with store.calls_transaction() as con:
+        for name in calls:
             copy_in(con, name)
-    with store.transaction() as con:
-        for name in (name for name in names if name not in CALLS_TABLES):
-            copy_in(con, name)
-    store.advance_sequences()
     con = store.reader()
     try:
         return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
     finally:
         con.close()
+
+
+def _parquet(directory: Path, name: str) -> str:
+    return _literal((directory / f"{name}.parquet").resolve())
+
+
+def _holds_exactly(con: duckdb.DuckDBPyConnection, table: str, source: str) -> bool:
+    """Whether `table` holds the rows of the Parquet file `source` and no others (in the file's columns)."""
+    names = [column[0] for column in con.execute(f"SELECT * FROM read_parquet({source}) LIMIT 0").description]
+    columns = ", ".join(f'"{name}"' for name in names)
+    backup, target = f"SELECT {columns} FROM read_parquet({source})", f'SELECT {columns} FROM "{table}"'
+    (differing,) = con.execute(
+        f"SELECT count(*) FROM (({backup} EXCEPT ALL {target}) UNION ALL ({target} EXCEPT ALL {backup}))"
+    ).fetchone()
+    return differing == 0
 
 
 def manifest_text(manifest: dict[str, Any]) -> str:

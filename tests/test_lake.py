@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -555,6 +556,42 @@ def test_a_file_database_moves_into_a_lake_and_a_lake_backs_up(
         assert snapshot(copy) == expected
     finally:
         copy.stop()
+
+
+def test_a_restore_cut_off_after_the_state_is_finished_by_running_it_again(
+    postgres_cluster: PostgresCluster, lake: Lake, tmp_path: Path
+) -> None:
+    backups, snapshots = {}, {}
+    for name in ("ours", "theirs"):
+        source = RunningCollector(tmp_path / f"{name}.duckdb")
+        try:
+            assert source.http.post("/v1/traces", content=body(name, 20), headers=PROTOBUF).status_code == 200
+            rule = {"name": f"{name} spend", "metric": "cost", "window": "day", "op": ">", "threshold": 5.0}
+            assert source.http.post("/api/v1/alert-rules", json=rule).status_code == 201
+            backups[name] = tmp_path / f"{name}-backup"
+            assert source.http.post("/api/v1/backup", json={"to": str(backups[name])}).status_code == 200
+            snapshots[name] = snapshot(source)
+        finally:
+            source.stop()
+    # A copy whose calls can't be read: the state goes in, then loading the calls fails.
+    broken = tmp_path / "broken-backup"
+    shutil.copytree(backups["ours"], broken)
+    (broken / "llm_calls.parquet").write_bytes(b"not parquet")
+    failed = restore_cli("--from", str(broken), *lake.args())
+    assert failed.returncode == 1
+    assert "loading the backup failed" in failed.stderr
+    assert lake.pg("SELECT name FROM llmledger.alert_rules") == [("ours spend",)]
+
+    refused = restore_cli("--from", str(backups["theirs"]), *lake.args())  # other state: never merged
+    assert refused.returncode == 1
+    assert "isn't this backup's" in refused.stderr
+    finished = restore_cli("--from", str(backups["ours"]), *lake.args())
+    assert finished.returncode == 0, finished.stderr
+    moved = RunningCollector(Path("unused.duckdb"), *lake.args())
+    try:
+        assert snapshot(moved) == snapshots["ours"]
+    finally:
+        moved.stop()
 
 
 def test_the_leader_compacts_the_lake_without_changing_an_answer(lake: Lake, caplog: pytest.LogCaptureFixture) -> None:
