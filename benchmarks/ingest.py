@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from collector.pricebook import PriceBook
 from collector.store import Store
 from llmledger import semconv as sc
 from llmledger.testing.otlp_values import key_values
-from llmledger.testing.waiting import wait_until_ok
+from llmledger.testing.waiting import free_port, wait_until_ok
 
 MODELS = ["gpt-4o-mini", "gpt-4.1", "gpt-5-mini", "text-embedding-3-small", "o3-mini", "gpt-4o"]
 
@@ -110,12 +109,6 @@ def raw_limit(bodies: list[bytes], db: Path) -> float:
     return count / elapsed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def post_all(bodies: list[bytes], urls: Sequence[str], senders: int) -> tuple[float, int]:
     """Post each body once to `/v1/traces` from `senders` threads, sender i to `urls[i % len(urls)]`, each waiting
     for its acknowledgement before the next; returns the wall time in seconds and how many 503s were retried."""
@@ -143,7 +136,7 @@ def post_all(bodies: list[bytes], urls: Sequence[str], senders: int) -> tuple[fl
 
 
 def over_http(bodies: list[bytes], db: Path, senders: int, spans: int) -> tuple[float, int]:
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx2
 
 from llmledger.testing.fake_openai import FakeOpenAI
-from llmledger.testing.waiting import wait_until_ok
+from llmledger.testing.waiting import free_port, wait_until_ok
 
 WARMUP = 200
 MESSAGES = [{"role": "user", "content": "Say hi"}]
@@ -56,12 +55,6 @@ def app(base_url: str, endpoint: str, spool: Path, calls: int) -> None:
     print(json.dumps({"latencies": latencies, "spooled": status.spooled_spans if status else None}))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_app(base_url: str, endpoint: str, spool: Path, calls: int) -> dict:
     command = [sys.executable, __file__, "--app", base_url, endpoint, str(spool), "--calls", str(calls)]
     result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
@@ -84,7 +77,7 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory() as folder, FakeOpenAI() as fake:
-        port = _free_port()
+        port = free_port()
         db = f"{folder}/bench.duckdb"
         collector = subprocess.Popen(
             [sys.executable, "-m", "llmledger", "collector", "--db", db, "--port", str(port), "--grpc-port", "-1"],
@@ -92,7 +85,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         up_url = f"http://127.0.0.1:{port}"
-        down_url = f"http://127.0.0.1:{_free_port()}"
+        down_url = f"http://127.0.0.1:{free_port()}"
         try:
             if not wait_until_ok(f"{up_url}/healthz", 60):
                 raise RuntimeError("collector did not start")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,17 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.queries import generate  # noqa: E402
 from dashboard.launch import start_dashboard, stop  # noqa: E402
-from llmledger.testing.waiting import wait_until_ok  # noqa: E402
+from llmledger.testing.waiting import free_port, wait_until_ok  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 STATE = "document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState"
 DRAWN = f"() => {STATE} === 'notRunning' && !document.querySelector('[data-testid=\"stSkeleton\"]')"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # Notes every time Streamlit starts a script run, however short, so a run can't end before we look for it.

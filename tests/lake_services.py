@@ -14,24 +14,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-import httpx2
-
-from llmledger.testing.waiting import wait_until_ok
+from llmledger.testing.waiting import free_port, wait_until_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
@@ -39,18 +30,6 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return f"(no log at {path})"
-
-
-def wait_for_http(url: str, timeout: float, alive: Callable[[], bool]) -> bool:
-    """True once GET `url` gets any HTTP answer; False after `timeout` or when `alive()` turns false."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        try:
-            httpx2.get(url, timeout=2)
-            return True
-        except httpx2.TransportError:
-            time.sleep(0.05)
-    return False
 
 
 class _Service:
@@ -311,7 +290,7 @@ class HAProxy(_Daemon):
             config_path = self._make_folder() / "haproxy.cfg"
             config_path.write_text(config)
             self._spawn([self.binary, "-f", str(config_path), "-db"], pass_fds=[listener.fileno()])
-        if not wait_for_http(self.url, 10, alive=self._alive):
+        if not wait_until_ok(self.url, 10, alive=self._alive, any_status=True):
             raise self._failed("did not start")
         return self
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from dashboard.launch import start_dashboard, stop
 from llmledger.replay import load_file
-from llmledger.testing.waiting import wait_until_ok
+from llmledger.testing.waiting import free_port, wait_until_ok
 from sample_data import DEMO_FILE
 
 from .collector_harness import RunningCollector
@@ -35,19 +34,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningCollector, str]]:
     """The demo's parts: a collector loaded with the sample data, and the dashboard reading from it."""
     # The test evaluates alerts itself: the collector's own evaluator must not race it.
     collector = RunningCollector(tmp_path_factory.mktemp("browser") / "demo.duckdb", "--alert-interval", "3600")
     load_file(DEMO_FILE, collector.url)
-    port = _free_port()
+    port = free_port()
     dashboard = start_dashboard(collector.url, "127.0.0.1", port)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,7 +32,7 @@ from llmledger import pricing
 from llmledger import semconv as sc
 from llmledger.context import hash_user
 from llmledger.testing.fake_openai import FakeOpenAI
-from llmledger.testing.waiting import wait_until_ok
+from llmledger.testing.waiting import free_port, wait_until_ok
 
 from .collector_harness import RunningCollector
 from .conftest import make_client
@@ -445,15 +444,9 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
     }  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_cli_collector_commits_on_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "cli.duckdb"
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "llmledger", "collector", "--db", str(db), "--port", str(port), "--grpc-port", "-1"],
         cwd=ROOT,

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx2
 
 from llmledger import semconv as sc
+from llmledger.testing.waiting import free_port
 
-from .lake_services import CollectorProcess, free_port
+from .lake_services import CollectorProcess
 from .otlp_spans import chat_attributes, request_with
 
 PROTOBUF = {"content-type": "application/x-protobuf"}

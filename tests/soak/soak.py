@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import httpx2
 
-from llmledger.testing.waiting import wait_until_ok
+from llmledger.testing.waiting import free_port, wait_until_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,12 +28,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stored_calls(api: str) -> int:
