@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,7 +104,6 @@ class AlertEngine:
         store: Store,
         interval_s: float,
         notifier: Notifier | None = None,
-        is_leader: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self.alerts = AlertStore(store)
@@ -113,7 +111,7 @@ class AlertEngine:
         self.interval_s = interval_s
         # Who claims events for delivery: unique per process, so a restarted collector takes over its own old claims.
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._loop = Periodic("alerts", interval_s, self._tick, run_at_start=False, is_leader=is_leader)
+        self._loop = Periodic("alerts", interval_s, self._tick, run_at_start=False, is_leader=store.leader_check)
 
     def start(self) -> None:
         self._loop.start()

@@ -60,6 +60,7 @@ class LakeStore(Store):
         self._calls_lock = threading.Lock()
         self._writer_lock = AdvisoryLock(self.conninfo, WRITE_CALLS, "writer of calls", max_wait_s=WRITER_WAIT_S)
         self.leadership = AdvisoryLock(self.conninfo, LEADER, "leader")
+        self.leader_check = self.leadership.holds
         self._state_pg: psycopg.Connection | None = None
         self._state_lock = threading.Lock()
 

@@ -273,7 +273,10 @@ class Reconciler:
         self._client = client or openai.OpenAI(admin_api_key=key, timeout=60.0)
         self._lock = threading.Lock()
         self._loop = Periodic(
-            "reconciliation", interval_s, lambda: self.pull(*recent_days(datetime.now(tz=UTC)), trigger="schedule")
+            "reconciliation",
+            interval_s,
+            lambda: self.pull(*recent_days(datetime.now(tz=UTC)), trigger="schedule"),
+            is_leader=store.leader_check,
         )
 
     @classmethod
@@ -288,9 +291,8 @@ class Reconciler:
         interval = getattr(args, "reconcile_interval", None)
         return cls(store, key, metrics, DEFAULT_INTERVAL_S if interval is None else interval)
 
-    def start(self, is_leader: Callable[[], bool] | None = None) -> None:
+    def start(self) -> None:
         if self.interval_s > 0:
-            self._loop.is_leader = is_leader
             self._loop.start()
 
     def stop(self) -> None:

@@ -6,7 +6,6 @@ The daily rollup (spend by day), alert rules, events and delivery attempts are k
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from collector.metrics import Metrics
@@ -37,7 +36,6 @@ class Retention:
         days: int,
         metrics: Metrics,
         interval_s: float = INTERVAL_S,
-        is_leader: Callable[[], bool] | None = None,
     ) -> None:
         if days < 1:
             raise ValueError("--retention-days must be at least 1")
@@ -45,7 +43,9 @@ class Retention:
         self.days = days
         self.metrics = metrics
         self.interval_s = interval_s
-        self._loop = Periodic("retention", interval_s, lambda: self.run_once(datetime.now(tz=UTC)), is_leader=is_leader)
+        self._loop = Periodic(
+            "retention", interval_s, lambda: self.run_once(datetime.now(tz=UTC)), is_leader=store.leader_check
+        )
 
     def start(self) -> None:
         self._loop.start()

@@ -46,8 +46,7 @@ class Collector:
         check_listen_address(args.host, self.tokens)
         self.metrics = Metrics()
         self.store = open_store(args)
-        lake = args.lake is not None
-        is_leader = self.store.leadership.holds if lake else None  # type: ignore[attr-defined]
+        lake = self.store.is_lake
         flush_s = args.flush_interval if args.flush_interval is not None else (LAKE_FLUSH_S if lake else 0.0)
         self.writer = BatchWriter(
             self.store,
@@ -72,22 +71,18 @@ class Collector:
         )
         self.app.listen_host = args.host
         self.notifier = self.app.notifier = Notifier(self.store, args.dashboard_url)
-        # On a lake these run on one collector at a time (the leader); the others take over when it dies.
-        self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier, is_leader=is_leader)
-        self.retention = (
-            Retention(self.store, args.retention_days, self.metrics, is_leader=is_leader)
-            if args.retention_days
-            else None
-        )
+        # On a lake these run on one collector at a time (the leader, store.leader_check); the others take over
+        # when it dies.
+        self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
+        self.retention = Retention(self.store, args.retention_days, self.metrics) if args.retention_days else None
         self.reconciler = self.app.reconciler = Reconciler.from_args(self.store, args, self.metrics)  # None: no key
-        self.is_leader = is_leader
         self.compactor = (
             Periodic(
                 "lake-compaction",
                 args.compact_interval,
                 functools.partial(compact, self.store, self.metrics),
                 run_at_start=False,
-                is_leader=is_leader,
+                is_leader=self.store.leader_check,
             )
             if lake and args.compact_interval > 0
             else None
@@ -112,7 +107,7 @@ class Collector:
         if self.retention is not None:
             self.retention.start()
         if self.reconciler is not None:
-            self.reconciler.start(self.is_leader)
+            self.reconciler.start()
         if self.compactor is not None:
             self.compactor.start()
         self.app.ready = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,9 @@ class Store:
     """Owns the database file. One writer (the ingest thread); readers use their own cursors."""
 
     is_lake = False
+    # On a lake: whether this collector is the leader now (taking the lead if it is free), for the work only one
+    # collector may do (alerts, reconciliation, retention, compaction). A file has one collector: None.
+    leader_check: Callable[[], bool] | None = None
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)  # what /healthz and the log call the database
