@@ -1,22 +1,21 @@
-"""Backups: the running collector exports one consistent snapshot as Parquet (DuckDB's EXPORT DATABASE, in one
-read transaction while ingest goes on); `restore` imports it into a new database file with the collector stopped.
+"""Backups: the running collector writes one consistent snapshot as one Parquet file per table (in one read
+transaction while ingest goes on; collector/table_backup.py); `restore` loads it into a new database file with the
+collector stopped, or into a lake.
 
-A backup folder holds DuckDB's schema.sql and load.sql, one Parquet file per table, and `llmledger-backup.json`
-(row counts per table, the migrations applied, versions), which restore checks against what it loaded.
+A backup folder holds the Parquet files and `llmledger-backup.json` (row counts per table, the migrations applied,
+versions), which restore checks against what it loaded. Backups of earlier versions (DuckDB's EXPORT DATABASE,
+with schema.sql and load.sql beside a Parquet file per table) restore the same way.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from collector import table_backup
-from collector.migrations import migrate
 from collector.store import Store
 
 MANIFEST = "llmledger-backup.json"
@@ -27,13 +26,6 @@ class BackupError(Exception):
     """A backup or restore that can't go ahead, with the reason to show the operator."""
 
 
-def _quoted(path: Path) -> str:
-    text = str(path)
-    if "\x00" in text:
-        raise BackupError("the path contains a NUL character")
-    return "'" + text.replace("'", "''") + "'"  # EXPORT/IMPORT take a literal, not a bound parameter
-
-
 def _empty_target(directory: Path) -> None:
     if not directory.is_absolute():
         raise BackupError(f"{directory} is not an absolute path (it is a folder on the collector's machine)")
@@ -42,52 +34,15 @@ def _empty_target(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY table_name"
-    ).fetchall()
-    return [name for (name,) in rows]
-
-
-def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    # Table names come from the catalog, not from a request.
-    return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in _tables(con)}
-
-
 def backup(store: Store, directory: Path) -> dict[str, Any]:
-    """Export every table as of one moment into `directory` (absolute, new or empty); returns the manifest."""
+    """Write every table as of one moment into `directory` (absolute, new or empty); returns the manifest."""
     _empty_target(directory)
-    if store.is_lake:
-        try:
-            written = table_backup.write(store, directory)
-        except duckdb.Error as exc:
-            raise BackupError(f"the export failed: {exc}") from None
-        manifest = {"format": FORMAT, **written}
-        (directory / MANIFEST).write_text(table_backup.manifest_text(manifest))
-        return {"to": str(directory), **manifest}
-    con = store.reader()
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"EXPORT DATABASE {_quoted(directory)} (FORMAT parquet, COMPRESSION zstd)")
-            counts = _counts(con)  # the same snapshot as the export
-            migrations = [name for (name,) in con.execute("SELECT name FROM _migrations ORDER BY id").fetchall()]
-        finally:
-            con.execute("COMMIT")
+        written = table_backup.write(store, directory)
     except duckdb.Error as exc:
-        shutil.rmtree(directory, ignore_errors=True)
         raise BackupError(f"the export failed: {exc}") from None
-    finally:
-        con.close()
-    manifest = {
-        "format": FORMAT,
-        "layout": "export",
-        "created_at": datetime.now(tz=UTC).isoformat(),
-        "duckdb_version": duckdb.__version__,
-        "migrations": migrations,
-        "rows": counts,
-    }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest = {"format": FORMAT, **written}
+    (directory / MANIFEST).write_text(table_backup.manifest_text(manifest))
     return {"to": str(directory), **manifest}
 
 
@@ -106,27 +61,11 @@ def restore(db: Path, directory: Path) -> dict[str, int]:
     manifest = read_manifest(directory)
     if db.exists():
         raise BackupError(f"{db} exists; restore writes a new database file and never overwrites one")
-    if manifest.get("layout", "export") == table_backup.LAYOUT:  # taken from a lake
-        try:
-            return _load_checked(Store(db), directory, manifest)
-        except BaseException:
-            _remove(db)
-            raise
     try:
-        with duckdb.connect(str(db)) as con:
-            con.execute(f"IMPORT DATABASE {_quoted(directory.resolve())}")
-            counts = _counts(con)
-            if counts != manifest["rows"]:
-                raise BackupError(f"restored row counts {counts} differ from the backup's {manifest['rows']}")
-            migrate(con)  # a backup from an older version is brought up to date
-    except duckdb.Error as exc:
-        _remove(db)
-        raise BackupError(f"the import failed: {exc}") from None
+        return _load_checked(Store(db), directory, manifest)
     except BaseException:
         _remove(db)
         raise
-    Store(db).close()  # opens as the collector will
-    return counts
 
 
 def restore_into_lake(lake: str, data_path: str, directory: Path) -> dict[str, int]:

@@ -1,9 +1,9 @@
-"""Backups as one Parquet file per table, and restoring them into any store: how a lake is backed up, and how a
-file database moves into a lake (or a lake back into a file).
+"""Backups as one Parquet file per table, and restoring them into any store: how a file or a lake is backed up,
+how a file database moves into a lake, and a lake back into a file.
 
-A lake's backup is read in one DuckDB transaction (one DuckLake snapshot, one PostgreSQL snapshot of the state
-tables). Restoring loads every table of the backup by column name into a new, migrated store, so a backup from
-an older schema fills the newer columns with their defaults, then moves each id sequence past the ids loaded.
+A backup is read in one DuckDB transaction (on a lake: one DuckLake snapshot and one PostgreSQL snapshot of the
+state tables). Restoring loads every table of the backup by column name into a new, migrated store, so a backup
+from an older schema fills the newer columns with their defaults, then moves each id sequence past the ids loaded.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import duckdb
 from collector import rollups
 from collector.store import Store
 
-LAYOUT = "tables"  # a file per table, no DuckDB schema.sql: EXPORT DATABASE's backups are "export"
+LAYOUT = "tables"  # earlier versions used DuckDB's EXPORT DATABASE ("export"); their Parquet files load alike
 CALLS_TABLES = ("llm_calls", "llm_calls_daily")
 NOT_RESTORED = ("_migrations", "_lake_migrations")  # the target is migrated by this version; its own record stands
 

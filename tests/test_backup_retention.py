@@ -131,9 +131,27 @@ def test_backup_and_restore_refuse_what_they_must(guarded: RunningCollector, tmp
     with pytest.raises(BackupError, match="never overwrites"):
         restore(existing, tmp_path / "ok")
     (tmp_path / "ok" / "llm_calls.parquet").write_bytes(b"damaged")
-    with pytest.raises(BackupError, match="the import failed"):
+    with pytest.raises(BackupError, match="loading the backup failed"):
         restore(tmp_path / "from-damaged.duckdb", tmp_path / "ok")
     assert not (tmp_path / "from-damaged.duckdb").exists()
+
+
+def test_a_backup_of_an_earlier_version_restores(guarded: RunningCollector, tmp_path: Path) -> None:
+    """Earlier versions wrote DuckDB's EXPORT DATABASE (schema.sql, load.sql, a Parquet file per table)."""
+    old = tmp_path / "old-backup"
+    con = guarded.collector.store.reader()
+    try:
+        con.execute(f"EXPORT DATABASE '{old}' (FORMAT parquet, COMPRESSION zstd)")
+        names = [name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        rows = {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
+    finally:
+        con.close()
+    assert (old / "schema.sql").is_file()
+    manifest = {"format": 1, "layout": "export", "migrations": [], "rows": rows}
+    (old / "llmledger-backup.json").write_text(json.dumps(manifest))
+    counts = restore(tmp_path / "from-old.duckdb", old)
+    assert counts["llm_calls"] == rows["llm_calls"] > 0
+    assert counts["alert_rules"] == rows["alert_rules"] == 1
 
 
 def finance_days(collector: RunningCollector) -> dict[str, int]:
