@@ -1,4 +1,4 @@
-"""The collector's price book: every stored cost comes from here (DESIGN.md, Storage).
+"""The collector's price book: every stored cost comes from here (docs/architecture.md, Money).
 
 Each row is priced from its tokens with `genai-prices` list rates, overlaid by the optional overrides file
 (negotiated rates, collector/price_overrides.py), looked up once per model x tier x batch x UTC day. The

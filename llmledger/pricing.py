@@ -1,7 +1,7 @@
 """Rates from `genai-prices`, looked up once per model x tier and cached; costs as exact `Decimal`.
 
 The collector's price book prices every stored call with these rates; the wrapper uses the same
-rates for the cost estimate it puts on each span (DESIGN.md, Storage).
+rates for the cost estimate it puts on each span (docs/architecture.md, Money).
 """
 
 from __future__ import annotations

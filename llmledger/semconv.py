@@ -1,4 +1,4 @@
-"""Every span attribute name of the llmledger span contract (see DESIGN.md).
+"""Every span attribute name of the llmledger span contract (see docs/architecture.md).
 
 The wrapper, the collector's normalizer and the tests import these constants; no attribute
 name is spelled out anywhere else.

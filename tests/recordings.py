@@ -1,4 +1,4 @@
-"""Real recorded OpenAI exchanges (../shared/fixtures/openai-recordings), replayed by the fake server."""
+"""Real recorded OpenAI exchanges (tests/fixtures/openai-recordings), replayed by the fake server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 
 from llmledger.testing.fake_openai import Reply
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "openai-recordings"
+RECORDINGS = Path(__file__).resolve().parent / "fixtures" / "openai-recordings"
 OTEL_RECORDINGS = RECORDINGS / "opentelemetry-instrumentation-openai-v2"
 # Replaying bodies decompressed and re-serialised makes these recorded headers wrong (see the README).
 _DROPPED_HEADERS = {"content-length", "transfer-encoding", "content-encoding", "connection"}
