@@ -38,6 +38,7 @@ def backup_main(args: argparse.Namespace) -> int:
 
 def restore_main(args: argparse.Namespace) -> int:
     from collector.backup import BackupError, restore, restore_into_lake
+    from collector.store import StoreOpenError
 
     if args.lake is not None and args.data_path is None:
         print("llmledger restore: --lake needs --data-path (the lake's folder or s3:// URL)", file=sys.stderr)
@@ -47,7 +48,7 @@ def restore_main(args: argparse.Namespace) -> int:
             counts = restore_into_lake(args.lake, args.data_path, args.source)
         else:
             counts = restore(args.db, args.source)
-    except BackupError as exc:
+    except (BackupError, StoreOpenError) as exc:
         print(f"llmledger restore: {exc}", file=sys.stderr)
         return 1
     target = "the lake" if args.lake is not None else args.db

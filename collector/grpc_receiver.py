@@ -56,7 +56,8 @@ def start_grpc(
     """Start the gRPC receiver; returns the server and the port it bound (useful with port 0)."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=8, thread_name_prefix="llmledger-grpc"),
-        options=[("grpc.max_receive_message_length", max_message_bytes)],
+        # No SO_REUSEPORT (gRPC's default): a second collector on the same port must fail, not share it.
+        options=[("grpc.max_receive_message_length", max_message_bytes), ("grpc.so_reuseport", 0)],
     )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(ingest, metrics, tokens), server)
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import logging
 import signal
@@ -11,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -29,7 +31,7 @@ from collector.pricebook import PriceBook
 from collector.reconcile import Reconciler
 from collector.retention import Retention
 from collector.schedule import Periodic
-from collector.store import Store
+from collector.store import Store, StoreOpenError
 from collector.writer import BatchWriter
 
 log = logging.getLogger("llmledger.collector")
@@ -44,6 +46,7 @@ class Collector:
         self.args = args
         self.tokens = Tokens.from_env() if tokens is None else tokens
         check_listen_address(args.host, self.tokens)
+        _check_ports(args)
         self.metrics = Metrics()
         self.store = open_store(args)
         lake = self.store.is_lake
@@ -90,36 +93,54 @@ class Collector:
         self.grpc_server = None
         self.grpc_port: int | None = None
         self.http_server: uvicorn.Server | None = None
+        self._shut_down = False
 
     def serve(self, sock: socket.socket | None = None, before_shutdown: Callable[[], None] | None = None) -> None:
         """Serve until SIGINT/SIGTERM or `stop()`; on a signal, `before_shutdown` runs first, while the
         receivers still answer (the demo's simulated app flushes its last spans then)."""
         args = self.args
-        if args.grpc_port >= 0:
-            self.grpc_server, self.grpc_port = start_grpc(
-                self.ingest, self.metrics, self.tokens, args.host, args.grpc_port, args.max_body_bytes
-            )
         config = uvicorn.Config(
             self.app.starlette(), host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
         )
         server = self.http_server = _Server(config)
-        self.alert_engine.start()
-        if self.retention is not None:
-            self.retention.start()
-        if self.reconciler is not None:
-            self.reconciler.start()
-        if self.compactor is not None:
-            self.compactor.start()
-        self.app.ready = True
-        log.info(
-            "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d", self.store.path, args.host, args.port
-        )
+        # Before anything starts: a signal from here on stops all of it, through the `finally`.
         restore = _stop_on_signals(server, before_shutdown)
         try:
+            self._start_grpc()
+            self.alert_engine.start()
+            if self.retention is not None:
+                self.retention.start()
+            if self.reconciler is not None:
+                self.reconciler.start()
+            if self.compactor is not None:
+                self.compactor.start()
+            self.app.ready = True
+            log.info(
+                "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d",
+                self.store.path,
+                args.host,
+                args.port,
+            )
             server.run(sockets=[sock] if sock else None)
         finally:
-            restore()
-            self.shutdown()
+            try:
+                self.shutdown()  # still handling signals: a second SIGTERM must not cut the commit short
+            finally:
+                restore()
+
+    def _start_grpc(self) -> None:
+        args = self.args
+        if args.grpc_port < 0:
+            return
+        try:
+            self.grpc_server, self.grpc_port = start_grpc(
+                self.ingest, self.metrics, self.tokens, args.host, args.grpc_port, args.max_body_bytes
+            )
+        except RuntimeError:  # gRPC's only word for a failed bind; _check_ports found the port free a moment ago
+            raise SystemExit(
+                f"llmledger collector: could not listen on {args.host}:{args.grpc_port} (--grpc-port); "
+                "another process may have just taken it: pass another --grpc-port"
+            ) from None
 
     def stop(self) -> None:
         """Ask a collector serving in another thread to stop (as SIGTERM does in the main thread)."""
@@ -127,6 +148,10 @@ class Collector:
             self.http_server.should_exit = True
 
     def shutdown(self) -> None:
+        """Stop everything and commit what was acknowledged; once (`up` may call it after an early signal)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.app.ready = False
         self.alert_engine.stop()
         if self.retention is not None:
@@ -148,7 +173,10 @@ def open_store(args: argparse.Namespace) -> Store:
     if args.lake is None:
         if args.data_path is not None:
             raise SystemExit("llmledger collector: --data-path goes with --lake")
-        return Store(Path(args.db))
+        try:
+            return Store(Path(args.db))
+        except StoreOpenError as exc:
+            raise SystemExit(f"llmledger collector: {exc}") from None
     if args.data_path is None:
         raise SystemExit("llmledger collector: --lake needs --data-path (a shared folder or an s3:// URL)")
     from collector.lake_store import LakeStore
@@ -157,6 +185,53 @@ def open_store(args: argparse.Namespace) -> Store:
         return LakeStore(args.lake, args.data_path)
     except LakeConfigError as exc:
         raise SystemExit(f"llmledger collector: {exc}") from None
+
+
+def _check_ports(args: argparse.Namespace) -> None:
+    """Exit with one line, before anything opens or starts, when a port this command is to listen on is taken (with
+    `up` and `demo` the dashboard's too, which would otherwise fail in its own process with the collector running)."""
+    dashboard_port = getattr(args, "dashboard_port", 0)
+    wanted = {"--port": args.port, "--grpc-port": args.grpc_port, "--dashboard-port": dashboard_port}
+    with contextlib.ExitStack() as probes:  # all held at once, so that two flags naming one port collide too
+        for flag, port in wanted.items():
+            if port > 65535:
+                raise SystemExit(f"llmledger collector: {flag} {port} is not a port number (1-65535)")
+            if port <= 0:  # 0: any free port; -1: not listening
+                continue
+            try:
+                for family, address in _addresses(args.host, port):
+                    probes.enter_context(_listening(family, address))
+            except OSError as exc:
+                raise SystemExit(f"llmledger collector: {_cannot_listen(args.host, port, flag, exc)}") from None
+
+
+def _addresses(host: str, port: int) -> set[tuple[int, tuple[Any, ...]]]:
+    """Every address a server listening on host:port binds (as asyncio's create_server, which uvicorn uses)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return {(family, address) for family, _, _, _, address in infos}
+
+
+def _listening(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As the servers themselves bind: a port whose old connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen()  # two bound sockets collide only once one listens
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _cannot_listen(host: str, port: int, flag: str, exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host} (--host): {exc.strerror}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} ({flag}) is already in use: stop what listens there or pass another {flag}"
+    return f"cannot listen on {host}:{port} ({flag}): {exc.strerror or exc}"
 
 
 def _overrides(path: str | None) -> PriceOverrides:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -61,6 +62,32 @@ def _first_of_each_key(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return unique
 
 
+class StoreOpenError(Exception):
+    """The database file can't be opened: what is wrong and what to do, in one line for the operator."""
+
+
+_LOCK_HELD = re.compile(r"Conflicting lock is held in .* \(PID (\d+)\)")
+
+
+def _connect(path: str) -> duckdb.DuckDBPyConnection:
+    folder = Path(path).absolute().parent
+    if not folder.exists():  # DuckDB would say only "Cannot open file ...: No such file or directory"
+        raise StoreOpenError(f"the folder {folder} of --db does not exist; create it or pass another --db")
+    try:
+        return duckdb.connect(path)
+    except duckdb.Error as exc:
+        raise StoreOpenError(_open_failure(Path(path).absolute(), exc)) from None
+
+
+def _open_failure(path: Path, exc: duckdb.Error) -> str:
+    message = " ".join(str(exc).split())
+    if "Could not set lock on file" not in message:
+        return f"cannot open {path}: {message}"
+    holder = _LOCK_HELD.search(message)
+    process = f"process {holder.group(1)}" if holder else "another process"
+    return f"{path} is in use by {process} (another collector?): stop it or pass another --db"
+
+
 class StoreUnavailableError(RuntimeError):
     """The store can't take a write now, through no fault of the rows (on a lake: the writers' lock is busy or was
     lost). The whole batch fails at once, to be retried by its senders."""
@@ -76,7 +103,7 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)  # what /healthz and the log call the database
-        self._con = duckdb.connect(self.path)
+        self._con = _connect(self.path)
         self._con.execute("SET TimeZone = 'UTC'")
         applied = migrate(self._con)
         if applied:

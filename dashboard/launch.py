@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from dashboard import signin
@@ -36,12 +41,43 @@ def start_dashboard(api: str, host: str = "127.0.0.1", port: int = 8501) -> subp
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL after `timeout` or at a second interrupt; returns once the process is gone."""
     if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
             process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def interrupted_by_sigterm() -> Iterator[None]:
+    """SIGTERM (a process supervisor's stop) raises KeyboardInterrupt, as Ctrl-C does, so that `finally` blocks
+    stop the processes started here: by default it ends Python at once and leaves them running."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _check_port(host: str, port: int) -> None:
+    """Exit with one line when host:port is taken, rather than let Streamlit fail in its own process."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise SystemExit(
+                f"llmledger dashboard: port {port} on {host} (--port) is already in use: "
+                "stop what listens there or pass another --port"
+            ) from None
+        raise SystemExit(f"llmledger dashboard: cannot listen on {host}:{port} (--port): {exc.strerror}") from None
 
 
 def hash_password_main(args: object) -> int:
@@ -66,11 +102,13 @@ def hash_password_main(args: object) -> int:
 
 
 def main(args: object) -> int:
-    """`llmledger dashboard --api URL --host H --port P`: run until interrupted."""
-    process = start_dashboard(args.api, args.host, args.port)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop(process)
+    """`llmledger dashboard --api URL --host H --port P`: run until SIGINT or SIGTERM, which stop Streamlit too."""
+    _check_port(args.host, args.port)
+    with interrupted_by_sigterm():
+        process = start_dashboard(args.api, args.host, args.port)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop(process)
