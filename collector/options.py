@@ -74,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="file holding an OpenAI admin key (api.usage.read) for reconciliation; default $OPENAI_ADMIN_KEY",
     )
     parser.add_argument(
+        "--openai-base-url",
+        default=None,
+        metavar="URL",
+        help="OpenAI's API base for reconciliation (a proxy, or the demo's local fake); default the SDK's own, "
+        "which honours $OPENAI_BASE_URL",
+    )
+    parser.add_argument(
         "--reconcile-interval",
         type=float,
         default=None,

@@ -261,7 +261,13 @@ class Reconciler:
     """Pulls OpenAI's costs and usage on demand (`pull`) and every `interval_s` seconds (0: on demand only)."""
 
     def __init__(
-        self, store: Store, key: str, metrics: Metrics, interval_s: float = DEFAULT_INTERVAL_S, client: Any = None
+        self,
+        store: Store,
+        key: str,
+        metrics: Metrics,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        client: Any = None,
+        base_url: str | None = None,
     ) -> None:
         import openai
 
@@ -270,7 +276,7 @@ class Reconciler:
         self.interval_s = interval_s
         self._key = key
         # The SDK's admin client honours OPENAI_BASE_URL (and OPENAI_ORG_ID); the key goes only here.
-        self._client = client or openai.OpenAI(admin_api_key=key, timeout=60.0)
+        self._client = client or openai.OpenAI(admin_api_key=key, base_url=base_url, timeout=60.0)
         self._lock = threading.Lock()
         self._loop = Periodic(
             "reconciliation",
@@ -289,7 +295,8 @@ class Reconciler:
         if key is None:
             return None
         interval = getattr(args, "reconcile_interval", None)
-        return cls(store, key, metrics, DEFAULT_INTERVAL_S if interval is None else interval)
+        base_url = getattr(args, "openai_base_url", None)
+        return cls(store, key, metrics, DEFAULT_INTERVAL_S if interval is None else interval, base_url=base_url)
 
     def start(self) -> None:
         if self.interval_s > 0:

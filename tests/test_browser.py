@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from collector.run import bill_and_reconcile
 from dashboard.launch import start_dashboard, stop
 from llmledger.replay import load_file
+from llmledger.testing.fake_openai_admin import FakeOpenAIAdmin
 from llmledger.testing.waiting import free_port, wait_until_ok
 from sample_data import DEMO_FILE
 
@@ -37,9 +39,20 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningCollector, str]]:
     """The demo's parts: a collector loaded with the sample data, and the dashboard reading from it."""
+    folder = tmp_path_factory.mktemp("browser")
+    (folder / "admin-key").write_text("sk-admin-test")
+    openai_bill = FakeOpenAIAdmin().start()
     # The test evaluates alerts itself: the collector's own evaluator must not race it.
-    collector = RunningCollector(tmp_path_factory.mktemp("browser") / "demo.duckdb", "--alert-interval", "3600")
-    load_file(DEMO_FILE, collector.url)
+    collector = RunningCollector(
+        folder / "demo.duckdb",
+        "--alert-interval",
+        "3600",
+        "--openai-admin-key-file",
+        str(folder / "admin-key"),
+        "--openai-base-url",
+        openai_bill.base_url,
+    )
+    bill_and_reconcile(openai_bill, collector.url, load_file(DEMO_FILE, collector.url).shift, token=None)
     port = free_port()
     dashboard = start_dashboard(collector.url, "127.0.0.1", port)
     url = f"http://127.0.0.1:{port}"
@@ -49,6 +62,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningColl
     finally:
         stop(dashboard)
         collector.stop()
+        openai_bill.stop()
 
 
 @pytest.fixture(scope="module")
@@ -93,29 +107,33 @@ def test_every_page_renders_without_error(demo, browser: Browser) -> None:
         assert page.locator('[data-testid="stException"]').count() == 0, f"{name} shows an exception"
         if name.lower() in ("overview", "spend", "latency", "errors & limits"):
             assert page.locator(".vega-embed").count() > 0, f"{name} drew no chart"
+        if name.lower() in ("calls", "reconciliation", "readiness"):
+            assert page.locator('[data-testid="stDataFrame"]').count() > 0, f"{name} shows no table"
         print(f"{name}: drawn in {drawn_s:.2f} s")
     page.close()
 
 
-def test_finance_csv_download_matches_the_summary(demo, browser: Browser, tmp_path: Path) -> None:
+def test_finance_csv_downloads_in_one_click_and_matches_the_summary(demo, browser: Browser, tmp_path: Path) -> None:
     collector, url = demo
     page = browser.new_page()
     page.goto(url)
     _settle(page)
     page.locator('[data-testid="stSidebarNav"] a', has_text="Exports").click()
     _settle(page)
-    page.get_by_role("button", name="Prepare finance CSV").click()
-    _settle(page)
-    button = page.locator('[data-testid="stDownloadButton"] button').first
-    with page.expect_download() as download_info:
-        button.click()
-    path = tmp_path / "finance.csv"
-    download_info.value.save_as(path)
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    assert rows, "the CSV is empty"
-    total = sum(Decimal(row["cost_usd"]) for row in rows)
+    totals = []
+    for period in ("Day", "Month"):  # the second click follows a rerun of the page
+        page.locator('[data-testid="stButtonGroup"] button', has_text=period).click()
+        _settle(page)
+        with page.expect_download() as download_info:
+            page.locator('[data-testid="stDownloadButton"] button').first.click()
+        path = tmp_path / f"finance-{period}.csv"
+        download_info.value.save_as(path)
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        assert rows, "the CSV is empty"
+        assert {len(row["period"]) for row in rows} == {len("2026-01-01") if period == "Day" else len("2026-01")}
+        totals.append(sum(Decimal(row["cost_usd"]) for row in rows))
     params = {key: value for key, value in _range_shown(page).items() if value}
-    assert total == Decimal(collector.get("/api/v1/summary", **params)["cost_usd"])
+    assert totals == [Decimal(collector.get("/api/v1/summary", **params)["cost_usd"])] * 2
     page.close()
 
 

@@ -31,32 +31,20 @@ def curl(api: str, token: str | None, url: str, file_name: str) -> str:
 
 
 def download(context: ui.Context, selection: filters.Selection, kind: str, period: str | None, label: str) -> None:
-    """Prepare the CSV on request (an export can take a moment), then offer it; and the curl line for scripts.
-
-    The prepared bytes are kept in the session for this exact range, filters and period, so the download
-    button still works after the reruns that Streamlit makes between showing it and the click."""
+    """One click: the CSV is fetched from the collector when the button is pressed (Streamlit calls `data` then,
+    on a thread of its own), so showing the page costs nothing; and the curl line for scripts."""
     api, token, params = context.api, context.token, selection.params()
     stamp = f"{selection.start:%Y%m%d}-{selection.end:%Y%m%d}"
     file_name = f"llmledger-{kind}-{stamp}.csv"
-    key = f"prepared_{kind}"
-    # What the user chose, not the exact from/to: a relative window slides with every rerun.
-    wanted = (st.session_state.get("export_range"), tuple(selection.filters), period, f"{selection.start:%Y%m%d%H}")
-    prepared = st.session_state.get(key)
-    if prepared is not None and prepared[0] != wanted:
-        prepared = None
-    if prepared is None and st.button(f"Prepare {kind} CSV", key=f"prepare_{kind}", icon=":material/table_view:"):
-        with st.spinner("Exporting…"):
-            prepared = (wanted, client.export_csv(api, token, params, kind, period))
-        st.session_state[key] = prepared
-    if prepared is not None:
-        st.download_button(
-            label,
-            data=prepared[1],
-            file_name=file_name,
-            mime="text/csv",
-            icon=":material/download:",
-            key=f"download_{kind}",
-        )
+    st.download_button(
+        label,
+        data=lambda: client.export_csv(api, token, params, kind, period),
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        key=f"download_{kind}",
+        on_click="ignore",
+    )
     st.code(curl(api, token, client.export_url(api, params, kind, period), file_name), language="bash", wrap_lines=True)
 
 
