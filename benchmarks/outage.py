@@ -80,7 +80,7 @@ def main() -> None:
         port = free_port()
         db = f"{folder}/bench.duckdb"
         collector = subprocess.Popen(
-            [sys.executable, "-m", "llmledger", "collector", "--db", db, "--port", str(port), "--grpc-port", "-1"],
+            [sys.executable, "-m", "llmledger_cli", "collector", "--db", db, "--port", str(port), "--grpc-port", "-1"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -79,7 +79,7 @@ def main() -> None:
         print(f"generated {args.rows:,} calls in {generate(db, args.rows, datetime.now(tz=UTC)):.1f} s", flush=True)
     port = free_port()
     collector = subprocess.Popen(
-        [sys.executable, "-m", "llmledger", "collector", "--db", str(db), "--port", str(port), "--grpc-port", "-1"],
+        [sys.executable, "-m", "llmledger_cli", "collector", "--db", str(db), "--port", str(port), "--grpc-port", "-1"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ differences (one fine-tuned model genai-prices cannot price), cached input, reas
 first token, a few hundred hashed end users, daily and weekly cycles, a gpt-4o-mini rate-limit storm
 (2025-12-29), an hour-long OpenAI outage with 5xx errors (2025-12-18) and a runaway feature's cost spike
 (2025-11-12/14). `python sample_data/generate.py --out FILE [--seed 2026] [--calls-per-day N] [--days 90]`
-rebuilds it byte for byte, or makes more; `llmledger load FILE` (`llmledger.replay`) replays it into a collector.
+rebuilds it byte for byte, or makes more; `llmledger load FILE` (`llmledger_cli.load`) replays it into a collector.
 
 File format (`*.otlp.gz`)
     A gzip stream holding a sequence of records, each a 4-byte big-endian unsigned length followed by that many

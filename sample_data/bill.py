@@ -20,8 +20,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from llmledger import semconv as sc
 from llmledger.pricing import rates_for
-from llmledger.replay import read_requests
 from llmledger.testing.fake_openai_admin import CostItem, UsageItem
+from sample_data.otlp_file import read_requests, spans
 
 _PER_MILLION = Decimal(1_000_000)
 # OpenAI's fine-tuned gpt-4.1-mini inference, USD per million tokens (input, output).
@@ -54,32 +54,30 @@ def demo_bill(path: Path, shift: timedelta, seed: int = 7) -> DemoBill:
     hours: dict[tuple[datetime, str, str, bool, str], _Hour] = defaultdict(_Hour)
     shift_ns = int(shift.total_seconds() * 1_000_000_000)
     for request in read_requests(path):
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    attributes = {kv.key: kv.value for kv in span.attributes}
-                    model = _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL))
-                    if not model:
-                        continue  # failed before OpenAI answered: not billed
-                    at = datetime.fromtimestamp((span.start_time_unix_nano + shift_ns) / 1e9, tz=UTC)
-                    project = _text(attributes.get(sc.OPENAI_PROJECT)) or "proj_default"
-                    tier = _text(attributes.get(sc.OPENAI_RESPONSE_SERVICE_TIER)) or "default"
-                    batch = bool(attributes.get(sc.BATCH, AnyValue()).bool_value)
-                    tokens = _Hour(
-                        _int(attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
-                        _int(attributes.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-                        _int(attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
-                        1,
-                    )
-                    input_cost, output_cost = _priced(model, tier, batch, at, tokens)
-                    costs[(at.date(), model, project, "input")] += input_cost
-                    costs[(at.date(), model, project, "output")] += output_cost
-                    if not model.startswith("text-embedding"):  # embeddings have a usage endpoint of their own
-                        hour = hours[(at.replace(minute=0, second=0, microsecond=0), model, project, batch, tier)]
-                        hour.input_tokens += tokens.input_tokens
-                        hour.cached_tokens += tokens.cached_tokens
-                        hour.output_tokens += tokens.output_tokens
-                        hour.requests += 1
+        for span in spans(request):
+            attributes = {kv.key: kv.value for kv in span.attributes}
+            model = _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL))
+            if not model:
+                continue  # failed before OpenAI answered: not billed
+            at = datetime.fromtimestamp((span.start_time_unix_nano + shift_ns) / 1e9, tz=UTC)
+            project = _text(attributes.get(sc.OPENAI_PROJECT)) or "proj_default"
+            tier = _text(attributes.get(sc.OPENAI_RESPONSE_SERVICE_TIER)) or "default"
+            batch = bool(attributes.get(sc.BATCH, AnyValue()).bool_value)
+            tokens = _Hour(
+                _int(attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
+                _int(attributes.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
+                _int(attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
+                1,
+            )
+            input_cost, output_cost = _priced(model, tier, batch, at, tokens)
+            costs[(at.date(), model, project, "input")] += input_cost
+            costs[(at.date(), model, project, "output")] += output_cost
+            if not model.startswith("text-embedding"):  # embeddings have a usage endpoint of their own
+                hour = hours[(at.replace(minute=0, second=0, microsecond=0), model, project, batch, tier)]
+                hour.input_tokens += tokens.input_tokens
+                hour.cached_tokens += tokens.cached_tokens
+                hour.output_tokens += tokens.output_tokens
+                hour.requests += 1
     bill = DemoBill(
         costs=[
             CostItem(day, amount, f"{model}, {part}", project)

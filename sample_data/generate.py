@@ -14,14 +14,12 @@ outage answering 5xx (`OUTAGE`) and a runaway feature re-summarising every docum
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import hmac
 import itertools
 import math
 import random
 import string
-import struct
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +35,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from llmledger import pricing
 from llmledger import semconv as sc
 from llmledger.testing.otlp_values import key_values
+from sample_data import otlp_file
+from sample_data.otlp_file import Written
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT_SEED = 2026
@@ -629,32 +629,11 @@ def generate_requests(
         yield export_request(batch)
 
 
-@dataclass(frozen=True)
-class Written:
-    spans: int
-    messages: int
-    bytes: int
-
-
-def write(requests: Iterator[ExportTraceServiceRequest], out: Path) -> Written:
-    """Write length-delimited messages into a gzip file with no time stamp (the same input gives the same bytes)."""
-    spans = messages = 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
-        for request in requests:
-            body = request.SerializeToString(deterministic=True)
-            gz.write(struct.pack(">I", len(body)))
-            gz.write(body)
-            messages += 1
-            spans += sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
-    return Written(spans=spans, messages=messages, bytes=out.stat().st_size)
-
-
 def generate(
     out: Path, *, seed: int = DEFAULT_SEED, calls_per_day: float = DEFAULT_CALLS_PER_DAY, days: int = DEFAULT_DAYS
 ) -> Written:
     """Generate `days` days of traffic ending 2026-01-01T00:00Z into `out`."""
-    return write(generate_requests(seed, calls_per_day, days), out)
+    return otlp_file.write(generate_requests(seed, calls_per_day, days), out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -383,7 +383,7 @@ class CollectorProcess:
         self.log_path = log_path
         self._log: IO[bytes] | None = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "llmledger", "collector", *args],
+            [sys.executable, "-m", "llmledger_cli", "collector", *args],
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=self._log,

@@ -190,7 +190,7 @@ def test_cli_collector_on_all_addresses_with_token_files_never_logs_them(fake: F
     db = tmp_path / "cli.duckdb"
     argv = ["collector", "--db", str(db), "--host", "0.0.0.0", "--port", str(port), "--grpc-port", "-1"]
     collector = subprocess.Popen(
-        [sys.executable, "-m", "llmledger", *argv],
+        [sys.executable, "-m", "llmledger_cli", *argv],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -72,7 +72,7 @@ def test_backup_under_ingest_then_restore_with_the_cli(guarded: RunningCollector
     try:
         time.sleep(0.3)
         env = {**os.environ, "LLMLEDGER_ADMIN_TOKEN": "admin-b"}
-        command = [sys.executable, "-m", "llmledger", "backup", "--api", guarded.url, "--to", str(tmp_path / "bk")]
+        command = [sys.executable, "-m", "llmledger_cli", "backup", "--api", guarded.url, "--to", str(tmp_path / "bk")]
         result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     finally:
         stop.set()
@@ -89,7 +89,7 @@ def test_backup_under_ingest_then_restore_with_the_cli(guarded: RunningCollector
     moved = tmp_path / "elsewhere" / "bk"
     shutil.copytree(tmp_path / "bk", moved)  # a backup is restorable from wherever it was copied to
     db = tmp_path / "restored.duckdb"
-    command = [sys.executable, "-m", "llmledger", "restore", "--db", str(db), "--from", str(moved)]
+    command = [sys.executable, "-m", "llmledger_cli", "restore", "--db", str(db), "--from", str(moved)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     with duckdb.connect(str(db), read_only=True) as con:

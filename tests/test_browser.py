@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from collector.run import bill_and_reconcile
 from dashboard.launch import start_dashboard, stop
-from llmledger.replay import load_file
 from llmledger.testing.fake_openai_admin import FakeOpenAIAdmin
 from llmledger.testing.waiting import free_port, wait_until_ok
+from llmledger_cli.load import load_file
+from llmledger_cli.up import bill_and_reconcile
 from sample_data import DEMO_FILE
 
 from .collector_harness import RunningCollector

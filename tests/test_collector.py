@@ -448,7 +448,7 @@ def test_cli_collector_commits_on_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "cli.duckdb"
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llmledger", "collector", "--db", str(db), "--port", str(port), "--grpc-port", "-1"],
+        [sys.executable, "-m", "llmledger_cli", "collector", "--db", str(db), "--port", str(port), "--grpc-port", "-1"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -30,7 +30,7 @@ def _poll(url: str, ready: Any, timeout_s: float = 90) -> Any:
 @pytest.fixture(scope="module")
 def demo_urls(tmp_path_factory: pytest.TempPathFactory) -> Any:
     api_port, grpc_port, dashboard_port = free_port(), free_port(), free_port()
-    command = [sys.executable, "-m", "llmledger", "demo", "--port", str(api_port), "--grpc-port", str(grpc_port)]
+    command = [sys.executable, "-m", "llmledger_cli", "demo", "--port", str(api_port), "--grpc-port", str(grpc_port)]
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     with log.open("w") as output:
         process = subprocess.Popen([*command, "--dashboard-port", str(dashboard_port)], stdout=output, stderr=output)

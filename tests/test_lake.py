@@ -408,7 +408,7 @@ def test_two_collectors_behind_a_balancer_count_every_span_once(pair: Pair, fake
              for c in (a, b)]  # fmt: skip
     assert cards[0].status_code == 200, cards[0].text
     assert cards[0].json() == cards[1].json()
-    command = [sys.executable, "-m", "llmledger", "check", "--api", pair.balancer.url, "--service",
+    command = [sys.executable, "-m", "llmledger_cli", "check", "--api", pair.balancer.url, "--service",
                "through-the-balancer", "--from", period["from"], "--to", period["to"], "--format", "json"]  # fmt: skip
     checked = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stderr
@@ -486,7 +486,7 @@ def test_a_transition_a_dead_leader_never_notified_is_delivered_once_by_the_next
 
 
 def restore_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "llmledger", "restore", *args]
+    command = [sys.executable, "-m", "llmledger_cli", "restore", *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
 
 

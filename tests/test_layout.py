@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVER_ONLY = ("duckdb", "streamlit", "starlette", "uvicorn", "pyarrow", "pandas", "altair")
 
 
-def test_wrapper_never_imports_server_packages() -> None:
+def test_wrapper_and_command_line_never_import_server_packages() -> None:
     code = (
-        "import sys, llmledger, llmledger.instrument, llmledger.setup, llmledger.cli, llmledger.simulated_app\n"
+        "import sys, llmledger, llmledger.instrument, llmledger.setup, llmledger_cli.main\n"
         f"print([name for name in {SERVER_ONLY!r} if name in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -242,7 +242,7 @@ def test_overrides_with_effective_dates_and_repricing(tmp_path: Path) -> None:
 
 def test_the_cli_reprices(tmp_path: Path, collector: RunningCollector) -> None:
     send(collector, "one", NOV_20, attributes("one", CASES[0][2]))
-    command = [sys.executable, "-m", "llmledger", "reprice", "--api", collector.url, "--from", "2026-11-01",
+    command = [sys.executable, "-m", "llmledger_cli", "reprice", "--api", collector.url, "--from", "2026-11-01",
                "--to", "2026-12-01", "--dry-run"]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert result.returncode == 0, result.stderr
@@ -271,7 +271,7 @@ def test_a_bad_overrides_file_says_what_is_wrong(tmp_path: Path, text: str, mess
 
 def test_the_collector_refuses_to_start_with_a_bad_overrides_file(tmp_path: Path) -> None:
     (tmp_path / "prices.toml").write_text("[[price]]\nmodel = 'gpt-4o'\n")
-    command = [sys.executable, "-m", "llmledger", "collector", "--db", str(tmp_path / "x.duckdb"), "--port", "1",
+    command = [sys.executable, "-m", "llmledger_cli", "collector", "--db", str(tmp_path / "x.duckdb"), "--port", "1",
                "--prices", str(tmp_path / "prices.toml")]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0

@@ -26,9 +26,9 @@ from collector.alert_rules import Rule, parse_rule
 from collector.auth import Tokens
 from collector.schema import LLM_CALLS_COLUMNS
 from collector.scrub import REPLACEMENT, scrub_rows
-from llmledger import cli
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI, Reply
+from llmledger_cli import main as cli
 
 from .collector_harness import RunningCollector
 from .otlp_spans import chat_attributes, request_with
@@ -696,7 +696,7 @@ def test_check_exit_2_when_it_cannot_tell(
 
 def test_check_command_gates_a_deploy(collector: RunningCollector) -> None:
     """The installed entry point, as CI runs it."""
-    argv = [sys.executable, "-m", "llmledger", "check", "--api", collector.url, "--service", "never-called"]
+    argv = [sys.executable, "-m", "llmledger_cli", "check", "--api", collector.url, "--service", "never-called"]
     gate = subprocess.run([*argv, "--min-score", "15"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert gate.returncode == 1, gate.stderr
     assert "never-called (production)" in gate.stdout

@@ -21,9 +21,9 @@ from collector.alert_engine import measure
 from collector.alert_rules import parse_rule
 from collector.auth import Tokens
 from dashboard import filters, ui
-from llmledger import cli
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai_admin import COSTS_PATH, USAGE_PATH, CostItem, FakeOpenAIAdmin, UsageItem
+from llmledger_cli import main as cli
 
 from .collector_harness import RunningCollector
 from .otlp_spans import chat_attributes, request_with

@@ -20,10 +20,11 @@ import pytest
 
 from collector.normalize import normalize
 from collector.pricebook import PriceBook
-from llmledger import replay
-from llmledger.replay import LoadResult, ReplayError, load_file, read_requests
+from llmledger_cli import load as replay
+from llmledger_cli.load import LoadResult, ReplayError, load_file
 from sample_data import DEMO_FILE
 from sample_data.generate import END, generate
+from sample_data.otlp_file import OtlpFileError, read_requests
 
 from .collector_harness import RunningCollector
 
@@ -285,5 +286,5 @@ def test_a_truncated_file_is_an_error_not_a_short_load(tmp_path: Path) -> None:
     cut = tmp_path / "cut.otlp.gz"
     cut.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-10]))
 
-    with pytest.raises(ReplayError, match="truncated"):
+    with pytest.raises(OtlpFileError, match="truncated"):
         list(read_requests(cut))

@@ -23,7 +23,7 @@ EXIT_S = 30
 
 
 def llmledger(*args: str) -> list[str]:
-    return [sys.executable, "-m", "llmledger", *args]
+    return [sys.executable, "-m", "llmledger_cli", *args]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -45,7 +45,7 @@ def main() -> int:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     collector = subprocess.Popen(
-        [sys.executable, "-m", "llmledger", "collector", "--db", str(folder / "soak.duckdb"), "--port", str(port),
+        [sys.executable, "-m", "llmledger_cli", "collector", "--db", str(folder / "soak.duckdb"), "--port", str(port),
          "--grpc-port", "-1", "--alert-interval", "15"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from collector import api_client
+from llmledger_cli import collector_client
 
 TIMEOUT_SECONDS = 120
 MARKS = {"pass": "✅", "fail": "❌", "unknown": "❔"}
@@ -17,7 +17,7 @@ TEXT_MARKS = {"pass": "PASS", "fail": "FAIL", "unknown": "  ? "}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    api_client.add_connection_arguments(parser, "read")
+    collector_client.add_connection_arguments(parser, "read")
     parser.add_argument("--service", required=True, help="the service (service.name) to score")
     parser.add_argument("--environment", help="score this environment only (default: the production ones)")
     parser.add_argument("--from", dest="start", help="RFC 3339 time or date (UTC), inclusive (default: 7 days ago)")
@@ -34,10 +34,10 @@ def main(args: argparse.Namespace) -> int:
         if value
     }  # fmt: skip
     try:
-        response = api_client.call(
+        response = collector_client.call(
             args, "GET", "/api/v1/readiness", kinds=("read", "admin"), timeout=TIMEOUT_SECONDS, params=params
         )
-    except api_client.CallError as error:
+    except collector_client.CallError as error:
         error.exit_code = 2  # exit 1 means "below --min-score": anything else that stops the check is 2
         return error.report("check")
     card = response.json()

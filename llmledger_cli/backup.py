@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from collector import api_client
+from llmledger_cli import collector_client
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
-    api_client.add_connection_arguments(parser, "admin")
+    collector_client.add_connection_arguments(parser, "admin")
     parser.add_argument("--to", required=True, type=Path, help="a new or empty folder on the collector's machine")
 
 
@@ -27,8 +27,10 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
 def backup_main(args: argparse.Namespace) -> int:
     target = str(args.to.expanduser().absolute())
     try:
-        response = api_client.call(args, "POST", "/api/v1/backup", kinds=("admin",), timeout=3600, body={"to": target})
-    except api_client.CallError as error:
+        response = collector_client.call(
+            args, "POST", "/api/v1/backup", kinds=("admin",), timeout=3600, body={"to": target}
+        )
+    except collector_client.CallError as error:
         return error.report("backup")
     answer = response.json()
     rows = ", ".join(f"{name} {count:,}" for name, count in answer["rows"].items())

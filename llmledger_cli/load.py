@@ -9,15 +9,11 @@ loading a file twice adds nothing (the collector keeps one row per trace id + sp
 from __future__ import annotations
 
 import argparse
-import gzip
-import struct
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
 
 import httpx2
 from google.rpc.status_pb2 import Status
@@ -25,21 +21,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmledger.credentials import TokenError, client_token
+from sample_data import otlp_file
 
 PROTOBUF = "application/x-protobuf"
 DEFAULT_API = "http://127.0.0.1:4318"
-_LENGTH = struct.Struct(">I")
-_GZIP_MAGIC = b"\x1f\x8b"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_BUSY_RETRIES = 60
 _MAX_RETRY_AFTER_S = 30.0
 
 
 class ReplayError(Exception):
-    """A file that cannot be read, or a collector that refuses or cannot be reached."""
+    """A collector that refuses or cannot be reached."""
 
 
 @dataclass(frozen=True)
@@ -52,56 +46,10 @@ class LoadResult:
     shift: timedelta = timedelta(0)
 
 
-def read_requests(path: str | Path) -> Iterator[ExportTraceServiceRequest]:
-    """The export requests of a length-delimited OTLP file, in order (gzip-compressed or not)."""
-    with _open(Path(path)) as stream:
-        index = 0
-        while header := stream.read(_LENGTH.size):
-            if len(header) < _LENGTH.size:
-                raise ReplayError(f"{path}: truncated length prefix after message {index}")
-            (size,) = _LENGTH.unpack(header)
-            body = stream.read(size)
-            if len(body) < size:
-                raise ReplayError(f"{path}: message {index} is truncated ({len(body)} of {size} bytes)")
-            request = ExportTraceServiceRequest()
-            try:
-                request.ParseFromString(body)
-            except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
-                raise ReplayError(f"{path}: message {index} is not an ExportTraceServiceRequest ({exc})") from None
-            yield request
-            index += 1
-
-
-def _open(path: Path) -> IO[bytes]:
-    try:
-        with path.open("rb") as probe:
-            compressed = probe.read(2) == _GZIP_MAGIC
-        return gzip.open(path, "rb") if compressed else path.open("rb")
-    except OSError as exc:
-        raise ReplayError(f"cannot read {path}: {exc}") from None
-
-
-def latest_end_ns(path: str | Path) -> int | None:
-    """The latest span end (or start, for a span without an end) in the file, in Unix nanoseconds."""
-    latest: int | None = None
-    for request in read_requests(path):
-        for span in _spans(request):
-            end = max(span.end_time_unix_nano, span.start_time_unix_nano)
-            if latest is None or end > latest:
-                latest = end
-    return latest
-
-
-def _spans(request: ExportTraceServiceRequest) -> Iterator[Span]:
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            yield from scope_spans.spans
-
-
 def shift_request(request: ExportTraceServiceRequest, offset_ns: int) -> int:
     """Move every span (and its events) by `offset_ns` in place; the number of spans."""
     count = 0
-    for span in _spans(request):
+    for span in otlp_file.spans(request):
         count += 1
         if span.start_time_unix_nano:
             span.start_time_unix_nano += offset_ns
@@ -130,7 +78,7 @@ def load_file(
     """
     offset_ns = 0
     if shift:
-        latest = latest_end_ns(path)
+        latest = otlp_file.latest_end_ns(path)
         if latest is not None:
             offset_ns = _unix_ns(now or datetime.now(tz=UTC)) - latest
     url = endpoint.rstrip("/") + "/v1/traces"
@@ -141,8 +89,8 @@ def load_file(
     owned = client is None
     http = client or httpx2.Client(timeout=120)
     try:
-        for request in read_requests(path):
-            spans += shift_request(request, offset_ns) if offset_ns else sum(1 for _ in _spans(request))
+        for request in otlp_file.read_requests(path):
+            spans += shift_request(request, offset_ns) if offset_ns else sum(1 for _ in otlp_file.spans(request))
             rejected += _post(http, url, request.SerializeToString(), headers)
             requests += 1
     finally:
@@ -218,7 +166,7 @@ def main(args: argparse.Namespace) -> int:
         token = _token(args.token_file)
         started = time.perf_counter()
         result = load_file(args.file, args.api, token=token, shift=args.shift)
-    except ReplayError as exc:
+    except (ReplayError, otlp_file.OtlpFileError) as exc:
         print(f"llmledger load: {exc}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - started

@@ -6,27 +6,28 @@ import argparse
 import sys
 from importlib import import_module
 
-from collector.backup_cli import add_backup_arguments, add_restore_arguments
-from collector.check_cli import add_arguments as add_check_arguments
 from collector.options import add_arguments as add_collector_arguments
 from collector.options import add_up_arguments
-from collector.reconcile_cli import add_arguments as add_reconcile_arguments
-from collector.reprice_cli import add_arguments as add_reprice_arguments
-from llmledger import __version__, replay
+from llmledger import __version__
+from llmledger_cli import load
+from llmledger_cli.backup import add_backup_arguments, add_restore_arguments
+from llmledger_cli.check import add_arguments as add_check_arguments
+from llmledger_cli.reconcile import add_arguments as add_reconcile_arguments
+from llmledger_cli.reprice import add_arguments as add_reprice_arguments
 
 # command → "module:function(args) -> exit code", imported only when that command runs.
 _HANDLERS = {
     "collector": "collector.server:main",
     "dashboard": "dashboard.launch:main",
-    "up": "collector.run:up",
-    "demo": "collector.run:demo",
-    "load": "llmledger.replay:main",
+    "up": "llmledger_cli.up:up",
+    "demo": "llmledger_cli.up:demo",
+    "load": "llmledger_cli.load:main",
     "hash-password": "dashboard.launch:hash_password_main",
-    "backup": "collector.backup_cli:backup_main",
-    "restore": "collector.backup_cli:restore_main",
-    "reprice": "collector.reprice_cli:main",
-    "reconcile": "collector.reconcile_cli:main",
-    "check": "collector.check_cli:main",
+    "backup": "llmledger_cli.backup:backup_main",
+    "restore": "llmledger_cli.backup:restore_main",
+    "reprice": "llmledger_cli.reprice:main",
+    "reconcile": "llmledger_cli.reconcile:main",
+    "check": "llmledger_cli.check:main",
 }
 
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("demo", help="`up` on a demo database with sample data and a live simulated app"),
         demo=True,
     )
-    replay.add_arguments(commands.add_parser("load", help="replay an OTLP sample file into a collector"))
+    load.add_arguments(commands.add_parser("load", help="replay an OTLP sample file into a collector"))
     add_backup_arguments(commands.add_parser("backup", help="have the running collector write a Parquet backup"))
     add_restore_arguments(
         commands.add_parser("restore", help="restore a backup into a new database file (collector stopped)")

@@ -60,9 +60,9 @@ def demo(args: argparse.Namespace) -> int:
     """`up` on a demo database loaded with the sample data, plus a simulated app making live calls, and a local
     fake of OpenAI's Costs and Usage APIs billing that traffic (and some untracked spend) for reconciliation."""
     from llmledger.credentials import client_token
-    from llmledger.replay import load_file
-    from llmledger.simulated_app import run_simulated_app
     from llmledger.testing.fake_openai_admin import FakeOpenAIAdmin
+    from llmledger_cli.load import load_file
+    from llmledger_cli.simulated_app import run_simulated_app
 
     folder = Path(tempfile.mkdtemp(prefix="llmledger-demo-"))
     if args.db is None:

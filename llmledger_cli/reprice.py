@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from collector import api_client
+from llmledger_cli import collector_client
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    api_client.add_connection_arguments(parser, "admin")
+    collector_client.add_connection_arguments(parser, "admin")
     parser.add_argument("--from", dest="start", required=True, help="RFC 3339 time or date (UTC), inclusive")
     parser.add_argument("--to", dest="end", required=True, help="RFC 3339 time or date (UTC), exclusive")
     parser.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     params = {"from": args.start, "to": args.end, "dry_run": "true" if args.dry_run else "false"}
     try:
-        response = api_client.call(args, "POST", "/api/v1/reprice", kinds=("admin",), timeout=3600, params=params)
-    except api_client.CallError as error:
+        response = collector_client.call(args, "POST", "/api/v1/reprice", kinds=("admin",), timeout=3600, params=params)
+    except collector_client.CallError as error:
         return error.report("reprice")
     run = response.json()
     verb = "would change" if run["dry_run"] else "changed"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from collector import api_client
+from llmledger_cli import collector_client
 
 TIMEOUT_SECONDS = 600  # a year of hourly usage is a few dozen pages from OpenAI
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    api_client.add_connection_arguments(parser, "admin")
+    collector_client.add_connection_arguments(parser, "admin")
     parser.add_argument(
         "--from", dest="start", metavar="DAY", help="first UTC day, YYYY-MM-DD (default: the scheduled pull's days)"
     )
@@ -24,16 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     params = {name: value for name, value in (("from", args.start), ("to", args.end)) if value}
     try:
-        run = api_client.call(
+        run = collector_client.call(
             args, "POST", "/api/v1/reconcile", kinds=("admin",), timeout=TIMEOUT_SECONDS, params=params
         ).json()
         days = {"from": run["from_day"], "to": run["to_day"]}
-        compared = api_client.call(
+        compared = collector_client.call(
             args, "GET", "/api/v1/reconciliation", kinds=("admin",), timeout=TIMEOUT_SECONDS, params=days
         ).json()
-    except api_client.CallError as error:
+    except collector_client.CallError as error:
         if error.response is not None and error.response.status_code == 502:
-            error.message = f"the pull from OpenAI failed (502): {api_client.error_text(error.response)}"
+            error.message = f"the pull from OpenAI failed (502): {collector_client.error_text(error.response)}"
         return error.report("reconcile")
     print(
         f"pulled {run['from_day']} up to {run['to_day']} (exclusive) from OpenAI: "

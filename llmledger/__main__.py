@@ -1,5 +1,0 @@
-import sys
-
-from llmledger.cli import main
-
-sys.exit(main())
