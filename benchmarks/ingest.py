@@ -24,9 +24,9 @@ import httpx2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector.normalize import normalize
-from collector.pricebook import PriceBook
-from collector.store import Store
+from collector.ingest.normalize import normalize
+from collector.money.price_book import PriceBook
+from collector.store.file import Store
 from llmledger import semconv as sc
 from llmledger.testing.otlp_values import key_values
 from llmledger.testing.waiting import free_port, wait_until_ok

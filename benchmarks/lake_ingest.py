@@ -16,7 +16,7 @@ spans/s = spans sent / wall time from the first post to the last acknowledgement
 every collector's /api/v1/summary over the data's time range counts the spans sent, and, with the collectors
 stopped, that the stored rows hold each (trace_id, span_id) exactly once.
 
-4. The 2-collector lake is compacted once (`collector.lake_compaction.compact`, from this process), then every
+4. The 2-collector lake is compacted once (`collector.store.lake.compaction.compact`, from this process), then every
    query of `benchmarks/queries.py` runs on it and on the file from run 1 (same spans), median of 5 warm runs,
    through the store classes the collector's API reads with (in this process, no HTTP).
 
@@ -45,11 +45,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.ingest import make_bodies, post_all  # noqa: E402
 from benchmarks.queries import page_queries, timed  # noqa: E402
-from collector.lake_compaction import SNAPSHOT_GRACE, compact  # noqa: E402
-from collector.lake_connect import LAKE  # noqa: E402
-from collector.lake_store import LakeStore  # noqa: E402
 from collector.server import LAKE_FLUSH_S, LAKE_MIN_BATCH_ROWS  # noqa: E402
-from collector.store import Store  # noqa: E402
+from collector.store.file import Store  # noqa: E402
+from collector.store.lake.compaction import SNAPSHOT_GRACE, compact  # noqa: E402
+from collector.store.lake.connect import LAKE  # noqa: E402
+from collector.store.lake.store import LakeStore  # noqa: E402
 from tests.lake_services import CollectorProcess, PostgresCluster  # noqa: E402
 
 Window = tuple[datetime, datetime]

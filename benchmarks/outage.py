@@ -36,7 +36,7 @@ def app(base_url: str, endpoint: str, spool: Path, calls: int) -> None:
     import openai
 
     import llmledger
-    from llmledger.setup import spool_status
+    from llmledger.export.configure import spool_status
 
     llmledger.configure(endpoint=endpoint, service_name="outage-bench", spool_dir=spool)
     llmledger.instrument()

@@ -20,8 +20,10 @@ from typing import Any
 
 import duckdb
 
-from collector import exports, queries, reports, rollups
-from collector.store import Store
+from collector.query import exports, reads, reports
+from collector.query.filters import Filters
+from collector.store import rollups
+from collector.store.file import Store
 
 GENERATE = """
 INSERT INTO llm_calls (trace_id, span_id, start_time, duration_ms, ttft_ms, service, environment, team, feature,
@@ -75,26 +77,24 @@ def timed(run: Callable[[], Any], repeats: int = 5) -> float:
 
 def page_queries(con: duckdb.DuckDBPyConnection, end: datetime) -> dict[str, Callable[[], Any]]:
     """Each query behind a dashboard page, by name, run on `con`; windows end at `end` (30 days unless named)."""
-    window = queries.Filters(start=end - timedelta(days=30), end=end)
-    day = queries.Filters(start=end - timedelta(days=1), end=end)
-    team = queries.Filters(start=end - timedelta(days=30), end=end, equals={"team": ["search"]})
+    window = Filters(start=end - timedelta(days=30), end=end)
+    day = Filters(start=end - timedelta(days=1), end=end)
+    team = Filters(start=end - timedelta(days=30), end=end, equals={"team": ["search"]})
     return {
-        "summary 30d": lambda: queries.summary(con, window),
-        "summary 30d, team filter": lambda: queries.summary(con, team),
-        "summary 24h": lambda: queries.summary(con, day),
-        "timeseries cost by model 1h": lambda: queries.timeseries(con, window, "cost_usd", "1h", "model"),
-        "timeseries requests 1h": lambda: queries.timeseries(con, window, "requests", "1h", None),
-        "timeseries p95 latency by model 1h": lambda: queries.timeseries(con, window, "latency_p95_ms", "1h", "model"),
-        "timeseries ttft p95 1h": lambda: queries.timeseries(con, window, "ttft_p95_ms", "1h", None),
-        "timeseries error rate by type 1h": lambda: queries.timeseries(con, window, "error_rate", "1h", "error_type"),
-        "timeseries retries 1h": lambda: queries.timeseries(con, window, "retried_requests", "1h", "model"),
-        "timeseries headroom 1h": lambda: queries.timeseries(
-            con, window, "ratelimit_headroom_requests_pct", "1h", None
-        ),
+        "summary 30d": lambda: reads.summary(con, window),
+        "summary 30d, team filter": lambda: reads.summary(con, team),
+        "summary 24h": lambda: reads.summary(con, day),
+        "timeseries cost by model 1h": lambda: reads.timeseries(con, window, "cost_usd", "1h", "model"),
+        "timeseries requests 1h": lambda: reads.timeseries(con, window, "requests", "1h", None),
+        "timeseries p95 latency by model 1h": lambda: reads.timeseries(con, window, "latency_p95_ms", "1h", "model"),
+        "timeseries ttft p95 1h": lambda: reads.timeseries(con, window, "ttft_p95_ms", "1h", None),
+        "timeseries error rate by type 1h": lambda: reads.timeseries(con, window, "error_rate", "1h", "error_type"),
+        "timeseries retries 1h": lambda: reads.timeseries(con, window, "retried_requests", "1h", "model"),
+        "timeseries headroom 1h": lambda: reads.timeseries(con, window, "ratelimit_headroom_requests_pct", "1h", None),
         "breakdown by team": lambda: reports.breakdown(con, window, "team"),
         "breakdown by end user (top 20)": lambda: reports.breakdown(con, window, "end_user"),
         "latency histogram": lambda: reports.latency_histogram(con, window, "duration_ms", 30),
-        "calls page (newest 50)": lambda: queries.calls(con, window, 50),
+        "calls page (newest 50)": lambda: reads.calls(con, window, 50),
         "finance CSV by day": lambda: "".join(exports.export_csv(con, window, "finance", "day")),
     }
 

@@ -1,1 +1,1 @@
-"""The llmledger collector: OTLP receiver, DuckDB store, alerts and the query API (issue 3)."""
+"""The llmledger collector: receives OTLP, stores one exact row per LLM call, alerts, reconciles, serves queries."""

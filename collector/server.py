@@ -16,23 +16,23 @@ from typing import Any
 
 import uvicorn
 
-from collector import scrub
-from collector.alert_engine import AlertEngine
-from collector.api import CollectorApp
-from collector.auth import Tokens, check_listen_address
-from collector.grpc_receiver import start_grpc
-from collector.ingest import Ingest
-from collector.lake_compaction import compact
-from collector.lake_connect import LakeConfigError
+from collector.alerts.engine import AlertEngine
+from collector.alerts.notify import Notifier
+from collector.api.app import CollectorApp
+from collector.api.auth import Tokens, check_listen_address
+from collector.ingest import scrub
+from collector.ingest.pipeline import Ingest
+from collector.ingest.writer import BatchWriter
 from collector.metrics import Metrics
-from collector.notify import Notifier
-from collector.price_overrides import OverridesError, PriceOverrides
-from collector.pricebook import PriceBook
-from collector.reconcile import Reconciler
-from collector.retention import Retention
+from collector.money.overrides import OverridesError, PriceOverrides
+from collector.money.price_book import PriceBook
+from collector.receive.grpc_service import start_grpc
+from collector.reconcile.pull import Reconciler
 from collector.schedule import Periodic
-from collector.store import Store, StoreOpenError
-from collector.writer import BatchWriter
+from collector.store.file import Store, StoreOpenError
+from collector.store.lake.compaction import compact
+from collector.store.lake.connect import LakeConfigError
+from collector.store.retention import Retention
 
 log = logging.getLogger("llmledger.collector")
 LAKE_MIN_BATCH_ROWS = 10_000  # DuckLake writes a Parquet file per commit: make them large
@@ -179,7 +179,7 @@ def open_store(args: argparse.Namespace) -> Store:
             raise SystemExit(f"llmledger collector: {exc}") from None
     if args.data_path is None:
         raise SystemExit("llmledger collector: --lake needs --data-path (a shared folder or an s3:// URL)")
-    from collector.lake_store import LakeStore
+    from collector.store.lake.store import LakeStore
 
     try:
         return LakeStore(args.lake, args.data_path)

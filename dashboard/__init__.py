@@ -1,1 +1,1 @@
-"""The llmledger dashboard: Streamlit pages reading through the collector's query API (issue 4)."""
+"""The llmledger dashboard: Streamlit pages reading through the collector's query API."""

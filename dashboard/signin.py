@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from collector.auth import is_loopback
+from collector.api.auth import is_loopback
 from dashboard import password
 
 HASH_VARIABLE = "LLMLEDGER_DASHBOARD_PASSWORD_HASH"

@@ -17,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
 from llmledger.context import attributes
-from llmledger.instrument import InstrumentHandle, instrument
-from llmledger.setup import configure, flush
+from llmledger.export.configure import configure, flush
+from llmledger.wrapper.instrument import InstrumentHandle, instrument
 
 __all__ = ["InstrumentHandle", "__version__", "attributes", "configure", "flush", "instrument"]

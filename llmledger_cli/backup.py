@@ -39,8 +39,8 @@ def backup_main(args: argparse.Namespace) -> int:
 
 
 def restore_main(args: argparse.Namespace) -> int:
-    from collector.backup import BackupError, restore, restore_into_lake
-    from collector.store import StoreOpenError
+    from collector.store.backup import BackupError, restore, restore_into_lake
+    from collector.store.file import StoreOpenError
 
     if args.lake is not None and args.data_path is None:
         print("llmledger restore: --lake needs --data-path (the lake's folder or s3:// URL)", file=sys.stderr)

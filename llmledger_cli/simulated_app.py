@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import llmledger
 from llmledger import semconv as sc
-from llmledger.setup import traces_url
+from llmledger.export.configure import traces_url
 from llmledger.testing.fake_openai import FakeOpenAI, Reply
 
 log = logging.getLogger("llmledger")

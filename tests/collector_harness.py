@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx2
 
-from collector.auth import Tokens
+from collector.api.auth import Tokens
 from collector.options import add_arguments
 from collector.server import Collector
 from llmledger.testing.waiting import wait_until_ok

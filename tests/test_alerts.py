@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.alert_engine import AlertEngine, next_state
-from collector.alert_rules import RuleError, parse_rule
+from collector.alerts.engine import AlertEngine, next_state
+from collector.alerts.rules import RuleError, parse_rule
 from llmledger import semconv as sc
 
 from .collector_harness import RunningCollector
@@ -389,7 +389,7 @@ def test_an_event_recorded_but_never_delivered_is_delivered_once(
     collector: RunningCollector, webhook: WebhookSink
 ) -> None:
     """As when the collector (or a lake's leader) died between recording a transition and notifying it."""
-    from collector.alert_engine import RESEND_AFTER
+    from collector.alerts.engine import RESEND_AFTER
 
     rule = {**RULE, "channels": [{"type": "webhook", "url": webhook.url}]}
     rule_id = collector.http.post("/api/v1/alert-rules", json=rule).json()["id"]
@@ -438,7 +438,7 @@ def test_a_transition_from_a_stale_state_is_not_recorded(collector: RunningColle
 
 def test_a_notice_whose_claim_was_taken_over_is_not_sent(collector: RunningCollector, webhook: WebhookSink) -> None:
     """A collector whose delivery queue backed up past the take-over time leaves the event to the one that took it."""
-    from collector.notify import Notice
+    from collector.alerts.notify import Notice
 
     rule_id = collector.http.post(
         "/api/v1/alert-rules", json={**RULE, "channels": [{"type": "webhook", "url": webhook.url}]}

@@ -16,7 +16,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from starlette.routing import Route
 
-from collector.auth import Tokens, check_listen_address, is_loopback, scope_for
+from collector.api.auth import Tokens, check_listen_address, is_loopback, scope_for
 from collector.options import add_arguments
 from collector.server import Collector
 from llmledger import semconv as sc

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from collector.auth import Tokens
-from collector.backup import BackupError, restore
+from collector.api.auth import Tokens
+from collector.store.backup import BackupError, restore
 from llmledger import semconv as sc
 
 from .collector_harness import RunningCollector

@@ -18,9 +18,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import llmledger
-from llmledger import batch_results, pricing
+from llmledger import pricing
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI, Reply, batch_object
+from llmledger.wrapper import batch_results
 
 from .collector_harness import RunningCollector
 from .conftest import make_client

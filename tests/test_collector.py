@@ -399,7 +399,7 @@ def test_bad_query_parameters(collector: RunningCollector, path: str, params: di
 
 
 def test_fresh_database_schema(tmp_path: Path) -> None:
-    from collector.store import Store
+    from collector.store.file import Store
 
     Store(tmp_path / "fresh.duckdb").close()
     with duckdb.connect(str(tmp_path / "fresh.duckdb")) as con:

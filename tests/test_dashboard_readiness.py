@@ -21,7 +21,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from collector.auth import Tokens
+from collector.api.auth import Tokens
 from dashboard import alerts_client, client, filters, readiness_client
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector

@@ -25,7 +25,10 @@ def _in_child(fake: FakeOpenAI, parent_handle: llmledger.InstrumentHandle) -> di
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     parent_handle.uninstrument()  # the parent's spans go to the parent's exporter; the child's come here
-    with llmledger.instrument(tracer_provider=provider), make_client(fake) as client:  # not the parent's sockets
+    with (
+        llmledger.instrument(tracer_provider=provider),
+        make_client(fake) as client,
+    ):  # not the parent's sockets
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         flushed = llmledger.flush(timeout=5)
     return {"flushed": flushed, "spans": [span.name for span in exporter.get_finished_spans()]}

@@ -23,13 +23,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector import dialects
-from collector.ingest import Ingest
+from collector.ingest import dialects
+from collector.ingest.pipeline import Ingest
+from collector.ingest.writer import WriteResult
 from collector.metrics import Metrics
-from collector.pricebook import PriceBook
-from collector.schema import LLM_CALLS_COLUMNS
-from collector.store import Store
-from collector.writer import WriteResult
+from collector.money.price_book import PriceBook
+from collector.store.file import Store
+from collector.store.schema import LLM_CALLS_COLUMNS
 from llmledger import semconv as sc
 from llmledger.testing.otlp_values import any_value
 

@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector import otlp
+from collector.receive import otlp
 from llmledger import semconv as sc
 
 from .collector_harness import RunningCollector
@@ -53,7 +53,7 @@ JSON = otlp.JSON
 
 
 def decode(body: bytes, content_type: str | None, content_encoding: str | None) -> ExportTraceServiceRequest:
-    """What /v1/traces does with a body before ingest, in its order (collector.api reads, then otlp.parse)."""
+    """What /v1/traces does with a body before ingest, in its order (collector.api.app reads, then otlp.parse)."""
     kind = otlp.media_type(content_type)
     if len(body) > LIMIT:
         raise otlp.OtlpError(413, f"body is larger than the limit of {LIMIT} bytes")

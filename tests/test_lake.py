@@ -23,12 +23,12 @@ import httpx2
 import psycopg
 import pytest
 
-from collector.alert_engine import RESEND_AFTER
-from collector.lake_compaction import compact
-from collector.lake_connect import LakeConfigError, catalog_conninfo
-from collector.lake_store import LakeStore
-from collector.pg_locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLostError
-from collector.retention import delete_before
+from collector.alerts.engine import RESEND_AFTER
+from collector.store.lake.compaction import compact
+from collector.store.lake.connect import LakeConfigError, catalog_conninfo
+from collector.store.lake.locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLostError
+from collector.store.lake.store import LakeStore
+from collector.store.retention import delete_before
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI
 
@@ -250,9 +250,9 @@ def test_a_writer_kept_waiting_fails_its_whole_batch_at_once(
 ) -> None:
     """Another collector holds the writers' lock (a long re-pricing, say): requests get a 503 to retry after one
     wait, not one wait per request of the batch."""
-    import collector.lake_store
+    import collector.store.lake.store
 
-    monkeypatch.setattr(collector.lake_store, "WRITER_WAIT_S", 1)
+    monkeypatch.setattr(collector.store.lake.store, "WRITER_WAIT_S", 1)
     running = RunningCollector(Path("unused.duckdb"), *lake.args("--flush-interval", "0.5"))
     other = AdvisoryLock(lake.dsn, WRITE_CALLS, "writer of calls")
     try:

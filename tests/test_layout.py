@@ -13,7 +13,7 @@ SERVER_ONLY = ("duckdb", "streamlit", "starlette", "uvicorn", "pyarrow", "pandas
 
 def test_wrapper_and_command_line_never_import_server_packages() -> None:
     code = (
-        "import sys, llmledger, llmledger.instrument, llmledger.setup, llmledger_cli.main\n"
+        "import sys, llmledger, llmledger.wrapper.instrument, llmledger.export.configure, llmledger_cli.main\n"
         f"print([name for name in {SERVER_ONLY!r} if name in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -15,9 +15,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector import dialects
-from collector.normalize import normalize
-from collector.schema import LLM_CALLS_COLUMNS
+from collector.ingest import dialects
+from collector.ingest.normalize import normalize
+from collector.store.schema import LLM_CALLS_COLUMNS
 from llmledger import diagnostics
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI, Reply

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from collector.price_overrides import OverridesError, PriceOverrides
+from collector.money.overrides import OverridesError, PriceOverrides
 from llmledger import semconv as sc
 
 from .collector_harness import RunningCollector
@@ -124,7 +124,7 @@ def test_an_override_covers_both_forms_of_snapshot_name(tmp_path: Path) -> None:
 
 
 def test_fast_and_priority_share_rates_whichever_comes_first() -> None:
-    from collector.pricebook import PriceBook
+    from collector.money.price_book import PriceBook
     from llmledger import pricing
 
     book = PriceBook()

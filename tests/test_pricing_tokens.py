@@ -10,7 +10,8 @@ import bpe_openai
 import pytest
 from genai_prices import Usage, calc_price
 
-from llmledger import pricing, tokens
+from llmledger import pricing
+from llmledger.wrapper import tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def test_tiktoken_works_offline_with_an_empty_cache(tmp_path: Path) -> None:
         "def no_network(*a, **k): raise OSError('network is off in this test')\n"
         "socket.create_connection = no_network\n"
         "socket.socket.connect = no_network\n"
-        "from llmledger import tokens\n"
+        "from llmledger.wrapper import tokens\n"
         "enc = tokens.encoding('o200k_base')\n"
         "print(type(enc).__module__, tokens.count_tokens('gpt-4o', ['hello world']))\n"
     )

@@ -21,11 +21,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import llmledger
-from collector import readiness
-from collector.alert_rules import Rule, parse_rule
-from collector.auth import Tokens
-from collector.schema import LLM_CALLS_COLUMNS
-from collector.scrub import REPLACEMENT, scrub_rows
+from collector.alerts.rules import Rule, parse_rule
+from collector.api.auth import Tokens
+from collector.ingest.scrub import REPLACEMENT, scrub_rows
+from collector.readiness import checklist
+from collector.store.schema import LLM_CALLS_COLUMNS
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI, Reply
 from llmledger_cli import main as cli
@@ -198,7 +198,7 @@ def test_a_service_doing_everything_right_scores_25(collector: RunningCollector,
     for item in items(before).values():
         if item["fix"]["rule"] is not None:
             assert collector.http.post("/api/v1/alert-rules", json=item["fix"]["rule"]).status_code == 201
-    for item_id in readiness.ATTESTED_ITEMS:
+    for item_id in checklist.ATTESTED_ITEMS:
         body = {"service": service, "item": item_id, "by": "ann@example.com", "link": "https://ci.example/run/7"}
         assert collector.http.post("/api/v1/readiness/attest", json=body).status_code == 201
 
@@ -423,7 +423,7 @@ def test_spans_from_another_instrumentation_leave_what_they_lack_unknown(collect
 
 def test_a_service_without_calls_is_unknown_on_every_observed_item(collector: RunningCollector) -> None:
     card = scorecard(collector, "never-called")
-    assert {i for i, s in statuses(card).items() if s == "unknown"} == set(readiness.ITEM_IDS) - NOT_OBSERVED | {
+    assert {i for i, s in statuses(card).items() if s == "unknown"} == set(checklist.ITEM_IDS) - NOT_OBSERVED | {
         "test.load",
         "test.mocked",
     }
@@ -450,9 +450,9 @@ def test_production_is_what_the_collector_says(collector: RunningCollector) -> N
 # --- alert rules, attestations, batch features ----------------------------------------------------------------
 
 
-def stored(rule_id: int, metric: str, enabled: bool = True, **filters: list[str]) -> readiness.StoredRule:
+def stored(rule_id: int, metric: str, enabled: bool = True, **filters: list[str]) -> checklist.StoredRule:
     rule = Rule("r", metric, "5m", ">", 1.0, filters=filters, enabled=enabled)
-    return readiness.StoredRule(rule_id, rule, datetime(2025, 1, 1, tzinfo=UTC))
+    return checklist.StoredRule(rule_id, rule, datetime(2025, 1, 1, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(
@@ -467,23 +467,23 @@ def stored(rule_id: int, metric: str, enabled: bool = True, **filters: list[str]
         (stored(1, "latency_p95_ms"), "fail"),
     ],
 )
-def test_which_rules_cover_a_service(rule: readiness.StoredRule, expected: str) -> None:
-    scope = readiness.Scope("checkout", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
-    item = next(item for item in readiness.ITEMS if item.id == "mon.error_alert")
-    facts = readiness.Facts(scope, readiness.Context(rules=[rule]), {}, {"production": 0, "all": 0}, {}, None)
-    assert readiness.judge(item, facts)[0] == expected
+def test_which_rules_cover_a_service(rule: checklist.StoredRule, expected: str) -> None:
+    scope = checklist.Scope("checkout", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
+    item = next(item for item in checklist.ITEMS if item.id == "mon.error_alert")
+    facts = checklist.Facts(scope, checklist.Context(rules=[rule]), {}, {"production": 0, "all": 0}, {}, None)
+    assert checklist.judge(item, facts)[0] == expected
 
 
 def test_the_collector_left_open_beyond_loopback_fails() -> None:
-    item = next(item for item in readiness.ITEMS if item.id == "sec.collector_auth")
-    scope = readiness.Scope("x", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
+    item = next(item for item in checklist.ITEMS if item.id == "sec.collector_auth")
+    scope = checklist.Scope("x", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
     for context, expected in (
-        (readiness.Context(listen_host="0.0.0.0"), "fail"),
-        (readiness.Context(listen_host="0.0.0.0", tokens_required=True), "pass"),
-        (readiness.Context(listen_host="127.0.0.1"), "pass"),
+        (checklist.Context(listen_host="0.0.0.0"), "fail"),
+        (checklist.Context(listen_host="0.0.0.0", tokens_required=True), "pass"),
+        (checklist.Context(listen_host="127.0.0.1"), "pass"),
     ):
-        facts = readiness.Facts(scope, context, {}, {"production": 0, "all": 0}, {}, None)
-        assert readiness.judge(item, facts)[0] == expected
+        facts = checklist.Facts(scope, context, {}, {"production": 0, "all": 0}, {}, None)
+        assert checklist.judge(item, facts)[0] == expected
 
 
 def test_every_alert_fix_is_a_valid_rule(collector: RunningCollector) -> None:
@@ -750,10 +750,10 @@ def test_history_uses_grouped_queries_not_one_per_day(collector: RunningCollecto
     for days_ago in (20, 9, 0):
         post(collector, [good()], "queried", start_ns=today_ns - days_ago * DAY_NS)
     end = datetime.now(tz=UTC)
-    scope = readiness.Scope("queried", end - timedelta(days=30), end)
+    scope = checklist.Scope("queried", end - timedelta(days=30), end)
     reader = collector.collector.store.reader()
     try:
-        points = readiness.history(Counting(reader), scope, readiness.Context())
+        points = checklist.history(Counting(reader), scope, checklist.Context())
     finally:
         reader.close()
     assert len(points) == 3

@@ -17,9 +17,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from collector.alert_engine import measure
-from collector.alert_rules import parse_rule
-from collector.auth import Tokens
+from collector.alerts.engine import measure
+from collector.alerts.rules import parse_rule
+from collector.api.auth import Tokens
 from dashboard import filters, ui
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai_admin import COSTS_PATH, USAGE_PATH, CostItem, FakeOpenAIAdmin, UsageItem

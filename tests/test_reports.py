@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.exports import neutralise
+from collector.query.exports import neutralise
 from llmledger import pricing
 from llmledger import semconv as sc
 
@@ -137,22 +137,22 @@ def test_empty_collector_reports(tmp_path: Path) -> None:
 
 
 def test_sampled_percentiles_run_and_say_so(loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:
-    from collector import queries, reports
+    from collector.query import filters, reads, reports
 
     con = loaded.collector.store.reader()
-    filters = queries.Filters()
-    exact = queries.summary(con, filters)
-    exact_series = queries.timeseries(con, filters, "latency_p95_ms", "1d", "team")
-    exact_groups = reports.breakdown(con, filters, "team")
+    window = filters.Filters()
+    exact = reads.summary(con, window)
+    exact_series = reads.timeseries(con, window, "latency_p95_ms", "1d", "team")
+    exact_groups = reports.breakdown(con, window, "team")
     assert exact["percentiles_sampled"] is False
     # A "sample" of 100%: the sampled code path, whose answers must then equal the exact ones.
-    monkeypatch.setattr(queries, "SAMPLE_ABOVE", 1)
-    monkeypatch.setattr(queries, "SAMPLE_ROWS", 10**9)
-    sampled = queries.summary(con, filters)
+    monkeypatch.setattr(filters, "SAMPLE_ABOVE", 1)
+    monkeypatch.setattr(filters, "SAMPLE_ROWS", 10**9)
+    sampled = reads.summary(con, window)
     assert sampled.pop("percentiles_sampled") is True
     assert sampled == {key: value for key, value in exact.items() if key != "percentiles_sampled"}
-    series = queries.timeseries(con, filters, "latency_p95_ms", "1d", "team")
+    series = reads.timeseries(con, window, "latency_p95_ms", "1d", "team")
     assert series.pop("percentiles_sampled") is True
     assert series["points"] == exact_series["points"]
-    assert reports.breakdown(con, filters, "team") == exact_groups
+    assert reports.breakdown(con, window, "team") == exact_groups
     con.close()

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from collector import rollups
-from collector.exports import neutralise
-from collector.schema import LLM_CALLS_COLUMNS_M001
+from collector.query.exports import neutralise
+from collector.store import rollups
+from collector.store.schema import LLM_CALLS_COLUMNS_M001
 from llmledger import semconv as sc
 
 from .collector_harness import RunningCollector
@@ -142,7 +142,7 @@ def test_a_new_database_backfills_the_rollup(tmp_path: Path, loaded: RunningColl
     """Migration 4 on a database that already holds calls builds the rollup from them."""
     import duckdb
 
-    from collector.migrations import MIGRATIONS, Schema, migrate
+    from collector.store.migrations import MIGRATIONS, Schema, migrate
 
     path = tmp_path / "old.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -165,8 +165,8 @@ def test_a_new_database_backfills_the_rollup(tmp_path: Path, loaded: RunningColl
 def test_breakdown_from_the_rollup_equals_the_raw_one(
     loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch, group_by: str, params: dict, where: str, bound: list
 ) -> None:
-    from collector import daily, reports
-    from collector.queries import Filters
+    from collector.query import daily, reports
+    from collector.query.filters import Filters
 
     filters = Filters.from_params({key: [value] for key, value in params.items()})
     con = loaded.collector.store.reader()

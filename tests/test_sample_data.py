@@ -18,8 +18,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from collector.normalize import normalize
-from collector.pricebook import PriceBook
+from collector.ingest.normalize import normalize
+from collector.money.price_book import PriceBook
 from llmledger_cli import load as replay
 from llmledger_cli.load import LoadResult, ReplayError, load_file
 from sample_data import DEMO_FILE

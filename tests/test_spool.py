@@ -23,11 +23,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from collector.auth import Tokens
+from collector.api.auth import Tokens
 from llmledger import diagnostics
-from llmledger.setup import CountingBatchSpanProcessor
-from llmledger.spool import SpoolingExporter
-from llmledger.spool_dir import spans_in
+from llmledger.export.configure import CountingBatchSpanProcessor
+from llmledger.export.spool import SpoolingExporter
+from llmledger.export.spool_dir import spans_in
 from llmledger.testing.fake_openai import FakeOpenAI
 
 from .collector_harness import RunningCollector
@@ -40,7 +40,7 @@ APP = """
 import dataclasses, json, sys, time
 import openai
 import llmledger
-from llmledger.setup import spool_status
+from llmledger.export.configure import spool_status
 
 llmledger.configure(service_name="spool-test")
 llmledger.instrument()

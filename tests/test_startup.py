@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.backup import FORMAT, MANIFEST
+from collector.store.backup import FORMAT, MANIFEST
 from llmledger.testing.waiting import free_port, wait_until_ok
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import openai
 import llmledger
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI
-from llmledger.tokens import count_tokens
+from llmledger.wrapper.tokens import count_tokens
 
 from . import recordings
 from .conftest import make_client

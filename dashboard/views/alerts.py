@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from collector.alert_rules import CALENDAR_WINDOWS, CHANNEL_TYPES, FILTERS, METRICS, OPS, ROLLING_WINDOWS
+from collector.alerts.rules import CALENDAR_WINDOWS, CHANNEL_TYPES, FILTERS, METRICS, OPS, ROLLING_WINDOWS
 from dashboard import alerts_client, filters, ui
 from dashboard.client import ApiError
 

@@ -22,7 +22,7 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere: the repository root
 
 with atheris.instrument_imports(include=["collector"]):  # coverage feedback from our code, not the libraries'
-    from collector import otlp
+    from collector.receive import otlp
     from tests.test_fuzz_normalize import assert_rejection_message, assert_storable, ingest, span_count
     from tests.test_fuzz_otlp import VALID_JSON, VALID_PROTOBUF
 

@@ -1,0 +1,159 @@
+"""Alert notifications: a generic JSON webhook or a Slack incoming webhook, on firing and on resolve only.
+
+Deliveries run on their own small pool, so a slow or dead channel never holds up evaluation. Each
+failed attempt is retried with exponential backoff and jitter, and every attempt is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx2
+
+from collector.alerts.rules import Rule
+from collector.store.file import Store
+
+log = logging.getLogger("llmledger.collector")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One state change of one rule, as the channels are told it."""
+
+    event_id: int
+    rule_id: int
+    rule: Rule
+    state: str  # "firing", "resolved", or "test" (sent from the UI; event_id 0)
+    value: float | None
+    time: datetime
+    claimed_by: str | None = None  # the process whose claim on the event's delivery this is (alert_engine.py)
+
+    def payload(self, dashboard_url: str) -> dict[str, Any]:
+        query = urlencode([(key, value) for key, values in self.rule.filters.items() for value in values])
+        return {
+            "rule": self.rule.name,
+            "rule_id": self.rule_id,
+            "state": self.state,
+            "metric": self.rule.metric,
+            "value": self.value,
+            "op": self.rule.op,
+            "threshold": self.rule.threshold,
+            "window": self.rule.window,
+            "filters": self.rule.filters,
+            "time": self.time.isoformat(),
+            "link": f"{dashboard_url.rstrip('/')}/alerts" + (f"?{query}" if query else ""),
+        }
+
+    def slack_text(self, dashboard_url: str) -> str:
+        payload = self.payload(dashboard_url)
+        mark = {"firing": ":rotating_light: FIRING", "resolved": ":white_check_mark: resolved"}.get(
+            self.state, ":test_tube: test notification"
+        )
+        value = "no data" if self.value is None else f"{self.value:,.6g}"
+        where = ", ".join(f"{key}={'|'.join(values)}" for key, values in self.rule.filters.items()) or "all calls"
+        return (
+            f"{mark} *{self.rule.name}*: {self.rule.metric} over {self.rule.window} is {value} "
+            f"({self.rule.op} {self.rule.threshold:g}) for {where}. <{payload['link']}|Open the dashboard>"
+        )
+
+
+class Notifier:
+    def __init__(
+        self, store: Store, dashboard_url: str, *, attempts: int = 5, base_delay_s: float = 1.0, timeout_s: float = 10
+    ) -> None:
+        self.store = store
+        self.dashboard_url = dashboard_url
+        self.attempts = attempts
+        self.base_delay_s = base_delay_s
+        self.timeout_s = timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmledger-notify")
+        self._closed = threading.Event()
+
+    def send(self, notice: Notice) -> None:
+        """Queue a delivery to every channel of the rule (returns at once)."""
+        for channel in notice.rule.channels:
+            self._pool.submit(self._deliver, notice, channel)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop: deliveries not yet begun or waiting to retry give up (the database is about to close); with `wait`,
+        an attempt under way finishes (at most `timeout_s`) and is recorded, so no one sends it again."""
+        self._closed.set()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def _deliver(self, notice: Notice, channel: dict[str, str]) -> bool:
+        body: dict[str, Any] = (
+            {"text": notice.slack_text(self.dashboard_url)}
+            if channel["type"] == "slack"
+            else notice.payload(self.dashboard_url)
+        )
+        if notice.claimed_by is not None and not self._still_claimed(notice):
+            log.info("alert event %d: another collector took over its delivery", notice.event_id)
+            return False
+        for attempt in range(1, self.attempts + 1):
+            if self._closed.is_set():
+                return False
+            status, error = None, None
+            try:
+                response = httpx2.post(channel["url"], json=body, timeout=self.timeout_s)
+                status = response.status_code
+                ok = 200 <= status < 300
+                if not ok:
+                    error = f"HTTP {status}"
+            except httpx2.HTTPError as exc:
+                ok, error = False, type(exc).__name__
+            self._record(notice, channel, attempt, ok, status, error)  # even when closing: it was sent
+            if ok:
+                return True
+            if attempt < self.attempts:
+                # Exponential backoff with full jitter, so many failing channels don't retry in step.
+                self._closed.wait(random.uniform(0, self.base_delay_s * 2 ** (attempt - 1)))
+        log.warning("notification for rule %d to %s failed after %d attempts", notice.rule_id, channel["type"],
+                    self.attempts)  # fmt: skip
+        return False
+
+    def _still_claimed(self, notice: Notice) -> bool:
+        """Renew this process's claim on the event right before sending; False if another process took it over (a
+        queue backed up past the take-over time, on a collector that lost the lead meanwhile)."""
+        try:
+            with self.store.transaction() as con:
+                (renewed,) = con.execute(
+                    "UPDATE notification_claims SET claimed_at = ? WHERE event_id = ? AND claimed_by = ?",
+                    [datetime.now(tz=UTC), notice.event_id, notice.claimed_by],
+                ).fetchone()
+        except Exception:  # the claim can't be checked: sending beats staying silent
+            log.exception("could not renew the claim on alert event %d", notice.event_id)
+            return True
+        return bool(renewed)
+
+    def _record(
+        self, notice: Notice, channel: dict[str, str], attempt: int, ok: bool, status: int | None, error: str | None
+    ) -> None:
+        try:
+            with self.store.transaction() as con:
+                con.execute(
+                    "INSERT INTO notification_attempts (event_id, rule_id, channel_type, channel_host, attempt, "
+                    "attempted_at, ok, http_status, error) VALUES (?, ?, ?, ?, ?, now(), ?, ?, ?)",
+                    [notice.event_id, notice.rule_id, channel["type"], urlsplit(channel["url"]).hostname, attempt,
+                     ok, status, error],
+                )  # fmt: skip
+        except Exception:  # recording must never stop a delivery
+            log.exception("could not record a notification attempt")
+
+
+def attempts(con: Any, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest delivery attempts (never the channel's secret URL, only its host)."""
+    rows = con.execute(
+        "SELECT id, event_id, rule_id, channel_type, channel_host, attempt, attempted_at, ok, http_status, error "
+        "FROM notification_attempts ORDER BY attempted_at DESC, id DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    names = ("id", "event_id", "rule_id", "channel_type", "channel_host", "attempt", "time", "ok", "http_status",
+             "error")  # fmt: skip
+    return [{**dict(zip(names, row, strict=True)), "time": row[6].isoformat()} for row in rows]

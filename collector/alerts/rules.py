@@ -1,0 +1,201 @@
+"""Alert rules: what a rule may say, checked field by field (pure; the API answers 422 with the field)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+METRICS = (
+    "cost",
+    "error_rate",
+    "errors",
+    "requests",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "ttft_p95_ms",
+    "ratelimit_headroom_requests_pct",
+    "ratelimit_headroom_tokens_pct",
+    "cost_forecast_month",
+    "reconciliation_gap_pct",  # |OpenAI's cost - ours| per UTC day, % (collector/reconcile/compare.py)
+)
+ROLLING_WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+CALENDAR_WINDOWS = ("day", "month")  # UTC
+OPS = (">", ">=", "<", "<=")
+FILTERS = ("service", "environment", "team", "feature", "model")
+CHANNEL_TYPES = ("webhook", "slack")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class RuleError(ValueError):
+    """An invalid rule: which field, and why."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    metric: str
+    window: str
+    op: str
+    threshold: float
+    for_seconds: int = 0
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    channels: list[dict[str, str]] = field(default_factory=list)
+    enabled: bool = True
+    min_requests: int = 0
+
+    def holds(self, value: float | None) -> bool:
+        """Whether the rule's condition is true for `value` (no value: not true)."""
+        if value is None:
+            return False
+        return {">": value > self.threshold, ">=": value >= self.threshold, "<": value < self.threshold,
+                "<=": value <= self.threshold}[self.op]  # fmt: skip
+
+
+def parse_duration(text: str) -> int:
+    """`90s`, `5m`, `2h`, `1d` → seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 90s, 5m, 2h or 1d")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _text(payload: Mapping[str, Any], name: str, allowed: tuple[str, ...] | None = None) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise RuleError(name, "is required and must be a non-empty string")
+    if allowed is not None and value not in allowed:
+        raise RuleError(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value.strip()
+
+
+def parse_rule(payload: Any) -> Rule:
+    """A `Rule` from the API's JSON, or `RuleError` naming the first field that is wrong."""
+    if not isinstance(payload, Mapping):
+        raise RuleError("body", "must be a JSON object")
+    unknown = set(payload) - {"name", "metric", "window", "op", "threshold", "for", "filters", "channels", "enabled",
+                              "min_requests", "id", "state", "value"}  # fmt: skip
+    if unknown:
+        raise RuleError(sorted(unknown)[0], "is not a rule field")
+    name = _text(payload, "name")
+    metric = _text(payload, "metric", METRICS)
+    window = _text(payload, "window", (*ROLLING_WINDOWS, *CALENDAR_WINDOWS))
+    if metric == "cost_forecast_month" and window != "month":
+        raise RuleError("window", "cost_forecast_month projects the calendar month: use window 'month'")
+    if metric == "reconciliation_gap_pct" and payload.get("filters"):
+        raise RuleError("filters", "reconciliation_gap_pct compares the whole organization's bill: no filters")
+    op = _text(payload, "op", OPS)
+    threshold = payload.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise RuleError("threshold", "must be a finite number")
+    for_seconds = 0
+    if payload.get("for") not in (None, "", 0):
+        try:
+            for_seconds = parse_duration(str(payload["for"]))
+        except ValueError as exc:
+            raise RuleError("for", str(exc)) from None
+    return Rule(
+        name=name,
+        metric=metric,
+        window=window,
+        op=op,
+        threshold=float(threshold),
+        for_seconds=for_seconds,
+        filters=_filters(payload.get("filters")),
+        channels=_channels(payload.get("channels")),
+        enabled=_boolean(payload, "enabled", True),
+        min_requests=_count(payload, "min_requests"),
+    )
+
+
+def _filters(value: Any) -> dict[str, list[str]]:
+    if value in (None, {}):
+        return {}
+    if not isinstance(value, Mapping):
+        raise RuleError("filters", 'must be an object like {"team": ["search"]}')
+    filters: dict[str, list[str]] = {}
+    for key, values in value.items():
+        if key not in FILTERS:
+            raise RuleError("filters", f"{key!r} is not one of {', '.join(FILTERS)}")
+        values = [values] if isinstance(values, str) else values
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+            raise RuleError("filters", f"{key} must be a string or a list of strings")
+        filters[key] = values
+    return filters
+
+
+def _channels(value: Any) -> list[dict[str, str]]:
+    if value in (None, []):
+        return []
+    if not isinstance(value, list):
+        raise RuleError("channels", 'must be a list like [{"type": "webhook", "url": "https://..."}]')
+    channels = []
+    for index, channel in enumerate(value):
+        if not isinstance(channel, Mapping) or channel.get("type") not in CHANNEL_TYPES:
+            raise RuleError("channels", f"channel {index}: type must be one of {', '.join(CHANNEL_TYPES)}")
+        url = channel.get("url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RuleError("channels", f"channel {index}: url must be an http(s) URL")
+        channels.append({"type": channel["type"], "url": url})
+    return channels
+
+
+def _boolean(payload: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = payload.get(name, default)
+    if not isinstance(value, bool):
+        raise RuleError(name, "must be true or false")
+    return value
+
+
+def _count(payload: Mapping[str, Any], name: str) -> int:
+    value = payload.get(name) or 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+        raise RuleError(name, "must be a whole number from 0")
+    return value
+
+
+MASK = "•••"
+_MASKED = re.compile(r"•••(\d+)$")
+
+
+def masked(channels: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Channels as the API shows them: a URL is a secret, so only its scheme and host are shown, with the
+    channel's position (`https://hooks.slack.com/•••1`), which is what a masked URL sent back stands for."""
+    return [
+        {"type": channel["type"], "url": _masked_url(channel["url"], position)}
+        for position, channel in enumerate(channels, start=1)
+    ]
+
+
+def _masked_url(url: str, position: int) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/{MASK}{position}"
+
+
+def with_stored_urls(rule: Rule, stored: list[dict[str, str]]) -> Rule:
+    """A rule sent back as it was read keeps its URLs: a masked URL stands for the stored channel at its position
+    (same type and host). A masked URL that stands for nothing is refused, so a mask is never stored."""
+    channels = []
+    for index, channel in enumerate(rule.channels):
+        if MASK not in channel["url"]:
+            channels.append(channel)
+            continue
+        found = _MASKED.search(channel["url"])
+        position = int(found.group(1)) if found else 0
+        old = stored[position - 1] if 1 <= position <= len(stored) else None
+        if old is None or old["type"] != channel["type"] or _masked_url(old["url"], position) != channel["url"]:
+            raise RuleError("channels", f"channel {index}: {channel['url']} is a masked URL this rule does not have; "
+                                        "give the full URL")  # fmt: skip
+        channels.append(old)
+    return replace(rule, channels=channels)

@@ -1,0 +1,1 @@
+"""The collector's HTTP face: app assembly, tokens, and one router module per resource."""

@@ -1,0 +1,75 @@
+"""From a decoded OTLP request to committed rows: normalize, price, hand to the writer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from collector.ingest import scrub
+from collector.ingest.normalize import normalize
+from collector.ingest.validate import keep_storable, money_problem, unpriced_problem
+from collector.ingest.writer import BatchWriter, WriteResult
+from collector.metrics import Metrics
+from collector.money.price_book import PriceBook
+
+
+@dataclass
+class Prepared:
+    """What one request will write, and what to tell its sender."""
+
+    future: Future[WriteResult]
+    rejected: list[str]
+
+
+class Ingest:
+    def __init__(
+        self,
+        writer: BatchWriter,
+        metrics: Metrics,
+        price_book: PriceBook,
+        record_rates: Callable[[list[dict[str, Any]]], None] | None = None,
+        record_scrubbed: Callable[[list[tuple[dict[str, Any], str]]], None] | None = None,
+    ) -> None:
+        self.writer = writer
+        self.metrics = metrics
+        self.price_book = price_book
+        self.record_rates = record_rates
+        self.record_scrubbed = record_scrubbed
+
+    def submit(self, request: ExportTraceServiceRequest) -> Prepared:
+        """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
+        batch = normalize(request)
+        # Counts are checked before pricing: the price book's Decimal arithmetic raises on absurd token counts
+        # (1e300 tokens), which would fail the whole request. The costs it computes are checked after.
+        rows, unstorable = keep_storable(batch.rows, unpriced_problem)
+        if found := scrub.scrub_rows(rows):  # no API key is stored
+            self.metrics.add(scrub.METRIC, len(found))
+            if self.record_scrubbed is not None:
+                self.record_scrubbed(found)
+        self.price_book.price_rows(rows)
+        if (new_rates := self.price_book.take_new_rates()) and self.record_rates is not None:
+            self.record_rates(new_rates)  # before the rows that used them are acknowledged
+        rows, unpriceable = keep_storable(rows, money_problem)
+        rejected = batch.rejected + unstorable + unpriceable
+        received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)
+        self.metrics.add("llmledger_spans_received_total", received)
+        self.metrics.add("llmledger_spans_non_llm_total", batch.non_llm_spans)
+        self.metrics.add("llmledger_spans_rejected_total", len(rejected))
+        return Prepared(self.writer.submit(rows), rejected)
+
+
+def response_for(rejected: list[str]) -> ExportTraceServiceResponse:
+    """OTLP's answer: success, or partial success naming how many spans were rejected and why."""
+    response = ExportTraceServiceResponse()
+    if rejected:
+        shown = "; ".join(rejected[:5]) + (f"; and {len(rejected) - 5} more" if len(rejected) > 5 else "")
+        response.partial_success.CopyFrom(ExportTracePartialSuccess(rejected_spans=len(rejected), error_message=shown))
+    return response

@@ -1,0 +1,151 @@
+"""What the query API reads from `llm_calls`: the summary, time series and the newest calls (bound parameters only)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from collector.query.filters import (
+    BUCKETS,
+    DEFAULT_LIMIT,
+    EPOCH,
+    GROUPS,
+    MAX_LIMIT,
+    METRICS,
+    PERCENTILE_METRICS,
+    SERIES_METRICS,
+    Filters,
+    QueryError,
+    jsonable,
+    sample_clause,
+)
+from collector.store.file import COLUMN_NAMES
+
+
+def summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, Any]:
+    """Every summary field: exact sums and counts; percentiles exact, or sampled over a million calls."""
+    where, params = filters.where()
+    sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS}
+    select = ", ".join(f"{sql} AS {name}" for name, sql in sums.items())
+    # Beside the summary fields: calls priced at standard rates because genai-prices lacked their tier or batch.
+    row = con.execute(
+        f"SELECT {select}, count(*) FILTER (WHERE price_tier_fallback) FROM llm_calls{where}", params
+    ).fetchone()
+    result = dict(zip([*sums, "tier_fallback_requests"], row, strict=True))
+    sample = sample_clause(result["requests"])
+    latency, ttft_p95 = con.execute(
+        f"SELECT quantile_cont(duration_ms, [0.5, 0.95, 0.99]), quantile_cont(ttft_ms, 0.95) "
+        f"FROM llm_calls{where}{sample}",
+        params,
+    ).fetchone()
+    result["latency_p50_ms"], result["latency_p95_ms"], result["latency_p99_ms"] = latency or (None, None, None)
+    result["ttft_p95_ms"] = ttft_p95
+    result["percentiles_sampled"] = bool(sample)
+    return {name: jsonable(value) for name, value in result.items()}
+
+
+def choose_bucket(con: duckdb.DuckDBPyConnection, filters: Filters, bucket: str) -> str:
+    if bucket != "auto":
+        if bucket not in BUCKETS:
+            raise QueryError("bucket", f"{bucket!r} is not one of {', '.join([*BUCKETS, 'auto'])}")
+        return bucket
+    start, end = filters.start, filters.end
+    if start is None or end is None:
+        where, params = filters.where()
+        first, last = con.execute(f"SELECT min(start_time), max(start_time) FROM llm_calls{where}", params).fetchone()
+        start, end = start or first, end or last
+    span = (end - start) if start and end else timedelta(0)
+    if span <= timedelta(hours=2):
+        return "1m"
+    if span <= timedelta(hours=12):
+        return "5m"
+    if span <= timedelta(days=14):
+        return "1h"
+    return "1d"
+
+
+def timeseries(
+    con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bucket: str, group_by: str | None
+) -> dict[str, Any]:
+    if metric not in SERIES_METRICS:
+        raise QueryError("metric", f"{metric!r} is not one of {', '.join(SERIES_METRICS)}")
+    if group_by is not None and group_by not in GROUPS:
+        raise QueryError("group_by", f"{group_by!r} is not one of {', '.join(GROUPS)}")
+    bucket = choose_bucket(con, filters, bucket)
+    where, params = filters.where()
+    width_ms = int(BUCKETS[bucket].total_seconds() * 1000)
+    group_sql = GROUPS[group_by] if group_by else "NULL"
+    value_sql = SERIES_METRICS[metric]
+    sample = ""
+    if metric in PERCENTILE_METRICS:
+        sample = sample_clause(con.execute(f"SELECT count(*) FROM llm_calls{where}", params).fetchone()[0])
+    # Integer buckets of epoch milliseconds: UTC-aligned (the epoch is a UTC midnight) and ~6x faster than
+    # time_bucket() on TIMESTAMPTZ, which goes through the ICU time zone code.
+    rows = con.execute(
+        f"SELECT epoch_ms(start_time) // ? AS bucket, {group_sql} AS grp, {value_sql} AS value "
+        f"FROM llm_calls{where} GROUP BY ALL{sample} ORDER BY bucket, grp NULLS FIRST",
+        [width_ms, *params],
+    ).fetchall()
+    points = [
+        {"time": jsonable(EPOCH + timedelta(milliseconds=index * width_ms)), "group": group, "value": jsonable(value)}
+        for index, group, value in rows
+    ]
+    result = {"metric": metric, "bucket": bucket, "group_by": group_by, "points": points}
+    if metric in PERCENTILE_METRICS:
+        result["percentiles_sampled"] = bool(sample)
+    return result
+
+
+def _encode_cursor(row: Mapping[str, Any]) -> str:
+    key = [row["start_time"].astimezone(UTC).isoformat(), row["trace_id"], row["span_id"]]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str, str]:
+    try:
+        moment, trace_id, span_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(moment), str(trace_id), str(span_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise QueryError("cursor", "is not a cursor this API returned") from None
+
+
+ORDERS = {
+    "newest": "start_time DESC, trace_id DESC, span_id DESC",
+    "slowest": "duration_ms DESC NULLS LAST, trace_id DESC, span_id DESC",
+}
+
+
+def calls(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    order: str = "newest",
+) -> dict[str, Any]:
+    """Calls newest first, paged by cursor; or the slowest (`order=slowest`, one page, no cursor)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError("limit", f"must be between 1 and {MAX_LIMIT}")
+    if order not in ORDERS:
+        raise QueryError("order", f"{order!r} is not one of {', '.join(ORDERS)}")
+    if cursor and order != "newest":
+        raise QueryError("cursor", "paging is only for order=newest")
+    where, params = filters.where()
+    if cursor:
+        moment, trace_id, span_id = _decode_cursor(cursor)
+        keyset = "(start_time < ? OR (start_time = ? AND (trace_id < ? OR (trace_id = ? AND span_id < ?))))"
+        where = f"{where} AND {keyset}" if where else f" WHERE {keyset}"
+        params += [moment, moment, trace_id, trace_id, span_id]
+    result = con.execute(f"SELECT * FROM llm_calls{where} ORDER BY {ORDERS[order]} LIMIT ?", [*params, limit + 1])
+    names = [column[0] for column in result.description]
+    rows = [dict(zip(names, values, strict=True)) for values in result.fetchall()]
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit and order == "newest" else None
+    return {
+        "calls": [{name: jsonable(row[name]) for name in COLUMN_NAMES} for row in rows[:limit]],
+        "next_cursor": next_cursor,
+    }

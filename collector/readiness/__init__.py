@@ -1,0 +1,1 @@
+"""The OpenAI production checklist, scored from a service's own calls."""

@@ -1,0 +1,1 @@
+"""OpenAI's own bill: pulling its Costs and Usage APIs, and comparing them with what we counted."""

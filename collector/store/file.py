@@ -1,0 +1,214 @@
+"""The DuckDB store: one file, migrated on open, rows in through Arrow, idempotent on (trace_id, span_id)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from collector.store import rollups
+from collector.store.migrations import migrate
+from collector.store.schema import LLM_CALLS_COLUMNS
+from collector.store.transactions import end_failed_transaction
+
+log = logging.getLogger("llmledger.collector")
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DECIMAL(18,9)": pa.decimal128(18, 9),
+}
+LLM_CALLS_SCHEMA = pa.schema(
+    [pa.field(name, _ARROW_TYPES[kind.removesuffix(" NOT NULL")]) for name, kind in LLM_CALLS_COLUMNS]
+)
+COLUMN_NAMES = tuple(name for name, _ in LLM_CALLS_COLUMNS)
+PRICE_RATES_SCHEMA = pa.schema(
+    [("price_version", pa.string()), ("model", pa.string()), ("service_tier", pa.string()), ("batch", pa.bool_()),
+     ("day", pa.date32()), ("source", pa.string()), ("tier_fallback", pa.bool_()), ("rates", pa.string())]
+)  # fmt: skip
+
+
+def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Column-wise Arrow table of `llm_calls` rows (every column present in every row)."""
+    return pa.table(
+        [
+            pa.array([row[name] for row in rows], type=field.type)
+            for name, field in zip(COLUMN_NAMES, LLM_CALLS_SCHEMA, strict=True)
+        ],
+        schema=LLM_CALLS_SCHEMA,
+    )
+
+
+def _first_of_each_key(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A batch can hold one span twice (a re-send grouped with its original); the rollup must see it once."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for row in rows:
+        key = (row["trace_id"], row["span_id"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
+class StoreOpenError(Exception):
+    """The database file can't be opened: what is wrong and what to do, in one line for the operator."""
+
+
+_LOCK_HELD = re.compile(r"Conflicting lock is held in .* \(PID (\d+)\)")
+
+
+def _connect(path: str) -> duckdb.DuckDBPyConnection:
+    folder = Path(path).absolute().parent
+    if not folder.exists():  # DuckDB would say only "Cannot open file ...: No such file or directory"
+        raise StoreOpenError(f"the folder {folder} of --db does not exist; create it or pass another --db")
+    try:
+        return duckdb.connect(path)
+    except duckdb.Error as exc:
+        raise StoreOpenError(_open_failure(Path(path).absolute(), exc)) from None
+
+
+def _open_failure(path: Path, exc: duckdb.Error) -> str:
+    message = " ".join(str(exc).split())
+    if "Could not set lock on file" not in message:
+        return f"cannot open {path}: {message}"
+    holder = _LOCK_HELD.search(message)
+    process = f"process {holder.group(1)}" if holder else "another process"
+    return f"{path} is in use by {process} (another collector?): stop it or pass another --db"
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store can't take a write now, through no fault of the rows (on a lake: the writers' lock is busy or was
+    lost). The whole batch fails at once, to be retried by its senders."""
+
+
+class Store:
+    """Owns the database file. One writer (the ingest thread); readers use their own cursors."""
+
+    is_lake = False
+    # On a lake: whether this collector is the leader now (taking the lead if it is free), for the work only one
+    # collector may do (alerts, reconciliation, retention, compaction). A file has one collector: None.
+    leader_check: Callable[[], bool] | None = None
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)  # what /healthz and the log call the database
+        self._con = _connect(self.path)
+        self._con.execute("SET TimeZone = 'UTC'")
+        applied = migrate(self._con)
+        if applied:
+            log.info("database %s: applied migrations %s", self.path, ", ".join(applied))
+        self._write_lock = threading.Lock()
+        (database,) = self._con.execute("SELECT current_database()").fetchone()
+        self.table_places: tuple[tuple[str, str], ...] = ((database, "main"),)  # (database, schema) of our tables
+
+    def insert(self, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Insert rows in one committed transaction; return the keys that were new (the rest were stored already)."""
+        if not rows:
+            return set()
+        table = rows_to_arrow(_first_of_each_key(rows))
+        with self._write_lock:
+            con = self._con
+            con.register("incoming_calls", table)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                inserted = con.execute(
+                    "INSERT INTO llm_calls SELECT * FROM incoming_calls "
+                    "ON CONFLICT DO NOTHING RETURNING trace_id, span_id"
+                ).fetchall()
+                if inserted:
+                    new_keys = pa.table({"trace_id": [k[0] for k in inserted], "span_id": [k[1] for k in inserted]})
+                    con.register("inserted_keys", new_keys)
+                    rollups.add(con, "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))")
+                con.execute("COMMIT")
+            except BaseException:
+                end_failed_transaction(con)
+                raise
+            finally:
+                con.unregister("incoming_calls")
+                con.unregister("inserted_keys")
+        return {(trace_id, span_id) for trace_id, span_id in inserted}
+
+    def record_rates(self, rates: Sequence[dict[str, Any]]) -> None:
+        """Rate sets the price book applied (collector/money/price_book.py), each kept once per version x key."""
+        self.insert_new("price_rates", pa.Table.from_pylist(list(rates), schema=PRICE_RATES_SCHEMA))
+
+    def insert_new(self, table: str, rows: pa.Table) -> None:
+        """Insert rows into a keyed state table, skipping keys it holds already (whoever inserted them)."""
+        with self.transaction() as con:
+            con.register("incoming_rows", rows)
+            try:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows ON CONFLICT DO NOTHING")
+            finally:
+                con.unregister("incoming_rows")
+
+    @contextlib.contextmanager
+    def calls_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The writing connection, in one transaction, for changes to stored calls and their rollup (retention,
+        re-pricing): the same one-writer rule as ingest."""
+        with self.transaction() as con:
+            yield con
+
+    def next_id(self, con: duckdb.DuckDBPyConnection, sequence: str) -> int:
+        """The next value of an id sequence (taken before the INSERT: a lake's tables can't return it)."""
+        (value,) = con.execute(f"SELECT nextval('{sequence}')").fetchone()
+        return int(value)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The writing connection, in one transaction, for small changes (alert rules and state)."""
+        with self._write_lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                yield self._con
+                self._con.execute("COMMIT")
+            except BaseException:
+                end_failed_transaction(self._con)
+                raise
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one reading thread (DuckDB connections are not shared across threads)."""
+        cursor = self._con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    @staticmethod
+    def finish_reading(cursor: duckdb.DuckDBPyConnection) -> None:
+        """End the transaction a reused cursor's last query may hold open: a result read with fetchone() stays
+        pending until the next statement. Held open, it keeps a file from checkpointing, and on a lake it keeps a
+        PostgreSQL transaction whose locks a compaction waits for, with every later reader queued behind."""
+        cursor.execute("SELECT 1").fetchall()
+
+    def advance_sequences(self) -> None:
+        """After rows were loaded with their ids (a restore): move each id sequence past the largest id.
+
+        DuckDB has no setval; a new sequence is advanced by drawing that many values, once per restore.
+        """
+        with self._write_lock:
+            defaults = self._con.execute(
+                "SELECT table_name, column_name, column_default FROM duckdb_columns() "
+                "WHERE database_name = current_database() AND column_default LIKE 'nextval(%'"
+            ).fetchall()
+            for table, column, default in defaults:
+                sequence = default.split("'")[1]
+                (largest,) = self._con.execute(f'SELECT max("{column}") FROM "{table}"').fetchone()
+                if largest:
+                    self._con.execute(f"SELECT max(nextval('{sequence}')) FROM range(?)", [largest]).fetchall()
+
+    def checkpoint(self) -> None:
+        with self._write_lock:
+            self._con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._con.close()

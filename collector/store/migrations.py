@@ -1,0 +1,186 @@
+"""Append-only numbered schema migrations, recorded in `_migrations`.
+
+Never edit a migration that has shipped: add the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+from collector.store import rollups
+from collector.store.schema import LLM_CALLS_COLUMNS_M001, LLM_CALLS_COLUMNS_M005
+from collector.store.transactions import end_failed_transaction
+
+
+class Schema:
+    """Where a migration's statements go. In a DuckDB file everything is one database; a lake
+    (collector/store/lake/schema.py) puts the calls tables in DuckLake and the small mutable state in PostgreSQL."""
+
+    unique_keys = True  # DuckLake has no PRIMARY KEY/UNIQUE constraints
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def calls(self, sql: str) -> None:
+        """DDL of a table of calls (llm_calls, llm_calls_daily): large, append-mostly."""
+        self.con.execute(sql)
+
+    def state(self, sql: str) -> None:
+        """DDL of small mutable state (alert rules and state, reconciliation pulls, attestations, ...)."""
+        self.con.execute(sql)
+
+
+def m001_llm_calls(db: Schema) -> None:
+    columns = ",\n    ".join(f"{name} {kind}" for name, kind in LLM_CALLS_COLUMNS_M001)
+    key = ",\n    PRIMARY KEY (trace_id, span_id)" if db.unique_keys else ""
+    # No index on start_time: DuckDB's zone maps serve time ranges, and ART indexes slow bulk inserts.
+    db.calls(f"CREATE TABLE llm_calls (\n    {columns}{key}\n)")
+
+
+def m002_alerts(db: Schema) -> None:
+    db.state("CREATE SEQUENCE alert_rule_ids START 1")
+    db.state("CREATE SEQUENCE alert_event_ids START 1")
+    db.state(
+        "CREATE TABLE alert_rules (id BIGINT PRIMARY KEY DEFAULT nextval('alert_rule_ids'), name VARCHAR NOT NULL, "
+        'metric VARCHAR NOT NULL, "window" VARCHAR NOT NULL, op VARCHAR NOT NULL, threshold DOUBLE NOT NULL, '
+        "for_seconds INTEGER NOT NULL, filters VARCHAR NOT NULL, channels VARCHAR NOT NULL, enabled BOOLEAN NOT NULL, "
+        "min_requests INTEGER NOT NULL, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"
+    )
+    db.state(
+        "CREATE TABLE alert_state (rule_id BIGINT PRIMARY KEY, state VARCHAR NOT NULL, since TIMESTAMPTZ NOT NULL, "
+        "value DOUBLE, requests BIGINT, evaluated_at TIMESTAMPTZ NOT NULL)"
+    )
+    db.state(
+        "CREATE TABLE alert_events (id BIGINT PRIMARY KEY DEFAULT nextval('alert_event_ids'), rule_id BIGINT NOT NULL, "
+        "occurred_at TIMESTAMPTZ NOT NULL, from_state VARCHAR NOT NULL, to_state VARCHAR NOT NULL, value DOUBLE, "
+        "threshold DOUBLE NOT NULL)"
+    )
+
+
+def m003_notification_attempts(db: Schema) -> None:
+    db.state("CREATE SEQUENCE notification_attempt_ids START 1")
+    db.state(
+        "CREATE TABLE notification_attempts (id BIGINT PRIMARY KEY DEFAULT nextval('notification_attempt_ids'), "
+        "event_id BIGINT NOT NULL, rule_id BIGINT NOT NULL, channel_type VARCHAR NOT NULL, channel_host VARCHAR, "
+        "attempt INTEGER NOT NULL, attempted_at TIMESTAMPTZ NOT NULL, ok BOOLEAN NOT NULL, http_status INTEGER, "
+        "error VARCHAR)"
+    )
+
+
+def m004_daily_rollup(db: Schema) -> None:
+    db.calls(rollups.CREATE)
+    for statement in rollups.REBUILD:
+        db.calls(statement)
+
+
+def m005_prices(db: Schema) -> None:
+    for name, kind in LLM_CALLS_COLUMNS_M005:
+        db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
+    # The rates each price version applied, per model, tier and UTC day (USD per million tokens, as JSON).
+    db.state(
+        "CREATE TABLE price_rates (price_version VARCHAR NOT NULL, model VARCHAR NOT NULL, "
+        "service_tier VARCHAR NOT NULL, batch BOOLEAN NOT NULL, day DATE NOT NULL, source VARCHAR NOT NULL, "
+        "tier_fallback BOOLEAN NOT NULL, rates VARCHAR NOT NULL, "
+        "PRIMARY KEY (price_version, model, service_tier, batch, day))"
+    )
+    db.state("CREATE SEQUENCE reprice_run_ids START 1")
+    db.state(
+        "CREATE TABLE reprice_runs (id BIGINT PRIMARY KEY DEFAULT nextval('reprice_run_ids'), "
+        "ran_at TIMESTAMPTZ NOT NULL, from_time TIMESTAMPTZ, to_time TIMESTAMPTZ, dry_run BOOLEAN NOT NULL, "
+        "price_version VARCHAR NOT NULL, rows_seen BIGINT NOT NULL, rows_changed BIGINT NOT NULL, "
+        "costs_changed BIGINT NOT NULL, "
+        "old_total_usd DECIMAL(38,9) NOT NULL, new_total_usd DECIMAL(38,9) NOT NULL)"
+    )
+
+
+def m006_reconciliation(db: Schema) -> None:
+    # What OpenAI's Costs and Usage APIs reported, per UTC day; a re-pull replaces whole days.
+    db.state(
+        "CREATE TABLE openai_costs (day DATE NOT NULL, line_item VARCHAR, project_id VARCHAR, "
+        "amount DECIMAL(38,9) NOT NULL, currency VARCHAR NOT NULL)"
+    )
+    db.state(
+        "CREATE TABLE openai_usage (hour TIMESTAMPTZ NOT NULL, day DATE NOT NULL, model VARCHAR, project_id VARCHAR, "
+        "batch BOOLEAN, service_tier VARCHAR, input_tokens BIGINT NOT NULL, input_cached_tokens BIGINT, "
+        "input_audio_tokens BIGINT, output_tokens BIGINT NOT NULL, output_audio_tokens BIGINT, "
+        "requests BIGINT NOT NULL)"
+    )
+    # Which days hold a pull (so "OpenAI reported nothing" differs from "never pulled"), and when.
+    db.state("CREATE TABLE openai_pulled_days (day DATE PRIMARY KEY, pulled_at TIMESTAMPTZ NOT NULL)")
+    db.state("CREATE SEQUENCE reconcile_run_ids START 1")
+    db.state(
+        "CREATE TABLE reconcile_runs (id BIGINT PRIMARY KEY DEFAULT nextval('reconcile_run_ids'), "
+        "started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ NOT NULL, from_day DATE NOT NULL, "
+        "to_day DATE NOT NULL, trigger VARCHAR NOT NULL, ok BOOLEAN NOT NULL, http_status INTEGER, error VARCHAR, "
+        "cost_rows BIGINT NOT NULL, usage_rows BIGINT NOT NULL)"
+    )
+
+
+def m007_readiness(db: Schema) -> None:
+    # What a team states about a service (collector/readiness/): who attested a test item, when, with a link.
+    db.state("CREATE SEQUENCE readiness_attestation_ids START 1")
+    db.state(
+        "CREATE TABLE readiness_attestations (id BIGINT PRIMARY KEY DEFAULT nextval('readiness_attestation_ids'), "
+        "service VARCHAR NOT NULL, item VARCHAR NOT NULL, attested_by VARCHAR NOT NULL, link VARCHAR NOT NULL, "
+        "note VARCHAR, attested_at TIMESTAMPTZ NOT NULL)"
+    )
+    # Features the team marked as batch-eligible (non-interactive) for cost.batch.
+    db.state(
+        "CREATE TABLE readiness_batch_features (service VARCHAR NOT NULL, feature VARCHAR NOT NULL, "
+        "marked_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (service, feature))"
+    )
+    # One row per (span, column) whose value looked like an API key and was scrubbed at ingest (ingest/scrub.py).
+    db.state(
+        "CREATE TABLE scrubbed_secrets (trace_id VARCHAR NOT NULL, span_id VARCHAR NOT NULL, "
+        "column_name VARCHAR NOT NULL, service VARCHAR, environment VARCHAR, start_time TIMESTAMPTZ NOT NULL, "
+        "scrubbed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (trace_id, span_id, column_name))"
+    )
+
+
+def m008_notification_claims(db: Schema) -> None:
+    # Which process delivers an alert event: the one that recorded it, or one that took over its claim after it
+    # died without recording any attempt (collector/alerts/engine.py). One row per notified event.
+    db.state(
+        "CREATE TABLE notification_claims (event_id BIGINT PRIMARY KEY, claimed_by VARCHAR NOT NULL, "
+        "claimed_at TIMESTAMPTZ NOT NULL)"
+    )
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
+    (1, "m001_llm_calls", m001_llm_calls),
+    (2, "m002_alerts", m002_alerts),
+    (3, "m003_notification_attempts", m003_notification_attempts),
+    (4, "m004_daily_rollup", m004_daily_rollup),
+    (5, "m005_prices", m005_prices),
+    (6, "m006_reconciliation", m006_reconciliation),
+    (7, "m007_readiness", m007_readiness),
+    (8, "m008_notification_claims", m008_notification_claims),
+)
+
+
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+    "applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every migration not yet recorded, each in its own transaction; return the names applied."""
+    con.execute(MIGRATIONS_TABLE)
+    done = {row[0] for row in con.execute("SELECT id FROM _migrations").fetchall()}
+    applied = []
+    for number, name, apply in MIGRATIONS:
+        if number in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            apply(Schema(con))
+            con.execute("INSERT INTO _migrations (id, name) VALUES (?, ?)", [number, name])
+            con.execute("COMMIT")
+        except BaseException:
+            end_failed_transaction(con)
+            raise
+        applied.append(name)
+    return applied

@@ -1,0 +1,1 @@
+"""Exporting spans to the collector: configure(), the batching processor, the OTLP sender and the on-disk spool."""

@@ -1,0 +1,205 @@
+"""One logical OpenAI call: what it asked, what came back, and its span, emitted exactly once.
+
+On the app's thread a call only gathers references (request body, response object, HTTP response,
+stream state) and queues itself when done; `emit()` runs on the finisher's thread and does the rest:
+extraction, pricing, token counting for abandoned streams, and the OpenTelemetry span.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from llmledger import diagnostics, pricing
+from llmledger import semconv as sc
+from llmledger.context import current_attributes, hash_user
+from llmledger.wrapper import content, extract, tokens
+from llmledger.wrapper.clientinfo import call_overrides, client_attributes
+from llmledger.wrapper.finisher import finisher
+
+
+class CallRecorder:
+    """Collects what one call did; its span is emitted once, on the finisher's thread."""
+
+    __slots__ = (
+        "_ended",
+        "_lock",
+        "attempts",
+        "attrs",
+        "body",
+        "capture_content",
+        "end_ns",
+        "endpoint",
+        "error",
+        "estimate",
+        "http_response",
+        "name",
+        "parent",
+        "result",
+        "start_ns",
+        "tracer",
+    )
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        endpoint: extract.Endpoint,
+        client: Any,
+        options: Any,
+        body: Mapping[str, Any],
+        capture_content: bool,
+    ) -> None:
+        self.tracer = tracer
+        self.endpoint = endpoint
+        self.body = body
+        self.capture_content = capture_content
+        self.parent = otel_context.get_current()
+        self.start_ns = time.time_ns()
+        attrs = extract.request_attributes(endpoint, body)
+        attrs.update(client_attributes(client))
+        attrs.update(call_overrides(options))
+        attrs.update(current_attributes())
+        if sc.END_USER not in attrs:
+            request_user = extract.request_end_user(body)
+            if request_user is not None:
+                attrs[sc.END_USER] = hash_user(request_user)
+        self.attrs = attrs
+        model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
+        self.name = f"{endpoint.operation} {model}" if model else endpoint.operation
+        self.end_ns: int | None = None
+        self.attempts = 0
+        self.http_response: Any = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.estimate: tuple[str | None, list[str]] | None = None
+        self._ended = False
+        self._lock = threading.Lock()
+
+    # --- on the app's thread: cheap ---------------------------------------------------------------
+
+    def on_attempt(self) -> None:
+        self.attempts += 1
+
+    def on_http_response(self, response: Any) -> None:
+        self.http_response = response
+
+    def finish(self, result: Any, end_ns: int | None = None) -> None:
+        """The call returned a parsed response object."""
+        self.result = result
+        self.end(end_ns)
+
+    def fail(self, exc: BaseException) -> None:
+        """The call raised; the exception goes on to the app unchanged."""
+        self.error = exc
+        response = getattr(exc, "response", None)
+        if response is not None:
+            self.http_response = response
+        self.end()
+
+    def end_estimated(self, model: str | None, output_texts: list[str], end_ns: int) -> None:
+        """A stream that stopped before its usage arrived: count its tokens locally when emitting."""
+        self.estimate = (model, output_texts)
+        self.end(end_ns)
+
+    def end(self, end_ns: int | None = None) -> None:
+        """Queue the span for emission (only the first call counts)."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        self.end_ns = end_ns or time.time_ns()
+        finisher.submit(self)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    # --- on the finisher's thread -----------------------------------------------------------------
+
+    def emit(self) -> None:
+        """Work out every attribute and emit the span."""
+        attrs = self.attrs
+        try:
+            attrs[sc.CONTENT_CAPTURED] = self.capture_content
+            # Captured text always goes through redaction before it is recorded, whether or not it found anything.
+            attrs[sc.CONTENT_REDACTED] = self.capture_content
+            if self.capture_content:
+                attrs[sc.GEN_AI_INPUT_MESSAGES], _found = content.captured_input(self.body)
+            if self.result is not None:
+                attrs.update(extract.response_attributes(self.endpoint, self.result))
+                if self.capture_content:
+                    self.capture_output(content.output_texts(self.result))
+            if self.error is not None:
+                self._add_error(self.error)
+            if self.estimate is not None:
+                self._add_estimate(*self.estimate)
+            self._add_http_attributes()
+            self._add_cost()
+        except Exception as exc:  # noqa: BLE001
+            diagnostics.internal_error("emit attributes", exc, reraise=False)
+        span = self.tracer.start_span(
+            self.name, context=self.parent, kind=SpanKind.CLIENT, start_time=self.start_ns, attributes=attrs
+        )
+        if self.error is not None:
+            span.set_status(Status(StatusCode.ERROR, type(self.error).__name__))
+        span.end(end_time=self.end_ns)
+
+    def capture_output(self, texts: list[str]) -> None:
+        self.attrs[sc.GEN_AI_OUTPUT_MESSAGES], _found = content.captured_output(texts)
+
+    def _add_error(self, exc: BaseException) -> None:
+        self.attrs[sc.ERROR_TYPE] = type(exc).__name__
+        status_code = getattr(exc, "status_code", None)
+        if isinstance(status_code, int):
+            self.attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
+
+    def _add_estimate(self, model: str | None, output_texts: list[str]) -> None:
+        model = model or self.attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
+        self.attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = tokens.count_tokens(model, extract.request_texts(self.body))
+        self.attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = tokens.count_tokens(model, output_texts)
+        self.attrs[sc.USAGE_ESTIMATED] = True
+
+    def _add_http_attributes(self) -> None:
+        attrs = self.attrs
+        if self.attempts:
+            attrs[sc.ATTEMPTS] = self.attempts
+        response = self.http_response
+        if response is None:
+            return
+        status_code = getattr(response, "status_code", None)
+        if isinstance(status_code, int):
+            attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
+            if status_code >= 400 and sc.ERROR_TYPE not in attrs:
+                attrs[sc.ERROR_TYPE] = str(status_code)
+        attrs.update(extract.header_attributes(response.headers))
+
+    def _add_cost(self) -> None:
+        attrs = self.attrs
+        input_tokens = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        if input_tokens is None:
+            return
+        model = attrs.get(sc.GEN_AI_RESPONSE_MODEL) or attrs.get(sc.GEN_AI_REQUEST_MODEL)
+        if not model:
+            return
+        cost = pricing.estimate_cost(
+            model,
+            attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER),
+            input_tokens,
+            attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
+            attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0),
+            attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0),
+            attrs.get(sc.USAGE_INPUT_AUDIO_TOKENS, 0),
+            attrs.get(sc.USAGE_OUTPUT_AUDIO_TOKENS, 0),
+        )
+        if cost is None:
+            return
+        attrs[sc.GEN_AI_USAGE_COST_AMOUNT] = cost
+        attrs[sc.GEN_AI_USAGE_COST_CURRENCY] = sc.COST_CURRENCY_USD
+        attrs[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_WRAPPER
+        attrs[sc.PRICE_VERSION] = pricing.PRICE_VERSION
