@@ -1,13 +1,15 @@
-"""Rates from `genai-prices`, looked up once per model x tier and cached; costs as exact `Decimal`.
+"""The one money vocabulary: a call's `Usage`, rates from `genai-prices` (looked up once per model x tier x day and
+cached), costs as exact `Decimal`, and the cost attributes a span carries.
 
-The collector's price book prices every stored call with these rates; the wrapper uses the same
-rates for the cost estimate it puts on each span (docs/architecture.md, Money).
+The collector's price book prices every stored call with these rates; the wrapper, its batch results and the sample
+data generator put `cost_attributes` on each span (docs/architecture.md, Money).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,12 +18,47 @@ import genai_prices
 from genai_prices import data_snapshot
 from genai_prices.types import TieredPrices
 
+from llmledger import semconv as sc
+
 PRICE_VERSION = f"genai-prices=={genai_prices.__version__}"
 
 _PER_MILLION = Decimal(1_000_000)
 # Tiers that the response may report and that change the per-token price; `scale` is pre-paid units.
 _PRICED_TIERS = frozenset({"flex", "priority", "fast"})
 UNPRICED_TIERS = frozenset({"scale"})
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A call's tokens as OpenAI bills them: cached, cache-write and audio tokens are inside `input_tokens`;
+    reasoning and audio tokens inside `output_tokens`. The names are the `llm_calls` columns'."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, Any]) -> Usage:
+        """From a span's attributes (the wrapper's, or a batch result line's)."""
+        return cls(
+            attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS) or 0,
+            attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
+            attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) or 0,
+            attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS) or 0,
+            attrs.get(sc.USAGE_INPUT_AUDIO_TOKENS) or 0,
+            attrs.get(sc.USAGE_OUTPUT_AUDIO_TOKENS) or 0,
+        )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Usage:
+        """From an `llm_calls` row (NULL counts as 0)."""
+        return cls(*(row.get(name) or 0 for name in _USAGE_FIELDS))
+
+
+_USAGE_FIELDS = tuple(field.name for field in fields(Usage))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,26 +88,18 @@ class Rates:
     input_audio: Rate | None = None  # None: audio tokens at the text rate
     output_audio: Rate | None = None
 
-    def cost(
-        self,
-        input_tokens: int,
-        cached_input_tokens: int,
-        cache_write_tokens: int,
-        output_tokens: int,
-        input_audio_tokens: int = 0,
-        output_audio_tokens: int = 0,
-    ) -> Decimal:
-        """Exact USD: cached, cache-write and audio tokens are inside input; reasoning and audio inside output.
-        Above a long-context threshold every token of the call moves to the higher rate."""
-        uncached = max(input_tokens - cached_input_tokens - cache_write_tokens - input_audio_tokens, 0)
-        text_output = max(output_tokens - output_audio_tokens, 0)
+    def cost(self, usage: Usage) -> Decimal:
+        """Exact USD. Above a long-context threshold every token of the call moves to the higher rate."""
+        total_input = usage.input_tokens
+        uncached = max(total_input - usage.cached_input_tokens - usage.cache_write_tokens - usage.input_audio_tokens, 0)
+        text_output = max(usage.output_tokens - usage.output_audio_tokens, 0)
         return (
-            uncached * self.input.at(input_tokens)
-            + cached_input_tokens * self.cached_input.at(input_tokens)
-            + cache_write_tokens * self.cache_write.at(input_tokens)
-            + input_audio_tokens * (self.input_audio or self.input).at(input_tokens)
-            + text_output * self.output.at(input_tokens)
-            + output_audio_tokens * (self.output_audio or self.output).at(input_tokens)
+            uncached * self.input.at(total_input)
+            + usage.cached_input_tokens * self.cached_input.at(total_input)
+            + usage.cache_write_tokens * self.cache_write.at(total_input)
+            + usage.input_audio_tokens * (self.input_audio or self.input).at(total_input)
+            + text_output * self.output.at(total_input)
+            + usage.output_audio_tokens * (self.output_audio or self.output).at(total_input)
         )
 
 
@@ -133,23 +162,19 @@ def _rates_on(day: date, model: str, service_tier: str | None, batch: bool) -> R
     return load_rates(model, price_context(service_tier, batch), noon)
 
 
-def estimate_cost(
-    model: str,
-    service_tier: str | None,
-    input_tokens: int,
-    cached_input_tokens: int,
-    output_tokens: int,
-    cache_write_tokens: int = 0,
-    input_audio_tokens: int = 0,
-    output_audio_tokens: int = 0,
-) -> float | None:
-    """The wrapper's estimate in USD, or None for an unknown model or a pre-paid (`scale`) tier."""
+def cost_attributes(
+    usage: Usage, model: str, service_tier: str | None, *, batch: bool = False, when: datetime | None = None
+) -> dict[str, Any]:
+    """The span's cost estimate in USD (amount, currency, source, price version), or nothing when the model is
+    unknown or the tier pre-paid (`scale`): a missing estimate, never 0."""
     if service_tier in UNPRICED_TIERS:
-        return None
-    rates = rates_for(model, service_tier)
+        return {}
+    rates = rates_for(model, service_tier, batch, when)
     if rates is None:
-        return None
-    cost = rates.cost(
-        input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, input_audio_tokens, output_audio_tokens
-    )
-    return float(cost)
+        return {}
+    return {
+        sc.GEN_AI_USAGE_COST_AMOUNT: float(rates.cost(usage)),
+        sc.GEN_AI_USAGE_COST_CURRENCY: sc.COST_CURRENCY_USD,
+        sc.GEN_AI_USAGE_COST_SOURCE: sc.COST_SOURCE_WRAPPER,
+        sc.PRICE_VERSION: PRICE_VERSION,
+    }

@@ -19,7 +19,7 @@ from pathlib import Path
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from llmledger import semconv as sc
-from llmledger.pricing import rates_for
+from llmledger.pricing import Usage, rates_for
 from llmledger.testing.fake_openai_admin import CostItem, UsageItem
 from sample_data.otlp_file import read_requests, spans
 
@@ -111,8 +111,9 @@ def _priced(model: str, tier: str, batch: bool, at: datetime, tokens: _Hour) -> 
     if rates is None:
         input_rate, output_rate = (rate / _PER_MILLION for rate in FINE_TUNED_RATES)
         return tokens.input_tokens * input_rate, tokens.output_tokens * output_rate
-    input_cost = rates.cost(tokens.input_tokens, tokens.cached_tokens, 0, 0)
-    return input_cost, rates.cost(tokens.input_tokens, tokens.cached_tokens, 0, tokens.output_tokens) - input_cost
+    input_cost = rates.cost(Usage(tokens.input_tokens, tokens.cached_tokens))
+    whole = rates.cost(Usage(tokens.input_tokens, tokens.cached_tokens, output_tokens=tokens.output_tokens))
+    return input_cost, whole - input_cost
 
 
 def _add_untracked(bill: DemoBill, days: list[date], rng: random.Random) -> None:

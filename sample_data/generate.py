@@ -500,16 +500,8 @@ class TrafficModel:
 
 
 def _add_cost(attrs: dict[str, Any], model: Model, usage: _Usage) -> None:
-    tier = attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER)
-    cost = pricing.estimate_cost(
-        model.snapshot, tier, usage.input_tokens, usage.cached_input_tokens, usage.output_tokens
-    )
-    if cost is None:
-        return
-    attrs[sc.GEN_AI_USAGE_COST_AMOUNT] = cost
-    attrs[sc.GEN_AI_USAGE_COST_CURRENCY] = sc.COST_CURRENCY_USD
-    attrs[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_WRAPPER
-    attrs[sc.PRICE_VERSION] = pricing.PRICE_VERSION
+    tokens = pricing.Usage(usage.input_tokens, usage.cached_input_tokens, output_tokens=usage.output_tokens)
+    attrs.update(pricing.cost_attributes(tokens, model.snapshot, attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER)))
 
 
 # --- small helpers -------------------------------------------------------------------------------------------

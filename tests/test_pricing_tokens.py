@@ -11,6 +11,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from llmledger import pricing
+from llmledger import semconv as sc
 from llmledger.wrapper import tokens
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,13 +37,34 @@ def test_estimate_matches_genai_prices(model, tier, input_tokens, cached, output
         provider_id="openai",
         price_context=context,
     ).total_price
-    estimate = pricing.estimate_cost(model, tier, input_tokens, cached, output_tokens)
-    assert estimate == pytest.approx(float(exact), rel=1e-12)
+    usage = pricing.Usage(input_tokens, cached, output_tokens=output_tokens)
+    estimate = pricing.cost_attributes(usage, model, tier)
+    assert estimate[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(float(exact), rel=1e-12)
+    assert estimate[sc.GEN_AI_USAGE_COST_SOURCE] == sc.COST_SOURCE_WRAPPER
+    assert estimate[sc.PRICE_VERSION] == pricing.PRICE_VERSION
 
 
 def test_unknown_model_and_scale_tier_are_unpriced() -> None:
-    assert pricing.estimate_cost("my-own-model", None, 100, 0, 10) is None
-    assert pricing.estimate_cost("gpt-4o-mini", "scale", 100, 0, 10) is None
+    usage = pricing.Usage(100, output_tokens=10)
+    assert pricing.cost_attributes(usage, "my-own-model", None) == {}
+    assert pricing.cost_attributes(usage, "gpt-4o-mini", "scale") == {}
+
+
+def test_a_row_and_span_attributes_give_the_same_usage() -> None:
+    attrs = {
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 400,
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 100,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 50,
+        sc.USAGE_INPUT_AUDIO_TOKENS: 20,
+        sc.USAGE_OUTPUT_AUDIO_TOKENS: 5,
+    }
+    row = {"input_tokens": 1000, "cached_input_tokens": 400, "cache_write_tokens": 100, "output_tokens": 50,
+           "input_audio_tokens": 20, "output_audio_tokens": 5, "reasoning_tokens": 30}  # fmt: skip
+    assert (
+        pricing.Usage.from_attributes(attrs) == pricing.Usage.from_row(row) == pricing.Usage(1000, 400, 100, 50, 20, 5)
+    )
+    assert pricing.Usage.from_row({"input_tokens": None, "output_tokens": 7}) == pricing.Usage(output_tokens=7)
 
 
 def test_rates_are_looked_up_once() -> None:

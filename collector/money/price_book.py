@@ -124,14 +124,7 @@ class PriceBook:
                     break
         if rates is None:
             return None, False
-        cost = rates.cost(
-            input_tokens or 0,
-            row.get("cached_input_tokens") or 0,
-            row.get("cache_write_tokens") or 0,
-            output_tokens or 0,
-            row.get("input_audio_tokens") or 0,
-            row.get("output_audio_tokens") or 0,
-        )
+        cost = rates.cost(pricing.Usage.from_row(row))
         return cost, rates.tier_fallback
 
 

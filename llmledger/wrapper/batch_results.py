@@ -184,28 +184,12 @@ def _error_type(line: _Fields, status_code: object, body: Any) -> str | None:
 
 def _cost_attributes(attrs: Mapping[str, Any], time_ns: int) -> dict[str, Any]:
     """The wrapper's estimate at batch rates (the collector re-prices from the tokens and `llmledger.batch`)."""
-    input_tokens = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
     model = attrs.get(sc.GEN_AI_RESPONSE_MODEL)
-    tier = attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER)
-    if input_tokens is None or not model or tier in pricing.UNPRICED_TIERS:
+    if attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS) is None or not model:
         return {}
-    rates = pricing.rates_for(model, tier, True, datetime.fromtimestamp(time_ns / 1e9, tz=UTC))
-    if rates is None:
-        return {}
-    cost = rates.cost(
-        input_tokens,
-        attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
-        attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0),
-        attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0),
-        attrs.get(sc.USAGE_INPUT_AUDIO_TOKENS, 0),
-        attrs.get(sc.USAGE_OUTPUT_AUDIO_TOKENS, 0),
-    )
-    return {
-        sc.GEN_AI_USAGE_COST_AMOUNT: float(cost),
-        sc.GEN_AI_USAGE_COST_CURRENCY: sc.COST_CURRENCY_USD,
-        sc.GEN_AI_USAGE_COST_SOURCE: sc.COST_SOURCE_WRAPPER,
-        sc.PRICE_VERSION: pricing.PRICE_VERSION,
-    }
+    usage = pricing.Usage.from_attributes(attrs)
+    when = datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
+    return pricing.cost_attributes(usage, model, attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER), batch=True, when=when)
 
 
 def _first_char(data: bytes | str) -> bytes | str:

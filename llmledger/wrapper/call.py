@@ -181,25 +181,9 @@ class CallRecorder:
 
     def _add_cost(self) -> None:
         attrs = self.attrs
-        input_tokens = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
-        if input_tokens is None:
+        if attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS) is None:
             return
         model = attrs.get(sc.GEN_AI_RESPONSE_MODEL) or attrs.get(sc.GEN_AI_REQUEST_MODEL)
-        if not model:
-            return
-        cost = pricing.estimate_cost(
-            model,
-            attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER),
-            input_tokens,
-            attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
-            attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0),
-            attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0),
-            attrs.get(sc.USAGE_INPUT_AUDIO_TOKENS, 0),
-            attrs.get(sc.USAGE_OUTPUT_AUDIO_TOKENS, 0),
-        )
-        if cost is None:
-            return
-        attrs[sc.GEN_AI_USAGE_COST_AMOUNT] = cost
-        attrs[sc.GEN_AI_USAGE_COST_CURRENCY] = sc.COST_CURRENCY_USD
-        attrs[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_WRAPPER
-        attrs[sc.PRICE_VERSION] = pricing.PRICE_VERSION
+        if model:
+            usage = pricing.Usage.from_attributes(attrs)
+            attrs.update(pricing.cost_attributes(usage, model, attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER)))
