@@ -6,7 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import filters, signin
+from dashboard import signin
+from dashboard.parts import filters
 
 VIEWS = Path(__file__).with_name("views")
 

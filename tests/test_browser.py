@@ -218,7 +218,7 @@ def test_edit_a_rule_in_the_ui_and_see_the_change(demo, browser: Browser) -> Non
 def test_readiness_card_and_create_its_proposed_alert_rule(demo, browser: Browser) -> None:
     import re
 
-    from dashboard.readiness_client import widget_key
+    from dashboard.data.readiness_client import widget_key
 
     def css(key: str) -> str:  # Streamlit's class for a keyed element
         return ".st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", key.strip())

@@ -15,7 +15,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import client, filters, ui
+from dashboard.data import client
+from dashboard.parts import filters, ui
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
 from tests.otlp_spans import chat_attributes, request_with

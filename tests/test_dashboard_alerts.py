@@ -13,7 +13,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import alerts_client, ui
+from dashboard.data import alerts_client
+from dashboard.parts import ui
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
 from tests.otlp_spans import chat_attributes, request_with

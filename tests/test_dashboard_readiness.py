@@ -22,7 +22,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from collector.api.auth import Tokens
-from dashboard import alerts_client, client, filters, readiness_client
+from dashboard.data import alerts_client, client, readiness_client
+from dashboard.parts import filters
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
 from tests.otlp_spans import chat_attributes, request_with

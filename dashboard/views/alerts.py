@@ -12,8 +12,9 @@ import pandas as pd
 import streamlit as st
 
 from collector.alerts.rules import CALENDAR_WINDOWS, CHANNEL_TYPES, FILTERS, METRICS, OPS, ROLLING_WINDOWS
-from dashboard import alerts_client, filters, ui
-from dashboard.client import ApiError
+from dashboard.data import alerts_client
+from dashboard.data.client import ApiError
+from dashboard.parts import filters, ui
 
 WINDOWS = (*ROLLING_WINDOWS, *CALENDAR_WINDOWS)
 STATE_ORDER = {"firing": 0, "pending": 1, "ok": 2}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import client, ui
+from dashboard.data import client
+from dashboard.parts import ui
 
 STATUSES = {"all": "All", "ok": "OK", "error": "Errors"}
 PAGE_SIZES = (50, 100, 250, 500)

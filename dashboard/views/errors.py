@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, client, ui
+from dashboard.data import client
+from dashboard.parts import charts, ui
 
 HEADROOM = {"ratelimit_headroom_requests_pct": "requests", "ratelimit_headroom_tokens_pct": "tokens"}
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import client, filters, ui
+from dashboard.data import client
+from dashboard.parts import filters, ui
 
 RANGES = {"sidebar": "Sidebar time range", "this_month": "This month so far (UTC)", "last_month": "Last month (UTC)"}
 PERIODS = {"day": "Day", "month": "Month"}

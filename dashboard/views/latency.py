@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, client, ui
+from dashboard.data import client
+from dashboard.parts import charts, ui
 
 PERCENTILES = {"latency_p50_ms": "p50", "latency_p95_ms": "p95", "latency_p99_ms": "p99"}
 HISTOGRAMS = {"duration_ms": "Latency", "ttft_ms": "Time to first token"}

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import alerts_client, charts, client, filters, ui
-from dashboard.client import ApiError
+from dashboard.data import alerts_client, client
+from dashboard.data.client import ApiError
+from dashboard.parts import charts, filters, ui
 
 
 def calendar_windows(now: datetime) -> dict[str, tuple[datetime, datetime, datetime, datetime]]:

@@ -10,10 +10,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, client, filters, readiness_client, ui
-from dashboard.alerts_client import RuleRejectedError
-from dashboard.client import ApiError, EndpointMissingError
-from dashboard.readiness_client import Card, escape, widget_key
+from dashboard.data import client, readiness_client
+from dashboard.data.alerts_client import RuleRejectedError
+from dashboard.data.client import ApiError, EndpointMissingError
+from dashboard.data.readiness_client import Card, escape, widget_key
+from dashboard.parts import charts, filters, ui
 
 BAND_LINES = (15, 20)  # where "needs improvement" and "production ready" begin
 ABOUT = (

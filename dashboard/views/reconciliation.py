@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, client, filters, reconcile_client, ui
-from dashboard.client import ApiError
+from dashboard.data import client, reconcile_client
+from dashboard.data.client import ApiError
+from dashboard.parts import charts, filters, ui
 
 PERIODS = {"7": "7 days", "14": "14 days", "30": "30 days", "90": "90 days"}
 DEFAULT_PERIOD = "14"

@@ -7,7 +7,8 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, client, ui
+from dashboard.data import client
+from dashboard.parts import charts, ui
 
 DIMENSIONS = {"model": "Model", "service": "Service", "team": "Team", "feature": "Feature", "end_user": "User"}
 TOP = 20

@@ -18,7 +18,8 @@ import httpx2
 import pandas as pd
 import streamlit as st
 
-from dashboard import alerts_client, client, ui
+from dashboard.data import alerts_client, client
+from dashboard.parts import ui
 
 READINESS_PATH = "/api/v1/readiness"
 HISTORY_PATH = "/api/v1/readiness/history"

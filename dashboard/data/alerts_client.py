@@ -15,9 +15,10 @@ from typing import Any
 import httpx2
 import streamlit as st
 
-from dashboard import client, ui
-from dashboard.client import ApiError
-from dashboard.filters import iso
+from dashboard.data import client
+from dashboard.data.client import ApiError
+from dashboard.parts import ui
+from dashboard.parts.filters import iso
 
 RULES_PATH = "/api/v1/alert-rules"
 EVENTS_PATH = "/api/v1/alert-events"

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import client
+from dashboard.data import client
 
 RUNS_PATH = "/api/v1/reconcile-runs"
 COMPARE_PATH = "/api/v1/reconciliation"

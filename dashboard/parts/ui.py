@@ -9,7 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import client, filters
+from dashboard.data import client
+from dashboard.parts import filters
 
 NO_DATA = "—"
 SNIPPET = """\

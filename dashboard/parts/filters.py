@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import client
+from dashboard.data import client
 
 # Preset (shown as is, and its value in the URL) → label and length; "Custom" uses the date pickers.
 PRESETS: dict[str, tuple[str, timedelta | None]] = {
