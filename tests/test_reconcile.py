@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from collector.alerts.engine import measure
 from collector.alerts.rules import parse_rule
 from collector.api.auth import Tokens
-from dashboard import filters, ui
+from dashboard.parts import filters, ui
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai_admin import COSTS_PATH, USAGE_PATH, CostItem, FakeOpenAIAdmin, UsageItem
 from llmledger_cli import main as cli
