@@ -18,8 +18,10 @@ import uvicorn
 
 from collector.alerts.engine import AlertEngine
 from collector.alerts.notify import Notifier
-from collector.api.app import CollectorApp
+from collector.alerts.store import AlertStore
+from collector.api.app import build_app
 from collector.api.auth import Tokens, check_listen_address
+from collector.api.state import AppState
 from collector.ingest import scrub
 from collector.ingest.pipeline import Ingest
 from collector.ingest.writer import BatchWriter
@@ -66,19 +68,28 @@ class Collector:
             record_rates=self.store.record_rates,
             record_scrubbed=functools.partial(scrub.record, self.store),
         )
-        self.app = CollectorApp(
-            self.store, self.ingest, self.metrics, max_body_bytes=args.max_body_bytes, tokens=self.tokens
-        )
-        self.app.production_environments = tuple(
-            name.strip() for name in args.production_environments.split(",") if name.strip()
-        )
-        self.app.listen_host = args.host
-        self.notifier = self.app.notifier = Notifier(self.store, args.dashboard_url)
+        self.notifier = Notifier(self.store, args.dashboard_url)
         # On a lake these run on one collector at a time (the leader, store.leader_check); the others take over
         # when it dies.
         self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
         self.retention = Retention(self.store, args.retention_days, self.metrics) if args.retention_days else None
-        self.reconciler = self.app.reconciler = Reconciler.from_args(self.store, args, self.metrics)  # None: no key
+        self.reconciler = Reconciler.from_args(self.store, args, self.metrics)  # None: no key
+        self.state = AppState(
+            store=self.store,
+            ingest=self.ingest,
+            metrics=self.metrics,
+            price_book=self.price_book,
+            alerts=AlertStore(self.store),
+            notifier=self.notifier,
+            max_body_bytes=args.max_body_bytes,
+            tokens=self.tokens,
+            reconciler=self.reconciler,
+            production_environments=tuple(
+                name.strip() for name in args.production_environments.split(",") if name.strip()
+            ),
+            listen_host=args.host,
+        )
+        self.app = build_app(self.state)
         self.compactor = (
             Periodic(
                 "lake-compaction",
@@ -100,7 +111,7 @@ class Collector:
         receivers still answer (the demo's simulated app flushes its last spans then)."""
         args = self.args
         config = uvicorn.Config(
-            self.app.starlette(), host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
+            self.app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
         )
         server = self.http_server = _Server(config)
         # Before anything starts: a signal from here on stops all of it, through the `finally`.
@@ -114,7 +125,7 @@ class Collector:
                 self.reconciler.start()
             if self.compactor is not None:
                 self.compactor.start()
-            self.app.ready = True
+            self.state.ready = True
             log.info(
                 "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d",
                 self.store.path,
@@ -152,7 +163,7 @@ class Collector:
         if self._shut_down:
             return
         self._shut_down = True
-        self.app.ready = False
+        self.state.ready = False
         self.alert_engine.stop()
         if self.retention is not None:
             self.retention.stop()

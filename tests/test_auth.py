@@ -84,7 +84,7 @@ def send(collector: RunningCollector, method: str, path: str, body: object, toke
 def test_every_route_is_covered(guarded: RunningCollector) -> None:
     routes = {
         (method, route.path)
-        for route in guarded.collector.app.starlette().routes
+        for route in guarded.collector.app.routes
         if isinstance(route, Route)
         for method in route.methods or ()
         if method != "HEAD"

@@ -53,7 +53,7 @@ JSON = otlp.JSON
 
 
 def decode(body: bytes, content_type: str | None, content_encoding: str | None) -> ExportTraceServiceRequest:
-    """What /v1/traces does with a body before ingest, in its order (collector.api.app reads, then otlp.parse)."""
+    """What /v1/traces does with a body before ingest, in its order (collector.receive.http reads, then otlp.parse)."""
     kind = otlp.media_type(content_type)
     if len(body) > LIMIT:
         raise otlp.OtlpError(413, f"body is larger than the limit of {LIMIT} bytes")

@@ -439,11 +439,13 @@ def test_production_is_what_the_collector_says(collector: RunningCollector) -> N
     post(collector, [good()], "live-env", environment="live")
     assert items(scorecard(collector, "live-env", **CRAFTED_DAY))["eh.retries"]["status"] == "unknown"
     assert items(scorecard(collector, "live-env", environment="live", **CRAFTED_DAY))["eh.retries"]["status"] == "pass"
-    collector.collector.app.production_environments = ("live",)  # what --production-environments live sets
+    state = collector.collector.state
+    configured = state.production_environments
+    state.production_environments = ("live",)  # what --production-environments live sets
     try:
         card = scorecard(collector, "live-env", **CRAFTED_DAY)
     finally:
-        del collector.collector.app.production_environments
+        state.production_environments = configured
     assert items(card)["eh.retries"]["status"] == "pass"
 
 

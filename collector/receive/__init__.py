@@ -1,1 +1,1 @@
-"""Receiving OTLP: decoding request bodies (pure) and the gRPC edge; the HTTP edge is a router in collector.api."""
+"""Receiving OTLP: decoding request bodies (pure), and the HTTP and gRPC edges that feed the same ingest."""

@@ -1,0 +1,57 @@
+"""What every router needs from the running collector (`AppState`, built once by the server), and its reads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+from starlette.concurrency import run_in_threadpool
+
+from collector.alerts.notify import Notifier
+from collector.alerts.store import AlertStore
+from collector.api.auth import Tokens
+from collector.ingest.pipeline import Ingest
+from collector.metrics import Metrics
+from collector.money.price_book import PriceBook
+from collector.reconcile.pull import Reconciler
+from collector.store.file import Store
+
+
+@dataclass(eq=False)
+class AppState:
+    """The collector's parts the HTTP routers use; `ready` is flipped by the server once everything has started."""
+
+    store: Store
+    ingest: Ingest
+    metrics: Metrics
+    price_book: PriceBook
+    alerts: AlertStore
+    notifier: Notifier
+    max_body_bytes: int
+    tokens: Tokens = field(default_factory=Tokens)
+    reconciler: Reconciler | None = None  # None: no OpenAI admin key configured
+    production_environments: tuple[str, ...] = ()  # empty: the checklist's default (production, prod)
+    listen_host: str | None = None
+    ready: bool = False
+    _readers: threading.local = field(default_factory=threading.local, repr=False)
+
+    async def read(self, query: Callable[[Any], Any]) -> Any:
+        """Run `query` on this worker thread's reading cursor, off the event loop, and end what it left open."""
+
+        def run() -> Any:
+            cursor = getattr(self._readers, "cursor", None)
+            if cursor is None:
+                cursor = self._readers.cursor = self.store.reader()
+            try:
+                return query(cursor)
+            finally:
+                try:
+                    self.store.finish_reading(cursor)
+                except duckdb.Error:  # a broken cursor: the next request on this thread gets a new one
+                    self._readers.cursor = None
+                    cursor.close()
+
+        return await run_in_threadpool(run)
