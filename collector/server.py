@@ -20,8 +20,9 @@ from collector.alerts.engine import AlertEngine
 from collector.alerts.notify import Notifier
 from collector.alerts.store import AlertStore
 from collector.api.app import build_app
-from collector.api.auth import Tokens, check_listen_address
+from collector.api.auth import check_listen_address
 from collector.api.state import AppState
+from collector.config import CollectorConfig
 from collector.ingest import scrub
 from collector.ingest.pipeline import Ingest
 from collector.ingest.writer import BatchWriter
@@ -44,23 +45,23 @@ LAKE_FLUSH_S = 0.5  # ... but never keep a sender waiting longer than this for i
 class Collector:
     """A running collector; `serve()` blocks until SIGINT/SIGTERM, then commits what it acknowledged."""
 
-    def __init__(self, args: argparse.Namespace, tokens: Tokens | None = None) -> None:
-        self.args = args
-        self.tokens = Tokens.from_env() if tokens is None else tokens
-        check_listen_address(args.host, self.tokens)
-        _check_ports(args)
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.tokens = config.tokens
+        check_listen_address(config.host, self.tokens)
+        _check_ports(config)
         self.metrics = Metrics()
-        self.store = open_store(args)
+        self.store = open_store(config)
         lake = self.store.is_lake
-        flush_s = args.flush_interval if args.flush_interval is not None else (LAKE_FLUSH_S if lake else 0.0)
+        flush_s = config.flush_interval if config.flush_interval is not None else (LAKE_FLUSH_S if lake else 0.0)
         self.writer = BatchWriter(
             self.store,
             self.metrics,
-            max_pending_rows=max(args.max_pending_rows, LAKE_MIN_BATCH_ROWS * 2) if lake else args.max_pending_rows,
+            max_pending_rows=max(config.max_pending_rows, LAKE_MIN_BATCH_ROWS * 2) if lake else config.max_pending_rows,
             min_batch_rows=LAKE_MIN_BATCH_ROWS if lake else 1,
             max_wait_s=flush_s,
         )
-        self.price_book = PriceBook(_overrides(args.prices))
+        self.price_book = PriceBook(_overrides(config.prices))
         self.ingest = Ingest(
             self.writer,
             self.metrics,
@@ -68,12 +69,12 @@ class Collector:
             record_rates=self.store.record_rates,
             record_scrubbed=functools.partial(scrub.record, self.store),
         )
-        self.notifier = Notifier(self.store, args.dashboard_url)
+        self.notifier = Notifier(self.store, config.dashboard_url)
         # On a lake these run on one collector at a time (the leader, store.leader_check); the others take over
         # when it dies.
-        self.alert_engine = AlertEngine(self.store, args.alert_interval, self.notifier)
-        self.retention = Retention(self.store, args.retention_days, self.metrics) if args.retention_days else None
-        self.reconciler = Reconciler.from_args(self.store, args, self.metrics)  # None: no key
+        self.alert_engine = AlertEngine(self.store, config.alert_interval, self.notifier)
+        self.retention = Retention(self.store, config.retention_days, self.metrics) if config.retention_days else None
+        self.reconciler = Reconciler.from_config(self.store, config, self.metrics)  # None: no key
         self.state = AppState(
             store=self.store,
             ingest=self.ingest,
@@ -81,24 +82,22 @@ class Collector:
             price_book=self.price_book,
             alerts=AlertStore(self.store),
             notifier=self.notifier,
-            max_body_bytes=args.max_body_bytes,
+            max_body_bytes=config.max_body_bytes,
             tokens=self.tokens,
             reconciler=self.reconciler,
-            production_environments=tuple(
-                name.strip() for name in args.production_environments.split(",") if name.strip()
-            ),
-            listen_host=args.host,
+            production_environments=config.production_environments,
+            listen_host=config.host,
         )
         self.app = build_app(self.state)
         self.compactor = (
             Periodic(
                 "lake-compaction",
-                args.compact_interval,
+                config.compact_interval,
                 functools.partial(compact, self.store, self.metrics),
                 run_at_start=False,
                 is_leader=self.store.leader_check,
             )
-            if lake and args.compact_interval > 0
+            if lake and config.compact_interval > 0
             else None
         )
         self.grpc_server = None
@@ -109,9 +108,9 @@ class Collector:
     def serve(self, sock: socket.socket | None = None, before_shutdown: Callable[[], None] | None = None) -> None:
         """Serve until SIGINT/SIGTERM or `stop()`; on a signal, `before_shutdown` runs first, while the
         receivers still answer (the demo's simulated app flushes its last spans then)."""
-        args = self.args
+        config = self.config
         config = uvicorn.Config(
-            self.app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
+            self.app, host=config.host, port=config.port, log_level="warning", access_log=False, lifespan="off"
         )
         server = self.http_server = _Server(config)
         # Before anything starts: a signal from here on stops all of it, through the `finally`.
@@ -129,8 +128,8 @@ class Collector:
             log.info(
                 "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d",
                 self.store.path,
-                args.host,
-                args.port,
+                config.host,
+                config.port,
             )
             server.run(sockets=[sock] if sock else None)
         finally:
@@ -140,16 +139,16 @@ class Collector:
                 restore()
 
     def _start_grpc(self) -> None:
-        args = self.args
-        if args.grpc_port < 0:
+        config = self.config
+        if config.grpc_port < 0:
             return
         try:
             self.grpc_server, self.grpc_port = start_grpc(
-                self.ingest, self.metrics, self.tokens, args.host, args.grpc_port, args.max_body_bytes
+                self.ingest, self.metrics, self.tokens, config.host, config.grpc_port, config.max_body_bytes
             )
         except RuntimeError:  # gRPC's only word for a failed bind; _check_ports found the port free a moment ago
             raise SystemExit(
-                f"llmledger collector: could not listen on {args.host}:{args.grpc_port} (--grpc-port); "
+                f"llmledger collector: could not listen on {config.host}:{config.grpc_port} (--grpc-port); "
                 "another process may have just taken it: pass another --grpc-port"
             ) from None
 
@@ -179,30 +178,29 @@ class Collector:
         log.info("llmledger collector stopped; everything acknowledged is committed")
 
 
-def open_store(args: argparse.Namespace) -> Store:
+def open_store(config: CollectorConfig) -> Store:
     """The file given by --db, or with --lake the DuckLake shared with other collectors."""
-    if args.lake is None:
-        if args.data_path is not None:
+    if config.lake is None:
+        if config.data_path is not None:
             raise SystemExit("llmledger collector: --data-path goes with --lake")
         try:
-            return Store(Path(args.db))
+            return Store(config.db)
         except StoreOpenError as exc:
             raise SystemExit(f"llmledger collector: {exc}") from None
-    if args.data_path is None:
+    if config.data_path is None:
         raise SystemExit("llmledger collector: --lake needs --data-path (a shared folder or an s3:// URL)")
     from collector.store.lake.store import LakeStore
 
     try:
-        return LakeStore(args.lake, args.data_path)
+        return LakeStore(config.lake, config.data_path)
     except LakeConfigError as exc:
         raise SystemExit(f"llmledger collector: {exc}") from None
 
 
-def _check_ports(args: argparse.Namespace) -> None:
+def _check_ports(config: CollectorConfig) -> None:
     """Exit with one line, before anything opens or starts, when a port this command is to listen on is taken (with
     `up` and `demo` the dashboard's too, which would otherwise fail in its own process with the collector running)."""
-    dashboard_port = getattr(args, "dashboard_port", 0)
-    wanted = {"--port": args.port, "--grpc-port": args.grpc_port, "--dashboard-port": dashboard_port}
+    wanted = {"--port": config.port, "--grpc-port": config.grpc_port, **dict(config.also_listening)}
     with contextlib.ExitStack() as probes:  # all held at once, so that two flags naming one port collide too
         for flag, port in wanted.items():
             if port > 65535:
@@ -210,10 +208,10 @@ def _check_ports(args: argparse.Namespace) -> None:
             if port <= 0:  # 0: any free port; -1: not listening
                 continue
             try:
-                for family, address in _addresses(args.host, port):
+                for family, address in _addresses(config.host, port):
                     probes.enter_context(_listening(family, address))
             except OSError as exc:
-                raise SystemExit(f"llmledger collector: {_cannot_listen(args.host, port, flag, exc)}") from None
+                raise SystemExit(f"llmledger collector: {_cannot_listen(config.host, port, flag, exc)}") from None
 
 
 def _addresses(host: str, port: int) -> set[tuple[int, tuple[Any, ...]]]:
@@ -245,9 +243,9 @@ def _cannot_listen(host: str, port: int, flag: str, exc: OSError) -> str:
     return f"cannot listen on {host}:{port} ({flag}): {exc.strerror or exc}"
 
 
-def _overrides(path: str | None) -> PriceOverrides:
+def _overrides(path: Path | None) -> PriceOverrides:
     try:
-        return PriceOverrides.load(Path(path) if path else None)
+        return PriceOverrides.load(path)
     except OverridesError as exc:
         raise SystemExit(f"llmledger collector: {exc}") from None
 
@@ -290,5 +288,5 @@ def _stop_on_signals(server: uvicorn.Server, before_shutdown: Callable[[], None]
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    Collector(args).serve()
+    Collector(CollectorConfig.from_args(args)).serve()
     return 0

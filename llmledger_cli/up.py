@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from collector.config import CollectorConfig
 from collector.server import Collector
 from dashboard.launch import interrupted_by_sigterm, start_dashboard, stop
 from llmledger.testing.waiting import wait_until_ok
@@ -38,7 +39,7 @@ def up(
     """Serve the collector in this thread and the dashboard beside it until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per HTTP request drowns the rest
-    collector = Collector(args)
+    collector = Collector(CollectorConfig.from_args(args))
     dashboard = None
     try:
         with interrupted_by_sigterm():  # until serve() takes the signals over, SIGTERM acts as Ctrl-C does

@@ -11,6 +11,7 @@ from typing import Any
 import httpx2
 
 from collector.api.auth import Tokens
+from collector.config import CollectorConfig
 from collector.options import add_arguments
 from collector.server import Collector
 from llmledger.testing.waiting import wait_until_ok
@@ -28,7 +29,7 @@ class RunningCollector:
         self.sock.bind(("127.0.0.1", port))  # a fixed port when an app already points at it (outage tests)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.collector = Collector(self.args, tokens=tokens or Tokens())
+        self.collector = Collector(CollectorConfig.from_args(self.args, tokens=tokens or Tokens()))
         self.thread = threading.Thread(target=self.collector.serve, kwargs={"sock": self.sock}, daemon=True)
         self.thread.start()
         self.http = httpx2.Client(base_url=self.url, timeout=30)

@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from starlette.routing import Route
 
 from collector.api.auth import Tokens, check_listen_address, is_loopback, scope_for
+from collector.config import CollectorConfig
 from collector.options import add_arguments
 from collector.server import Collector
 from llmledger import semconv as sc
@@ -156,7 +157,7 @@ def test_no_listening_beyond_loopback_without_tokens(tmp_path: Path) -> None:
     assert [is_loopback(host) for host in ("0.0.0.0", "10.1.2.3", "example.com")] == [False] * 3
     args = collector_args("--db", str(tmp_path / "x.duckdb"), "--host", "0.0.0.0")
     with pytest.raises(SystemExit, match=r"refusing to listen on 0\.0\.0\.0 without tokens") as refused:
-        Collector(args, tokens=Tokens(admin="only-admin"))
+        Collector(CollectorConfig.from_args(args, tokens=Tokens(admin="only-admin")))
     assert "LLMLEDGER_INGEST_TOKEN, LLMLEDGER_READ_TOKEN" in str(refused.value)
     assert "only-admin" not in str(refused.value)
     assert not (tmp_path / "x.duckdb").exists()  # refused before opening anything

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -29,9 +27,11 @@ from collector.query.filters import QueryError
 from collector.schedule import Periodic
 from collector.store.file import Store
 
+if TYPE_CHECKING:
+    from collector.config import CollectorConfig
+
 log = logging.getLogger("llmledger.collector")
 
-ADMIN_KEY_ENV = "OPENAI_ADMIN_KEY"
 DEFAULT_INTERVAL_S = 6 * 3600.0
 # Each scheduled pull re-reads today, yesterday and the day before: OpenAI's figures for a day keep settling for
 # a while after it ends.
@@ -46,7 +46,7 @@ NANO = Decimal("0.000000001")
 SCOPE_HELP = (
     "the key lacks the api.usage.read scope, or is not an organization admin key. Create an admin key with read "
     "access to Usage (platform.openai.com > Organization settings > Admin keys) and give it to the collector in "
-    f"{ADMIN_KEY_ENV} or a file named by --openai-admin-key-file"
+    "OPENAI_ADMIN_KEY or a file named by --openai-admin-key-file"
 )
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{8,}")
 
@@ -60,23 +60,6 @@ USAGE_SCHEMA = pa.schema(
      ("project_id", pa.string()), ("batch", pa.bool_()), ("service_tier", pa.string()),
      *[(name, pa.int64()) for name in USAGE_COUNTS], ("requests", pa.int64())]
 )  # fmt: skip
-
-
-class AdminKeyError(Exception):
-    """The key file can't be read or is empty: a set-up mistake to report at start."""
-
-
-def admin_key(key_file: Path | None, environ: Mapping[str, str] | None = None) -> str | None:
-    """The OpenAI admin key: from `--openai-admin-key-file` when given, else `OPENAI_ADMIN_KEY`, else None."""
-    if key_file is not None:
-        try:
-            key = Path(key_file).read_text().strip()
-        except OSError as exc:
-            raise AdminKeyError(f"cannot read the OpenAI admin key file {key_file}: {exc.strerror or exc}") from None
-        if not key:
-            raise AdminKeyError(f"the OpenAI admin key file {key_file} is empty")
-        return key
-    return (os.environ if environ is None else environ).get(ADMIN_KEY_ENV, "").strip() or None
 
 
 def recent_days(now: datetime) -> tuple[date, date]:
@@ -286,17 +269,12 @@ class Reconciler:
         )
 
     @classmethod
-    def from_args(cls, store: Store, args: Any, metrics: Metrics) -> Reconciler | None:
+    def from_config(cls, store: Store, config: CollectorConfig, metrics: Metrics) -> Reconciler | None:
         """A reconciler when an admin key is configured, else None (the API then says how to set one)."""
-        try:
-            key = admin_key(getattr(args, "openai_admin_key_file", None))
-        except AdminKeyError as exc:
-            raise SystemExit(f"llmledger collector: {exc}") from None
-        if key is None:
+        if config.openai_admin_key is None:
             return None
-        interval = getattr(args, "reconcile_interval", None)
-        base_url = getattr(args, "openai_base_url", None)
-        return cls(store, key, metrics, DEFAULT_INTERVAL_S if interval is None else interval, base_url=base_url)
+        interval = DEFAULT_INTERVAL_S if config.reconcile_interval is None else config.reconcile_interval
+        return cls(store, config.openai_admin_key, metrics, interval, base_url=config.openai_base_url)
 
     def start(self) -> None:
         if self.interval_s > 0:
