@@ -66,8 +66,8 @@ CLIENT_TIMEOUT_S = "llmledger.client.timeout_s"
 CLIENT_MAX_RETRIES = "llmledger.client.max_retries"
 CLIENT_KEY_KIND = "llmledger.client.key_kind"
 REQUEST_USER_SET = "llmledger.request.user_set"
-CONTENT_CAPTURED = "llmledger.wrapper.content.captured"
-CONTENT_REDACTED = "llmledger.wrapper.content.redacted"
+CONTENT_CAPTURED = "llmledger.content.captured"
+CONTENT_REDACTED = "llmledger.content.redacted"
 
 # Fixed values
 PROVIDER_OPENAI = "openai"

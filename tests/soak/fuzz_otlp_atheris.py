@@ -7,7 +7,8 @@ Each input picks protobuf or OTLP/JSON and plain or gzip, then goes through what
 normalize, price, validate. The fuzzer stops and saves the input on any exception other than `OtlpError` (what the
 API answers with a 4xx), on a refusal that isn't a 4xx with a message, and on a row that would not fit its column.
 Without a corpus directory it starts from valid protobuf and JSON requests. The hypothesis tests
-(tests/test_fuzz_otlp.py, tests/test_fuzz_normalize.py) are the CI counterpart; add what this finds there as examples.
+(tests/collector/test_fuzz_otlp.py, tests/collector/test_fuzz_normalize.py) are the CI counterpart; add what this
+finds there as examples.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywher
 
 with atheris.instrument_imports(include=["collector"]):  # coverage feedback from our code, not the libraries'
     from collector.receive import otlp
-    from tests.test_fuzz_normalize import assert_rejection_message, assert_storable, ingest, span_count
-    from tests.test_fuzz_otlp import VALID_JSON, VALID_PROTOBUF
+    from tests.collector.test_fuzz_normalize import assert_rejection_message, assert_storable, ingest, span_count
+    from tests.collector.test_fuzz_otlp import VALID_JSON, VALID_PROTOBUF
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 

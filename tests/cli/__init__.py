@@ -1,0 +1,1 @@
+"""Tests of the command line: the demo, loading sample data, start-up and shutdown."""

@@ -1,0 +1,1 @@
+"""Tests of the collector: receiving, ingest, storage and lakes, money, alerts, readiness, the API."""
