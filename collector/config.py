@@ -9,31 +9,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.api.auth import Tokens
+from llmledger.credentials import TokenError, read_token_file
 
 ADMIN_KEY_ENV = "OPENAI_ADMIN_KEY"
 
 
 @dataclass(frozen=True)
 class CollectorConfig:
-    """What `llmledger collector` (and `up`, `demo`, the tests' collectors) runs with; see `collector.options`."""
+    """What `llmledger collector` (and `up`, `demo`, the tests' collectors) runs with; the defaults and the help of
+    each setting are its command-line option's (`collector.options`)."""
 
     db: Path
-    lake: str | None = None
-    data_path: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 4318
-    grpc_port: int = 4317
-    max_body_bytes: int = 16 * 1024 * 1024
-    prices: Path | None = None
-    alert_interval: float = 15.0
-    dashboard_url: str = "http://127.0.0.1:8501"
-    production_environments: tuple[str, ...] = ("production", "prod")
-    retention_days: int | None = None
-    max_pending_rows: int = 100_000
-    flush_interval: float | None = None  # None: the store's own default (0 on a file, 0.5 s on a lake)
-    compact_interval: float = 600.0
-    openai_base_url: str | None = None
-    reconcile_interval: float | None = None  # None: the reconciler's default
+    lake: str | None
+    data_path: str | None
+    host: str
+    port: int
+    grpc_port: int
+    max_body_bytes: int
+    prices: Path | None
+    alert_interval: float
+    dashboard_url: str
+    production_environments: tuple[str, ...]
+    retention_days: int | None
+    max_pending_rows: int
+    flush_interval: float | None  # None: the store's own default (0 on a file, 0.5 s on a lake)
+    compact_interval: float
+    openai_base_url: str | None
+    reconcile_interval: float | None  # None: the reconciler's default
     # Ports another part of the same command will listen on (`up`'s dashboard), checked free at start.
     also_listening: tuple[tuple[str, int], ...] = ()
     # Secrets: never in a repr, a log line or argv.
@@ -49,11 +51,11 @@ class CollectorConfig:
         environ = os.environ if environ is None else environ
         try:
             key = admin_key(args.openai_admin_key_file, environ)
-        except AdminKeyError as exc:
+        except TokenError as exc:
             raise SystemExit(f"llmledger collector: {exc}") from None
         dashboard_port = getattr(args, "dashboard_port", None)
         return cls(
-            db=Path(args.db) if args.db is not None else Path("llmledger.duckdb"),
+            db=Path(args.db),
             lake=args.lake,
             data_path=args.data_path,
             host=args.host,
@@ -78,18 +80,8 @@ class CollectorConfig:
         )
 
 
-class AdminKeyError(Exception):
-    """The key file can't be read or is empty: a set-up mistake to report at start."""
-
-
-def admin_key(key_file: Path | None, environ: Mapping[str, str] | None = None) -> str | None:
+def admin_key(key_file: Path | None, environ: Mapping[str, str]) -> str | None:
     """The OpenAI admin key: from `--openai-admin-key-file` when given, else `OPENAI_ADMIN_KEY`, else None."""
     if key_file is not None:
-        try:
-            key = Path(key_file).read_text().strip()
-        except OSError as exc:
-            raise AdminKeyError(f"cannot read the OpenAI admin key file {key_file}: {exc.strerror or exc}") from None
-        if not key:
-            raise AdminKeyError(f"the OpenAI admin key file {key_file} is empty")
-        return key
-    return (os.environ if environ is None else environ).get(ADMIN_KEY_ENV, "").strip() or None
+        return read_token_file(key_file, "OpenAI admin key")
+    return environ.get(ADMIN_KEY_ENV, "").strip() or None

@@ -21,13 +21,14 @@ def env_names(kind: str) -> tuple[str, str]:
     return variable, f"{variable}_FILE"
 
 
-def read_token_file(path: Path) -> str:
+def read_token_file(path: Path, what: str = "token") -> str:
+    """A secret kept in a file (a token, or the collector's OpenAI admin key): stripped, never empty."""
     try:
         token = Path(path).read_text().strip()
     except OSError as exc:
-        raise TokenError(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+        raise TokenError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
     if not token:
-        raise TokenError(f"the token file {path} is empty")
+        raise TokenError(f"the {what} file {path} is empty")
     return token
 
 
