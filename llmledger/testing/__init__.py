@@ -1,1 +1,1 @@
-"""Test and demo helpers that ship with llmledger (stdlib only)."""
+"""Helpers that ship with llmledger for tests and the demo: fake OpenAI servers, local-server waiting, OTLP values."""
