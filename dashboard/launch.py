@@ -21,7 +21,7 @@ def start_dashboard(api: str, host: str = "127.0.0.1", port: int = 8501) -> subp
     """Run `streamlit run dashboard/app.py` headless on host:port, reading from the collector at `api`.
 
     Beyond loopback it refuses to start unless sign-in is configured (see dashboard.signin)."""
-    signin.mode(host, oidc=signin.oidc_configured(signin.default_secrets_files()), password_hash=signin.password_hash())
+    check_sign_in(host)
     command = [
         sys.executable,
         "-m",
@@ -38,6 +38,11 @@ def start_dashboard(api: str, host: str = "127.0.0.1", port: int = 8501) -> subp
     ]
     env = {**os.environ, "LLMLEDGER_API_URL": api.rstrip("/")}
     return subprocess.Popen(command, env=env)
+
+
+def check_sign_in(host: str) -> None:
+    """Exit with one line when a dashboard on `host` would need sign-in and none is configured."""
+    signin.mode(host, oidc=signin.oidc_configured(signin.default_secrets_files()), password_hash=signin.password_hash())
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:

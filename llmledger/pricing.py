@@ -28,10 +28,11 @@ _PRICED_TIERS = frozenset({"flex", "priority", "fast"})
 UNPRICED_TIERS = frozenset({"scale"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Usage:
     """A call's tokens as OpenAI bills them: cached, cache-write and audio tokens are inside `input_tokens`;
-    reasoning and audio tokens inside `output_tokens`. The names are the `llm_calls` columns'."""
+    reasoning and audio tokens inside `output_tokens`. The names are the `llm_calls` columns'; keywords only, so
+    that no two counts can trade places."""
 
     input_tokens: int = 0
     cached_input_tokens: int = 0
@@ -44,18 +45,18 @@ class Usage:
     def from_attributes(cls, attrs: Mapping[str, Any]) -> Usage:
         """From a span's attributes (the wrapper's, or a batch result line's)."""
         return cls(
-            attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS) or 0,
-            attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
-            attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) or 0,
-            attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS) or 0,
-            attrs.get(sc.USAGE_INPUT_AUDIO_TOKENS) or 0,
-            attrs.get(sc.USAGE_OUTPUT_AUDIO_TOKENS) or 0,
+            input_tokens=attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS) or 0,
+            cached_input_tokens=attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
+            cache_write_tokens=attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) or 0,
+            output_tokens=attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS) or 0,
+            input_audio_tokens=attrs.get(sc.USAGE_INPUT_AUDIO_TOKENS) or 0,
+            output_audio_tokens=attrs.get(sc.USAGE_OUTPUT_AUDIO_TOKENS) or 0,
         )
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Usage:
         """From an `llm_calls` row (NULL counts as 0)."""
-        return cls(*(row.get(name) or 0 for name in _USAGE_FIELDS))
+        return cls(**{name: row.get(name) or 0 for name in _USAGE_FIELDS})
 
 
 _USAGE_FIELDS = tuple(field.name for field in fields(Usage))

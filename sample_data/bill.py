@@ -111,8 +111,14 @@ def _priced(model: str, tier: str, batch: bool, at: datetime, tokens: _Hour) -> 
     if rates is None:
         input_rate, output_rate = (rate / _PER_MILLION for rate in FINE_TUNED_RATES)
         return tokens.input_tokens * input_rate, tokens.output_tokens * output_rate
-    input_cost = rates.cost(Usage(tokens.input_tokens, tokens.cached_tokens))
-    whole = rates.cost(Usage(tokens.input_tokens, tokens.cached_tokens, output_tokens=tokens.output_tokens))
+    input_cost = rates.cost(Usage(input_tokens=tokens.input_tokens, cached_input_tokens=tokens.cached_tokens))
+    whole = rates.cost(
+        Usage(
+            input_tokens=tokens.input_tokens,
+            cached_input_tokens=tokens.cached_tokens,
+            output_tokens=tokens.output_tokens,
+        )
+    )
     return input_cost, whole - input_cost
 
 

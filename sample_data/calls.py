@@ -148,7 +148,11 @@ class CallMaker:
 
 
 def _add_cost(attrs: dict[str, Any], model: Model, usage: Usage) -> None:
-    tokens = pricing.Usage(usage.input_tokens, usage.cached_input_tokens, output_tokens=usage.output_tokens)
+    tokens = pricing.Usage(
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+    )
     attrs.update(pricing.cost_attributes(tokens, model.snapshot, attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER)))
 
 

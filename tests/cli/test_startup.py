@@ -153,6 +153,16 @@ def test_up_on_a_held_database_starts_no_dashboard(held_db: tuple[Path, int]) ->
     assert not listening(dashboard_port)
 
 
+def test_up_beyond_loopback_without_sign_in_opens_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, **{f"LLMLEDGER_{kind}_TOKEN": f"{kind.lower()}-token" for kind in ("INGEST", "READ", "ADMIN")}}
+    env.pop("LLMLEDGER_DASHBOARD_PASSWORD_HASH", None)
+    command = llmledger("up", "--db", str(tmp_path / "x.duckdb"), "--host", "0.0.0.0", "--port", str(free_port()),
+                        "--grpc-port", "-1", "--dashboard-port", str(free_port()))  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=EXIT_S * 2)
+    assert "sign-in" in one_line_failure(result).lower()
+    assert list(tmp_path.iterdir()) == []  # no database opened, migrated and left behind
+
+
 def test_a_database_in_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     folder = tmp_path / "no" / "such"
     line = one_line_failure(run("collector", "--db", str(folder / "x.duckdb"), "--port", str(free_port())))

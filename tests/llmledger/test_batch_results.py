@@ -93,7 +93,9 @@ def batch_cost(model: str, input_tokens: int, cached: int, output_tokens: int, w
 
     rates = pricing.rates_for(model, "default", True, datetime.fromtimestamp(when, tz=UTC))
     assert rates is not None
-    return float(rates.cost(pricing.Usage(input_tokens, cached, output_tokens=output_tokens)))
+    return float(
+        rates.cost(pricing.Usage(input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output_tokens))
+    )
 
 
 def batch_cost_attrs(model: str, input_tokens: int, cached: int, output_tokens: int) -> dict[str, Any]:

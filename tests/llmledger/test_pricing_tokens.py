@@ -37,7 +37,7 @@ def test_estimate_matches_genai_prices(model, tier, input_tokens, cached, output
         provider_id="openai",
         price_context=context,
     ).total_price
-    usage = pricing.Usage(input_tokens, cached, output_tokens=output_tokens)
+    usage = pricing.Usage(input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output_tokens)
     estimate = pricing.cost_attributes(usage, model, tier)
     assert estimate[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(float(exact), rel=1e-12)
     assert estimate[sc.GEN_AI_USAGE_COST_SOURCE] == sc.COST_SOURCE_WRAPPER
@@ -45,7 +45,7 @@ def test_estimate_matches_genai_prices(model, tier, input_tokens, cached, output
 
 
 def test_unknown_model_and_scale_tier_are_unpriced() -> None:
-    usage = pricing.Usage(100, output_tokens=10)
+    usage = pricing.Usage(input_tokens=100, output_tokens=10)
     assert pricing.cost_attributes(usage, "my-own-model", None) == {}
     assert pricing.cost_attributes(usage, "gpt-4o-mini", "scale") == {}
 
@@ -61,9 +61,17 @@ def test_a_row_and_span_attributes_give_the_same_usage() -> None:
     }
     row = {"input_tokens": 1000, "cached_input_tokens": 400, "cache_write_tokens": 100, "output_tokens": 50,
            "input_audio_tokens": 20, "output_audio_tokens": 5, "reasoning_tokens": 30}  # fmt: skip
-    assert (
-        pricing.Usage.from_attributes(attrs) == pricing.Usage.from_row(row) == pricing.Usage(1000, 400, 100, 50, 20, 5)
+    expected = pricing.Usage(
+        input_tokens=1000,
+        cached_input_tokens=400,
+        cache_write_tokens=100,
+        output_tokens=50,
+        input_audio_tokens=20,
+        output_audio_tokens=5,
     )
+    assert pricing.Usage.from_attributes(attrs) == pricing.Usage.from_row(row) == expected
+    with pytest.raises(TypeError):
+        pricing.Usage(1000, 400)  # type: ignore[misc]  # keywords only: counts can't trade places
     assert pricing.Usage.from_row({"input_tokens": None, "output_tokens": 7}) == pricing.Usage(output_tokens=7)
 
 
