@@ -16,7 +16,7 @@ from collector.api.errors import InvalidFieldError
 from collector.api.params import Params, json_body
 from collector.api.state import AppState
 from collector.query.filters import QueryError
-from collector.readiness import checklist
+from collector.readiness import checklist, model
 
 DEFAULT_DAYS = 7
 DEFAULT_HISTORY_DAYS = 30
@@ -52,19 +52,19 @@ def routes(state: AppState) -> list[Route]:
 # --- storage ----------------------------------------------------------------------------------------------------
 
 
-def stored_rules(state: AppState, con: Any) -> list[checklist.StoredRule]:
+def stored_rules(state: AppState, con: Any) -> list[model.StoredRule]:
     rules = state.alerts.rules(con)
     created = dict(con.execute("SELECT id, created_at FROM alert_rules").fetchall())
     now = datetime.now(tz=UTC)  # a rule deleted between the two reads
-    return [checklist.StoredRule(rule_id, rule, created.get(rule_id, now)) for rule_id, rule in rules]
+    return [model.StoredRule(rule_id, rule, created.get(rule_id, now)) for rule_id, rule in rules]
 
 
-def attestations(con: Any, service: str) -> list[checklist.Attestation]:
+def attestations(con: Any, service: str) -> list[model.Attestation]:
     rows = con.execute(
         "SELECT item, attested_by, link, note, attested_at FROM readiness_attestations WHERE service = ? ORDER BY id",
         [service],
     ).fetchall()
-    return [checklist.Attestation(*row) for row in rows]
+    return [model.Attestation(*row) for row in rows]
 
 
 def batch_features(con: Any, service: str) -> list[str]:
@@ -74,8 +74,8 @@ def batch_features(con: Any, service: str) -> list[str]:
     return [feature for (feature,) in rows]
 
 
-def context(state: AppState, con: Any, service: str) -> checklist.Context:
-    return checklist.Context(
+def context(state: AppState, con: Any, service: str) -> model.Context:
+    return model.Context(
         rules=stored_rules(state, con),
         attestations=attestations(con, service),
         batch_features=batch_features(con, service),
@@ -86,7 +86,7 @@ def context(state: AppState, con: Any, service: str) -> checklist.Context:
 
 def production_environments(state: AppState) -> tuple[str, ...]:
     configured = state.production_environments
-    return tuple(configured) if configured else checklist.PRODUCTION_ENVIRONMENTS
+    return tuple(configured) if configured else model.PRODUCTION_ENVIRONMENTS
 
 
 # --- validation -------------------------------------------------------------------------------------------------
@@ -112,8 +112,8 @@ def parse_attestation(payload: Any) -> dict[str, Any]:
         raise InvalidFieldError(sorted(unknown)[0], "is not an attestation field")
     service = _text(payload, "service")
     item = payload.get("item")
-    if item not in checklist.ATTESTED_ITEMS:
-        items = ", ".join(checklist.ATTESTED_ITEMS)
+    if item not in model.ATTESTED_ITEMS:
+        items = ", ".join(model.ATTESTED_ITEMS)
         raise InvalidFieldError("item", f"must be one of {items} (the others are observed)")
     by = _text(payload, "by")
     link = _text(payload, "link")
@@ -153,8 +153,8 @@ class _Handlers:
     def __init__(self, state: AppState) -> None:
         self.state = state
 
-    def _scope(self, params: Params, start: datetime, end: datetime) -> checklist.Scope:
-        return checklist.Scope(
+    def _scope(self, params: Params, start: datetime, end: datetime) -> model.Scope:
+        return model.Scope(
             params.required("service"), start, end, params.optional("environment"),
             production_environments(self.state),
         )  # fmt: skip

@@ -8,48 +8,18 @@ from decimal import Decimal
 from typing import Any
 
 from collector.readiness.facts import aggregate, assemble, details, own, scrubbed
-from collector.readiness.items import CATEGORIES, ITEM_IDS, ITEMS
-from collector.readiness.judges import covers
+from collector.readiness.items import CATEGORIES, ITEMS
 from collector.readiness.model import (
-    ATTESTED_ITEMS,
     FAIL,
     MAX_SCORE,
     PASS,
-    PRODUCTION_ENVIRONMENTS,
     UNKNOWN,
-    Attestation,
     Context,
     Facts,
     Item,
     Scope,
-    StoredRule,
     Verdict,
 )
-
-# What callers reach as `checklist.NAME` (the API, the tests), wherever it lives now.
-__all__ = [
-    "ATTESTED_ITEMS",
-    "CATEGORIES",
-    "FAIL",
-    "ITEMS",
-    "ITEM_IDS",
-    "MAX_SCORE",
-    "PASS",
-    "PRODUCTION_ENVIRONMENTS",
-    "UNKNOWN",
-    "Attestation",
-    "Context",
-    "Facts",
-    "Item",
-    "Scope",
-    "StoredRule",
-    "Verdict",
-    "band",
-    "covers",
-    "history",
-    "judge",
-    "scorecard",
-]
 
 
 def judge(item: Item, facts: Facts) -> Verdict:

@@ -13,15 +13,6 @@ from collector.alerts.rules import CALENDAR_WINDOWS, CHANNEL_TYPES, FILTERS, MET
 WINDOWS = (*ROLLING_WINDOWS, *CALENDAR_WINDOWS)
 
 
-class DraftError(ValueError):
-    """A draft the dashboard can't send as it is (the collector's own checks come back as a 422)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 @dataclass(frozen=True)
 class RuleForm:
     """One rule form: a new rule, or an existing one (its id and its stored, masked channels)."""

@@ -12,7 +12,7 @@ from collector.alerts.rules import CHANNEL_TYPES, FILTERS, METRICS, OPS
 from dashboard.data import alerts_client
 from dashboard.data.client import ApiError
 from dashboard.parts import ui
-from dashboard.parts.alert_draft import WINDOWS, DraftError, RuleForm, edit_form, form_body, form_fields, initial_values
+from dashboard.parts.alert_draft import WINDOWS, RuleForm, edit_form, form_body, form_fields, initial_values
 
 # The page's rule picker and its notice: saving an edit reports there and selects the rule again.
 MANAGE_NOTICE = "alert_manage_notice"
@@ -25,9 +25,9 @@ def _clear_messages(form: RuleForm) -> None:
         st.session_state.pop(form.key(suffix), None)
 
 
-def _rejected(form: RuleForm, error: ApiError | DraftError) -> None:
+def _rejected(form: RuleForm, error: ApiError) -> None:
     """Keep the reason a draft was refused, shown next to its form: `field: message` when a field was named."""
-    if isinstance(error, (alerts_client.RuleRejectedError, DraftError)):
+    if isinstance(error, alerts_client.RuleRejectedError):
         st.session_state[form.key("error")] = f"{error.field or 'rule'}: {error.message}"
     else:
         st.session_state[form.key("error")] = error.message
@@ -42,7 +42,7 @@ def _submit(api: str, token: str | None, form: RuleForm) -> None:
             rule_id = alerts_client.create_rule(api, token, body)
         else:
             alerts_client.update_rule(api, token, form.rule_id, body)
-    except (ApiError, DraftError) as error:
+    except ApiError as error:
         _rejected(form, error)
         return
     if form.rule_id is None:

@@ -24,7 +24,8 @@ import llmledger
 from collector.alerts.rules import Rule, parse_rule
 from collector.api.auth import Tokens
 from collector.ingest.scrub import REPLACEMENT, scrub_rows
-from collector.readiness import checklist
+from collector.readiness import checklist, model
+from collector.readiness.items import ITEM_IDS, ITEMS
 from collector.store.schema import LLM_CALLS_COLUMNS
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI, Reply
@@ -197,7 +198,7 @@ def test_a_service_doing_everything_right_scores_25(collector: RunningCollector,
     for item in items(before).values():
         if item["fix"]["rule"] is not None:
             assert collector.http.post("/api/v1/alert-rules", json=item["fix"]["rule"]).status_code == 201
-    for item_id in checklist.ATTESTED_ITEMS:
+    for item_id in model.ATTESTED_ITEMS:
         body = {"service": service, "item": item_id, "by": "ann@example.com", "link": "https://ci.example/run/7"}
         assert collector.http.post("/api/v1/readiness/attest", json=body).status_code == 201
 
@@ -422,7 +423,7 @@ def test_spans_from_another_instrumentation_leave_what_they_lack_unknown(collect
 
 def test_a_service_without_calls_is_unknown_on_every_observed_item(collector: RunningCollector) -> None:
     card = scorecard(collector, "never-called")
-    assert {i for i, s in statuses(card).items() if s == "unknown"} == set(checklist.ITEM_IDS) - NOT_OBSERVED | {
+    assert {i for i, s in statuses(card).items() if s == "unknown"} == set(ITEM_IDS) - NOT_OBSERVED | {
         "test.load",
         "test.mocked",
     }
@@ -451,9 +452,9 @@ def test_production_is_what_the_collector_says(collector: RunningCollector) -> N
 # --- alert rules, attestations, batch features ----------------------------------------------------------------
 
 
-def stored(rule_id: int, metric: str, enabled: bool = True, **filters: list[str]) -> checklist.StoredRule:
+def stored(rule_id: int, metric: str, enabled: bool = True, **filters: list[str]) -> model.StoredRule:
     rule = Rule("r", metric, "5m", ">", 1.0, filters=filters, enabled=enabled)
-    return checklist.StoredRule(rule_id, rule, datetime(2025, 1, 1, tzinfo=UTC))
+    return model.StoredRule(rule_id, rule, datetime(2025, 1, 1, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(
@@ -468,22 +469,22 @@ def stored(rule_id: int, metric: str, enabled: bool = True, **filters: list[str]
         (stored(1, "latency_p95_ms"), "fail"),
     ],
 )
-def test_which_rules_cover_a_service(rule: checklist.StoredRule, expected: str) -> None:
-    scope = checklist.Scope("checkout", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
-    item = next(item for item in checklist.ITEMS if item.id == "mon.error_alert")
-    facts = checklist.Facts(scope, checklist.Context(rules=[rule]), {}, {"production": 0, "all": 0}, {}, None)
+def test_which_rules_cover_a_service(rule: model.StoredRule, expected: str) -> None:
+    scope = model.Scope("checkout", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
+    item = next(item for item in ITEMS if item.id == "mon.error_alert")
+    facts = model.Facts(scope, model.Context(rules=[rule]), {}, {"production": 0, "all": 0}, {}, None)
     assert checklist.judge(item, facts)[0] == expected
 
 
 def test_the_collector_left_open_beyond_loopback_fails() -> None:
-    item = next(item for item in checklist.ITEMS if item.id == "sec.collector_auth")
-    scope = checklist.Scope("x", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
+    item = next(item for item in ITEMS if item.id == "sec.collector_auth")
+    scope = model.Scope("x", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
     for context, expected in (
-        (checklist.Context(listen_host="0.0.0.0"), "fail"),
-        (checklist.Context(listen_host="0.0.0.0", tokens_required=True), "pass"),
-        (checklist.Context(listen_host="127.0.0.1"), "pass"),
+        (model.Context(listen_host="0.0.0.0"), "fail"),
+        (model.Context(listen_host="0.0.0.0", tokens_required=True), "pass"),
+        (model.Context(listen_host="127.0.0.1"), "pass"),
     ):
-        facts = checklist.Facts(scope, context, {}, {"production": 0, "all": 0}, {}, None)
+        facts = model.Facts(scope, context, {}, {"production": 0, "all": 0}, {}, None)
         assert checklist.judge(item, facts)[0] == expected
 
 
@@ -751,10 +752,10 @@ def test_history_uses_grouped_queries_not_one_per_day(collector: RunningCollecto
     for days_ago in (20, 9, 0):
         post(collector, [good()], "queried", start_ns=today_ns - days_ago * DAY_NS)
     end = datetime.now(tz=UTC)
-    scope = checklist.Scope("queried", end - timedelta(days=30), end)
+    scope = model.Scope("queried", end - timedelta(days=30), end)
     reader = collector.collector.store.reader()
     try:
-        points = checklist.history(Counting(reader), scope, checklist.Context())
+        points = checklist.history(Counting(reader), scope, model.Context())
     finally:
         reader.close()
     assert len(points) == 3
