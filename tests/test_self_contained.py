@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# A path that climbs out of the repository: `../shared`, `parents[2] / "shared"`, or a machine's absolute path.
+# A path that climbs out of the repository into a folder beside it, or a machine's absolute path.
 OUTSIDE = re.compile(r"""\.\./shared|parents\[[2-9]\]\s*/\s*["']shared|/work/(?:main|shared)\b""")
 CITED_DOCUMENT = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[A-Za-z][\w-]*\.md)\b")
 MARKDOWN_LINK = re.compile(r"\]\((?!https?:|mailto:|#)([^)\s#]+)")
