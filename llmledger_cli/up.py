@@ -85,7 +85,7 @@ def demo(args: argparse.Namespace) -> int:
         token = client_token("ingest", "admin")
         result = load_file(DEMO_FILE, api, token=token)
         log.info("loaded %d sample calls in %.1f s", result.spans_sent, time.monotonic() - started)
-        bill_and_reconcile(openai_bill, api, result.shift, token)
+        bill_and_reconcile(openai_bill, api, result.shift, client_token("admin"))  # pulling is an admin change
         run_simulated_app(api, stopping, token=token)
 
     def stop_feeding() -> None:
