@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +32,8 @@ IMAGES_PROJECT = "proj_Mkt9Rb2Yw6Kd1Pz5HfQa"
 
 @dataclass
 class _Hour:
+    """One hour's completions usage of one model, project, batch flag and tier."""
+
     input_tokens: int = 0
     cached_tokens: int = 0
     output_tokens: int = 0
@@ -63,11 +65,10 @@ def demo_bill(path: Path, shift: timedelta, seed: int = 7) -> DemoBill:
             project = _text(attributes.get(sc.OPENAI_PROJECT)) or "proj_default"
             tier = _text(attributes.get(sc.OPENAI_RESPONSE_SERVICE_TIER)) or "default"
             batch = bool(attributes.get(sc.BATCH, AnyValue()).bool_value)
-            tokens = _Hour(
-                _int(attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
-                _int(attributes.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-                _int(attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
-                1,
+            tokens = Usage(
+                input_tokens=_int(attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
+                cached_input_tokens=_int(attributes.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
+                output_tokens=_int(attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
             )
             input_cost, output_cost = _priced(model, tier, batch, at, tokens)
             costs[(at.date(), model, project, "input")] += input_cost
@@ -75,7 +76,7 @@ def demo_bill(path: Path, shift: timedelta, seed: int = 7) -> DemoBill:
             if not model.startswith("text-embedding"):  # embeddings have a usage endpoint of their own
                 hour = hours[(at.replace(minute=0, second=0, microsecond=0), model, project, batch, tier)]
                 hour.input_tokens += tokens.input_tokens
-                hour.cached_tokens += tokens.cached_tokens
+                hour.cached_tokens += tokens.cached_input_tokens
                 hour.output_tokens += tokens.output_tokens
                 hour.requests += 1
     bill = DemoBill(
@@ -105,21 +106,14 @@ def demo_bill(path: Path, shift: timedelta, seed: int = 7) -> DemoBill:
     return bill
 
 
-def _priced(model: str, tier: str, batch: bool, at: datetime, tokens: _Hour) -> tuple[Decimal, Decimal]:
+def _priced(model: str, tier: str, batch: bool, at: datetime, tokens: Usage) -> tuple[Decimal, Decimal]:
     """(input, output) USD of one call as OpenAI bills it."""
     rates = rates_for(model, tier, batch, at)
     if rates is None:
         input_rate, output_rate = (rate / _PER_MILLION for rate in FINE_TUNED_RATES)
         return tokens.input_tokens * input_rate, tokens.output_tokens * output_rate
-    input_cost = rates.cost(Usage(input_tokens=tokens.input_tokens, cached_input_tokens=tokens.cached_tokens))
-    whole = rates.cost(
-        Usage(
-            input_tokens=tokens.input_tokens,
-            cached_input_tokens=tokens.cached_tokens,
-            output_tokens=tokens.output_tokens,
-        )
-    )
-    return input_cost, whole - input_cost
+    input_cost = rates.cost(replace(tokens, output_tokens=0))
+    return input_cost, rates.cost(tokens) - input_cost
 
 
 def _add_untracked(bill: DemoBill, days: list[date], rng: random.Random) -> None:
