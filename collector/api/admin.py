@@ -15,7 +15,7 @@ from collector.api.errors import BadBodyError
 from collector.api.params import Params, json_body
 from collector.api.state import AppState
 from collector.money import reprice
-from collector.query.filters import Filters, QueryError, jsonable
+from collector.query.filters import QueryError, jsonable
 from collector.store import backup
 
 
@@ -42,16 +42,14 @@ class _Handlers:
 
     async def reprice(self, request: Request) -> Response:
         params = Params.of(request)
-        filters = Filters.from_params({key: params[key] for key in ("from", "to") if key in params})
-        for name, bound in (("from", filters.start), ("to", filters.end)):
+        start, end = params.times()
+        for name, bound in (("from", start), ("to", end)):
             if bound is None:
                 raise QueryError(name, "is required: re-pricing works on a stated range")
         dry_run = params.boolean("dry_run")
         book = self.state.price_book
         result = await run_in_threadpool(
-            lambda: reprice.reprice(
-                self.state.store, book, filters.start, filters.end, dry_run=dry_run, now=datetime.now(UTC)
-            )
+            lambda: reprice.reprice(self.state.store, book, start, end, dry_run=dry_run, now=datetime.now(UTC))
         )
         return JSONResponse(result.as_json())
 
