@@ -22,6 +22,8 @@ _HELP = {
     "llmledger_reconcile_pulls_total": "Pulls from OpenAI's Costs and Usage APIs, by outcome.",
     "llmledger_secrets_scrubbed_total": "Stored values that looked like an OpenAI API key, replaced at ingest.",
     "llmledger_lake_compaction_seconds": "Time of one lake compaction pass (merge, expire, clean up).",
+    "llmledger_sanity_flags_total": "Calls whose counts contradict each other (stored as reported), by flag.",
+    "llmledger_unpriced_units_total": "Calls priced without a unit their rates lack (left out of the cost), by unit.",
 }
 
 

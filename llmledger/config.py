@@ -30,6 +30,16 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected a boolean (true/false), got {text!r}")
 
 
+def _providers(text: str) -> dict[str, str]:
+    providers: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        host, separator, provider = entry.partition("=")
+        if not separator or not host.strip() or not provider.strip():
+            raise ValueError(f"expected 'host[:port]=provider', got {entry!r}")
+        providers[host.strip().lower()] = provider.strip()
+    return providers
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -130,6 +140,14 @@ SETTINGS: tuple[Setting, ...] = (
         lambda: True,
         _bool,
         "Ask chat streams for their usage chunk (hidden from the app) so streamed tokens are exact.",
+    ),
+    Setting(
+        "providers",
+        ("LLMLEDGER_PROVIDERS",),
+        dict,
+        _providers,
+        "Who bills calls to a server the URL doesn't tell: 'host[:port]=provider,...', e.g. "
+        "'10.0.0.5:4000=openai' for a proxy in front of OpenAI (loopback and private hosts are self_hosted otherwise).",
     ),
     Setting(
         "export_queue_size",

@@ -19,7 +19,14 @@ GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
 GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
-GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+# Per modality, each inside gen_ai.usage.input_tokens / output_tokens.
+GEN_AI_USAGE_AUDIO_INPUT_TOKENS = "gen_ai.usage.audio.input_tokens"
+GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS = "gen_ai.usage.audio.output_tokens"
+GEN_AI_USAGE_IMAGE_INPUT_TOKENS = "gen_ai.usage.image.input_tokens"
+GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS = "gen_ai.usage.image.output_tokens"
+GEN_AI_USAGE_TEXT_INPUT_TOKENS = "gen_ai.usage.text.input_tokens"
+GEN_AI_USAGE_TEXT_OUTPUT_TOKENS = "gen_ai.usage.text.output_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
 GEN_AI_USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
@@ -51,8 +58,18 @@ RATELIMIT_REMAINING_REQUESTS = "llmledger.ratelimit.remaining_requests"
 RATELIMIT_LIMIT_TOKENS = "llmledger.ratelimit.limit_tokens"
 RATELIMIT_REMAINING_TOKENS = "llmledger.ratelimit.remaining_tokens"
 USAGE_ESTIMATED = "llmledger.usage.estimated"
-USAGE_INPUT_AUDIO_TOKENS = "llmledger.usage.input_audio_tokens"  # inside gen_ai.usage.input_tokens
-USAGE_OUTPUT_AUDIO_TOKENS = "llmledger.usage.output_audio_tokens"  # inside gen_ai.usage.output_tokens
+# What a call is billed on besides tokens (docs/architecture.md, Billing units).
+BILLING_UNIT = "llmledger.billing_unit"  # tokens | images | characters | audio_seconds | requests
+USAGE_IMAGES = "llmledger.usage.images"  # images generated (per-image models price count x size x quality)
+IMAGE_SIZE = "llmledger.image.size"
+IMAGE_QUALITY = "llmledger.image.quality"
+USAGE_INPUT_CHARACTERS = "llmledger.usage.input_characters"  # text-to-speech models billed per character
+USAGE_AUDIO_SECONDS = "llmledger.usage.audio_seconds"  # transcription models billed per audio second
+USAGE_WEB_SEARCH_CALLS = "llmledger.usage.web_search_calls"  # the Responses API's built-in tools, per call
+USAGE_FILE_SEARCH_CALLS = "llmledger.usage.file_search_calls"
+USAGE_CODE_INTERPRETER_SESSIONS = "llmledger.usage.code_interpreter_sessions"  # containers created
+USAGE_IMAGE_GENERATION_CALLS = "llmledger.usage.image_generation_calls"
+DEPLOYMENT = "llmledger.deployment"  # Azure OpenAI's deployment name (the model comes from the response)
 BATCH = "llmledger.batch"
 BATCH_ID = "llmledger.batch.id"
 END_USER = "llmledger.end_user"
@@ -72,7 +89,12 @@ CONTENT_REDACTED = "llmledger.content.redacted"
 # Fixed values
 PROVIDER_OPENAI = "openai"
 COST_CURRENCY_USD = "USD"
-COST_SOURCE_WRAPPER = "wrapper"
+COST_SOURCE_LOCAL = "local"  # our estimate from the price list
+COST_SOURCE_PROVIDER = "provider"  # what the provider itself reported (OpenRouter's usage.cost, a gateway header)
+PROVIDER_AZURE = "azure.ai.openai"
+PROVIDER_SELF_HOSTED = "self_hosted"  # a server on loopback or a private address: no list price
+PROVIDER_OPENAI_COMPATIBLE = "openai_compatible"  # an unrecognised public server: OpenAI's list price, flagged
+BILLING_UNITS = ("tokens", "images", "characters", "audio_seconds", "requests")
 
 # x-ratelimit-* response header → attribute
 RATELIMIT_HEADERS: dict[str, str] = {
@@ -88,6 +110,10 @@ LLMLEDGER_PREFIX = "llmledger."
 
 # Older OpenTelemetry names (GenAI conventions before gen_ai.provider.name; HTTP before 1.21)
 GEN_AI_SYSTEM = "gen_ai.system"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"  # now cache_write
+USAGE_INPUT_AUDIO_TOKENS = "llmledger.usage.input_audio_tokens"  # our names before gen_ai.usage.audio.*
+USAGE_OUTPUT_AUDIO_TOKENS = "llmledger.usage.output_audio_tokens"
+COST_SOURCE_WRAPPER = "wrapper"  # our cost source before the convention's "local"
 GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
 GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
 GEN_AI_OPENAI_REQUEST_SERVICE_TIER = "gen_ai.openai.request.service_tier"  # never priced on: see normalize

@@ -57,5 +57,8 @@ def report(answer: dict[str, Any]) -> str:
             f"untracked spend (billed by OpenAI, seen by no instrumented call): {answer['totals']['untracked_usd']}"
         )
         for item in answer["untracked"]:
-            lines.append(f"  {item['day']}  {item['untracked_usd']:>16}  {item['line_item'] or '(no line item)'}")
+            outside = " (billed outside calls)" if item.get("kind") == "outside_calls" else ""
+            lines.append(
+                f"  {item['day']}  {item['untracked_usd']:>16}  {item['line_item'] or '(no line item)'}{outside}"
+            )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Each sample call's span attributes, as the wrapper would have set them: request, response, rate limits, cost."""
+"""Each sample call's span attributes, as the wrapper would have set them: request, response, rate limits, cost
+(sample_data/media.py for the media routes' answers, sample_data/costs.py for the cost)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from llmledger import pricing
 from llmledger import semconv as sc
+from llmledger.wrapper.extract import ENDPOINTS
+from sample_data.costs import add_cost
+from sample_data.media import MEDIA_APIS, draw_media_usage, media_response_attributes
 from sample_data.outcome import Usage, draw_attempts, draw_usage
 from sample_data.traffic import NS, hour_weights
-from sample_data.world import MODELS, SERVICES, STORM, STORM_MODEL, USER_POOLS, Feature, Model, Service
+from sample_data.world import (
+    MODELS,
+    OPENROUTER,
+    SERVICES,
+    STORM,
+    STORM_MODEL,
+    USER_POOLS,
+    Feature,
+    Model,
+    Route,
+    Service,
+    route,
+)
 
 _DEMO_SALT = b"llmledger-demo"  # end users are hashed as the wrapper does, with a fixed salt
 _BASE62 = string.digits + string.ascii_letters
+# openai.api.type → the wrapper's endpoint (operation name, and whether the request takes `stream`).
+_ENDPOINTS = {endpoint.api_type: endpoint for endpoint in reversed(ENDPOINTS.values())}
+_TEXT_APIS = frozenset({"chat_completions", "responses", "embeddings"})  # x-ratelimit-* counted in tokens
 
 
 @dataclass
@@ -47,28 +65,36 @@ class CallMaker:
         rng = self.rng
         service = SERVICES[feature.service]
         model = MODELS[feature.model]
+        served = route(feature)
         at = datetime.fromtimestamp(start_ns / NS, tz=UTC)
         staging = rng.random() < service.staging_share
         environment, version = (
             ("staging", service.staging_version) if staging else ("production", _version(service, at))
         )
-        attrs = self._request_attributes(feature, service, model)
-        usage = draw_usage(rng, feature, model)
+        attrs = self._request_attributes(feature, service, served)
+        usage = draw_media_usage(rng, feature) if feature.api in MEDIA_APIS else draw_usage(rng, feature, model)
         attempts = draw_attempts(rng, feature, service, model, at, usage)
         if attempts.error is None:
             if feature.stream:
                 attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = round(attempts.ttft_s, 6)
-            self._response_attributes(attrs, feature, model, usage)
+            if feature.api in MEDIA_APIS:
+                media_response_attributes(attrs, feature, model.snapshot, usage)
+                if feature.api == "moderations":
+                    attrs[sc.GEN_AI_RESPONSE_ID] = "modr-" + "".join(rng.choices(_BASE62, k=24))
+            else:
+                self._response_attributes(attrs, feature, model, served, usage)
         attrs[sc.ATTEMPTS] = attempts.count
         if attempts.status is not None:
             attrs[sc.HTTP_RESPONSE_STATUS_CODE] = attempts.status
-            attrs[sc.REQUEST_ID] = "req_" + rng.randbytes(16).hex()
+            if served.provider != OPENROUTER:  # OpenRouter sends no x-request-id
+                attrs[sc.REQUEST_ID] = "req_" + rng.randbytes(16).hex()
         if attempts.error is not None:
             attrs[sc.ERROR_TYPE] = attempts.error
-        if attempts.status in (200, 429):
+        # OpenAI's x-ratelimit-* of the organisation; other providers' headers differ and are not recorded.
+        if attempts.status in (200, 429) and served.provider == sc.PROVIDER_OPENAI and feature.api in _TEXT_APIS:
             self._ratelimit_attributes(attrs, feature, model, at, limited=attempts.status == 429)
         if attempts.error is None:
-            _add_cost(attrs, model, usage)
+            add_cost(attrs, feature, served, at)
         return Call(
             start_ns=start_ns,
             end_ns=start_ns + max(int(attempts.seconds * NS), 1_000_000),
@@ -79,29 +105,32 @@ class CallMaker:
             span_id=_nonzero(rng, 8),
         )
 
-    def _request_attributes(self, feature: Feature, service: Service, model: Model) -> dict[str, Any]:
-        operation = "embeddings" if feature.api == "embeddings" else "chat"
+    def _request_attributes(self, feature: Feature, service: Service, served: Route) -> dict[str, Any]:
+        endpoint = _ENDPOINTS[feature.api]
         attrs: dict[str, Any] = {
-            sc.GEN_AI_OPERATION_NAME: operation,
-            sc.GEN_AI_PROVIDER_NAME: sc.PROVIDER_OPENAI,
+            sc.GEN_AI_OPERATION_NAME: endpoint.operation,
+            sc.GEN_AI_PROVIDER_NAME: served.provider,
             sc.OPENAI_API_TYPE: feature.api,
-            sc.GEN_AI_REQUEST_MODEL: model.snapshot if feature.pinned else feature.model,
+            sc.GEN_AI_REQUEST_MODEL: served.request_model,
         }
         if feature.max_tokens is not None:
             attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = feature.max_tokens
         if feature.temperature is not None:
             attrs[sc.GEN_AI_REQUEST_TEMPERATURE] = feature.temperature
-        if operation != "embeddings":
+        if endpoint.streams:
             attrs[sc.GEN_AI_REQUEST_STREAM] = feature.stream
         if feature.tier is not None:
             attrs[sc.OPENAI_REQUEST_SERVICE_TIER] = feature.tier
         attrs[sc.REQUEST_USER_SET] = feature.user_param
-        attrs[sc.SERVER_ADDRESS] = "api.openai.com"
+        attrs[sc.SERVER_ADDRESS] = served.host
         attrs[sc.SERVER_PORT] = 443
-        attrs[sc.OPENAI_PROJECT] = service.project
-        attrs[sc.CLIENT_KEY_KIND] = service.key_kind
+        if served.project is not None:
+            attrs[sc.OPENAI_PROJECT] = served.project
+        attrs[sc.CLIENT_KEY_KIND] = served.key_kind
         attrs[sc.CLIENT_TIMEOUT_S] = service.timeout_s
         attrs[sc.CLIENT_MAX_RETRIES] = service.max_retries
+        if served.deployment is not None:
+            attrs[sc.DEPLOYMENT] = served.deployment
         if feature.users is not None:
             attrs[sc.END_USER] = self.rng.choices(
                 self.users[feature.users], cum_weights=self.user_weights[feature.users]
@@ -112,14 +141,22 @@ class CallMaker:
         attrs[sc.CONTENT_REDACTED] = False
         return attrs
 
-    def _response_attributes(self, attrs: dict[str, Any], feature: Feature, model: Model, usage: Usage) -> None:
+    def _response_attributes(
+        self, attrs: dict[str, Any], feature: Feature, model: Model, served: Route, usage: Usage
+    ) -> None:
         attrs[sc.GEN_AI_RESPONSE_MODEL] = model.snapshot
-        if feature.api == "chat_completions":
+        if served.provider == OPENROUTER:
+            digits = "".join(self.rng.choices(string.digits, k=10))
+            attrs[sc.GEN_AI_RESPONSE_ID] = f"gen-{digits}-" + "".join(self.rng.choices(_BASE62, k=20))
+        elif feature.api == "chat_completions":
             attrs[sc.GEN_AI_RESPONSE_ID] = "chatcmpl-" + "".join(self.rng.choices(_BASE62, k=29))
         elif feature.api == "responses":
             attrs[sc.GEN_AI_RESPONSE_ID] = "resp_" + self.rng.randbytes(24).hex()
         if feature.api != "embeddings":
-            attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = feature.tier or "default"
+            if served.provider == sc.PROVIDER_OPENAI:  # only OpenAI's answers carry service_tier
+                attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = feature.tier or "default"
+            if usage.web_search_calls:
+                attrs[sc.USAGE_WEB_SEARCH_CALLS] = usage.web_search_calls
             attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [usage.finish_reason]
         attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
         if feature.api != "embeddings":
@@ -145,15 +182,6 @@ class CallMaker:
         attrs[sc.RATELIMIT_REMAINING_REQUESTS] = remaining_requests
         attrs[sc.RATELIMIT_LIMIT_TOKENS] = model.limit_tokens
         attrs[sc.RATELIMIT_REMAINING_TOKENS] = remaining_tokens
-
-
-def _add_cost(attrs: dict[str, Any], model: Model, usage: Usage) -> None:
-    tokens = pricing.Usage(
-        input_tokens=usage.input_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        output_tokens=usage.output_tokens,
-    )
-    attrs.update(pricing.cost_attributes(tokens, model.snapshot, attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER)))
 
 
 def _nonzero(rng: random.Random, size: int) -> bytes:

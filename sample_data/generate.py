@@ -7,8 +7,8 @@ The same seed and options give the same file byte for byte: every id and every n
 `llmledger load` shifts it to end now. The file format is described in `sample_data/__init__.py`.
 
 This module turns the calls into OTLP export requests and runs the command line; the traffic model is the tables
-in `world` (apps, models, features, incidents), the schedule in `traffic`, the API's behaviour in `outcome` and
-the span attributes in `calls`.
+in `world` (apps, models, features, providers, incidents), the schedule in `traffic`, the API's behaviour in
+`outcome`, the span attributes in `calls` (the media routes' in `media`) and each call's cost in `costs`.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 _LENGTH = struct.Struct(">I")
@@ -87,3 +88,15 @@ def spans(request: ExportTraceServiceRequest) -> Iterator[Span]:
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             yield from scope_spans.spans
+
+
+def attributes(span: Span) -> dict[str, Any]:
+    """A span's attributes as Python values (arrays as lists)."""
+    return {kv.key: _value(kv.value) for kv in span.attributes}
+
+
+def _value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(item) for item in value.array_value.values]
+    return getattr(value, kind) if kind is not None else None

@@ -8,6 +8,9 @@ os.environ["LLMLEDGER_USER_SALT"] = "test-salt"
 os.environ["LLMLEDGER_SPOOL_DIR"] = tempfile.mkdtemp(prefix="llmledger-test-spool-")
 os.environ.pop("LLMLEDGER_CAPTURE_CONTENT", None)
 os.environ.pop("LLMLEDGER_STREAM_USAGE", None)
+# The fake OpenAI server on loopback stands in for api.openai.com (loopback is otherwise a self-hosted server); set
+# here so that apps the tests start in other processes inherit it.
+os.environ["LLMLEDGER_PROVIDERS"] = "127.0.0.1=openai"
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any

@@ -69,7 +69,8 @@ def cost_attrs(model: str, input_tokens: int, output_tokens: int, cached: int = 
     return {
         sc.GEN_AI_USAGE_COST_AMOUNT: pytest.approx(float(price.total_price), rel=1e-9),
         sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
-        sc.GEN_AI_USAGE_COST_SOURCE: "wrapper",
+        sc.GEN_AI_USAGE_COST_SOURCE: "local",
+        sc.BILLING_UNIT: "tokens",
         sc.PRICE_VERSION: pricing.PRICE_VERSION,
     }
 

@@ -165,7 +165,7 @@ _KINDS: dict[int, tuple[str | None, Converter | None, Converter]] = {
 _TABLE: tuple[tuple[str, str, int, int], ...] = (
     # OpenTelemetry GenAI conventions (current names, also what our wrapper writes)
     (sc.GEN_AI_OPERATION_NAME, "operation", STR, OTEL_GENAI),
-    (sc.GEN_AI_PROVIDER_NAME, "_provider", STR, OTEL_GENAI),
+    (sc.GEN_AI_PROVIDER_NAME, "provider", STR, OTEL_GENAI),
     (sc.GEN_AI_REQUEST_MODEL, "request_model", STR, OTEL_GENAI),
     (sc.GEN_AI_RESPONSE_MODEL, "response_model", STR, OTEL_GENAI),
     (sc.GEN_AI_RESPONSE_FINISH_REASONS, "finish_reason", REASONS, OTEL_GENAI),
@@ -175,8 +175,12 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.GEN_AI_USAGE_INPUT_TOKENS, "input_tokens", INT, OTEL_GENAI),
     (sc.GEN_AI_USAGE_OUTPUT_TOKENS, "output_tokens", INT, OTEL_GENAI),
     (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "cached_input_tokens", INT, OTEL_GENAI),
-    (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, "cache_write_tokens", INT, OTEL_GENAI),
+    (sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, "cache_write_tokens", INT, OTEL_GENAI),
     (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "reasoning_tokens", INT, OTEL_GENAI),
+    (sc.GEN_AI_USAGE_AUDIO_INPUT_TOKENS, "input_audio_tokens", INT, OTEL_GENAI),
+    (sc.GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS, "output_audio_tokens", INT, OTEL_GENAI),
+    (sc.GEN_AI_USAGE_IMAGE_INPUT_TOKENS, "input_image_tokens", INT, OTEL_GENAI),
+    (sc.GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS, "output_image_tokens", INT, OTEL_GENAI),
     (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, "ttft_ms", SECONDS, OTEL_GENAI),
     (sc.GEN_AI_USAGE_COST_AMOUNT, "span_cost_usd", DECIMAL, OTEL_GENAI),
     (sc.GEN_AI_USAGE_COST_CURRENCY, "_cost_currency", STR, OTEL_GENAI),
@@ -186,7 +190,8 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.ERROR_TYPE, "error_type", ERROR, OTEL_GENAI),
     (sc.HTTP_RESPONSE_STATUS_CODE, "http_status", INT, OTEL_GENAI),
     # Older OpenTelemetry names
-    (sc.GEN_AI_SYSTEM, "_provider", STR, OTEL_GENAI),
+    (sc.GEN_AI_SYSTEM, "_system", STR, OTEL_GENAI),
+    (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, "_cache_creation", INT, OTEL_GENAI),
     (sc.GEN_AI_USAGE_PROMPT_TOKENS, "_prompt_tokens", INT, OTEL_GENAI),
     (sc.GEN_AI_USAGE_COMPLETION_TOKENS, "_completion_tokens", INT, OTEL_GENAI),
     (sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER, "_service_tier_old", STR, OTEL_GENAI),
@@ -201,8 +206,19 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.RATELIMIT_LIMIT_TOKENS, "ratelimit_limit_tokens", INT, LLMLEDGER),
     (sc.RATELIMIT_REMAINING_TOKENS, "ratelimit_remaining_tokens", INT, LLMLEDGER),
     (sc.USAGE_ESTIMATED, "usage_estimated", BOOL, LLMLEDGER),
-    (sc.USAGE_INPUT_AUDIO_TOKENS, "input_audio_tokens", INT, LLMLEDGER),
-    (sc.USAGE_OUTPUT_AUDIO_TOKENS, "output_audio_tokens", INT, LLMLEDGER),
+    (sc.USAGE_INPUT_AUDIO_TOKENS, "_input_audio_old", INT, LLMLEDGER),
+    (sc.USAGE_OUTPUT_AUDIO_TOKENS, "_output_audio_old", INT, LLMLEDGER),
+    (sc.BILLING_UNIT, "billing_unit", STR, LLMLEDGER),
+    (sc.USAGE_IMAGES, "images", INT, LLMLEDGER),
+    (sc.IMAGE_SIZE, "image_size", STR, LLMLEDGER),
+    (sc.IMAGE_QUALITY, "image_quality", STR, LLMLEDGER),
+    (sc.USAGE_INPUT_CHARACTERS, "input_characters", INT, LLMLEDGER),
+    (sc.USAGE_AUDIO_SECONDS, "audio_seconds", FLOAT, LLMLEDGER),
+    (sc.USAGE_WEB_SEARCH_CALLS, "web_search_calls", INT, LLMLEDGER),
+    (sc.USAGE_FILE_SEARCH_CALLS, "file_search_calls", INT, LLMLEDGER),
+    (sc.USAGE_CODE_INTERPRETER_SESSIONS, "code_interpreter_sessions", INT, LLMLEDGER),
+    (sc.USAGE_IMAGE_GENERATION_CALLS, "image_generation_calls", INT, LLMLEDGER),
+    (sc.DEPLOYMENT, "deployment", STR, LLMLEDGER),
     (sc.BATCH, "batch", BOOL, LLMLEDGER),
     (sc.BATCH_ID, "batch_id", STR, LLMLEDGER),
     (sc.END_USER, "end_user", STR, LLMLEDGER),
@@ -237,8 +253,8 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.LLM_REQUEST_MODEL_NAME, "_oi_request_model", STR, OPENINFERENCE),
     (sc.LLM_RESPONSE_MODEL_NAME, "_oi_response_model", STR, OPENINFERENCE),
     (sc.EMBEDDING_MODEL_NAME, "_oi_embedding_model", STR, OPENINFERENCE),
-    (sc.LLM_PROVIDER, "_provider", STR, OPENINFERENCE),
-    (sc.LLM_SYSTEM, "_provider", STR, OPENINFERENCE),
+    (sc.LLM_PROVIDER, "_oi_provider", STR, OPENINFERENCE),
+    (sc.LLM_SYSTEM, "_oi_system", STR, OPENINFERENCE),
     (sc.LLM_INVOCATION_PARAMETERS, "_oi_params", JSON, OPENINFERENCE),
     (sc.LLM_TOKEN_COUNT_PROMPT, "_oi_prompt", INT, OPENINFERENCE),
     (sc.LLM_TOKEN_COUNT_COMPLETION, "_oi_completion", INT, OPENINFERENCE),
@@ -260,7 +276,10 @@ FALLBACKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("input_tokens", ("_prompt_tokens", "_oi_prompt")),
     ("output_tokens", ("_completion_tokens", "_oi_completion")),
     ("cached_input_tokens", ("_cache_read_flat", "_oi_cache_read", "_oi_cache_input")),
-    ("cache_write_tokens", ("_cache_write_flat", "_oi_cache_write")),
+    ("cache_write_tokens", ("_cache_creation", "_cache_write_flat", "_oi_cache_write")),
+    ("input_audio_tokens", ("_input_audio_old",)),
+    ("output_audio_tokens", ("_output_audio_old",)),
+    ("provider", ("_system", "_oi_provider", "_oi_system")),
     ("reasoning_tokens", ("_reasoning_flat", "_oi_reasoning")),
     ("request_model", ("_oi_request_model",)),
     ("response_model", ("_oi_response_model", "_oi_model", "_oi_embedding_model")),
@@ -343,7 +362,7 @@ def is_llm_call(row: dict[str, Any], extra: dict[str, Any]) -> bool:
         if operation is None:
             row["operation"] = request_type
         return True
-    return "_provider" in extra and (row["request_model"] is not None or row["response_model"] is not None)
+    return row["provider"] is not None and (row["request_model"] is not None or row["response_model"] is not None)
 
 
 def dialect(rank: int, extra: dict[str, Any], resource_sdk: str | None) -> str:
@@ -353,3 +372,122 @@ def dialect(rank: int, extra: dict[str, Any], resource_sdk: str | None) -> str:
     if rank < OPENLIT and sc.TELEMETRY_SDK_OPENLIT in (extra.get("_sdk_name"), resource_sdk):
         rank = OPENLIT
     return DIALECT_NAMES[rank]
+
+
+# --- after the walk: provider, cost source, billing unit, Anthropic's input tokens, sanity flags --------------------
+
+# Older or foreign names of a provider → the current gen_ai.provider.name value (stored lower-cased; ours as they are).
+PROVIDER_ALIASES = {
+    "az.ai.openai": sc.PROVIDER_AZURE,  # the older GenAI conventions' names
+    "az.ai.inference": "azure.ai.inference",
+    "azure": sc.PROVIDER_AZURE,  # OpenInference's llm.provider for the openai SDK on Azure
+}
+# Where Claude models are served besides Anthropic itself (the model name tells them apart).
+ANTHROPIC_HOSTS = frozenset({"aws.bedrock", "aws", "gcp.vertex_ai", "vertex_ai", "google"})
+# Whether a dialect's input_tokens for an Anthropic-family call already includes cache reads and writes. Anthropic's
+# own `usage.input_tokens` counts only the tokens neither read from nor written to the cache; our Usage, OpenAI's
+# usage, the OpenTelemetry GenAI conventions ("SHOULD include all types of input tokens, including cached tokens")
+# and genai-prices (genai_prices/decompose.py subtracts cache_read/cache_write from input_tokens) include them.
+# Read from the instrumentations' own source:
+#   - opentelemetry-instrumentation-anthropic (OpenLLMetry) 0.34.0 to 0.62.4, `_set_token_usage`:
+#     `input_tokens = prompt_tokens + cache_read_tokens + cache_creation_tokens`; before 0.34 it sent no cache counts
+#     at all. 0.62.4 writes only gen_ai.* names (gen_ai.provider.name, gen_ai.usage.input_tokens,
+#     gen_ai.usage.total_tokens, ...), so its spans read as otel_genai.
+#   - openinference-instrumentation-anthropic 3.1.0, `_utils._get_token_counts`: `llm.token_count.prompt` =
+#     input_tokens + cache_creation_input_tokens + cache_read_input_tokens.
+#   - openlit 1.45.0, instrumentation/anthropic/utils.py (and bedrock/utils.py): `gen_ai.usage.input_tokens` is
+#     Anthropic's raw input_tokens ("Anthropic's API reports input_tokens exclusive of cache read / creation tokens,
+#     so the cache tokens are added on top", in its cost only).
+ANTHROPIC_INPUT_INCLUDES_CACHE = {
+    "llmledger": True,  # our contract (docs/architecture.md, Span contract)
+    "openinference": True,
+    "openllmetry": True,
+    "openlit": False,
+    "otel_genai": True,  # the conventions, and OpenLLMetry's newer spans
+}
+_TOKEN_COLUMNS = (
+    "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
+    "input_audio_tokens", "output_audio_tokens", "input_image_tokens", "output_image_tokens",
+)  # fmt: skip
+# (column, billing unit) for calls without tokens, in order.
+_OTHER_UNITS = (("images", "images"), ("input_characters", "characters"), ("audio_seconds", "audio_seconds"))
+_BILLING_UNITS = frozenset(sc.BILLING_UNITS)
+
+
+def canonical_provider(name: str) -> str:
+    """A provider name as stored: lower-case, older names as the conventions spell them now."""
+    name = name.strip().lower()
+    return PROVIDER_ALIASES.get(name, name)
+
+
+def is_anthropic_family(row: dict[str, Any]) -> bool:
+    provider = row["provider"]
+    if provider == "anthropic":
+        return True
+    if provider not in ANTHROPIC_HOSTS:
+        return False
+    model = row["response_model"] or row["request_model"] or ""
+    return "claude" in model.lower()
+
+
+def finish(row: dict[str, Any], extra: dict[str, Any], dialect_name: str) -> None:
+    """Columns that depend on several attributes or on the dialect: the provider's canonical name, a cost the
+    provider reported (`cost_source` "provider", for the price book), the billing unit, Anthropic's input tokens
+    made to include cache tokens, and the sanity flags (docs/architecture.md, Money)."""
+    if row["provider"] is not None:
+        row["provider"] = canonical_provider(row["provider"]) or None
+    if extra.get("_cost_source") == sc.COST_SOURCE_PROVIDER and row["span_cost_usd"] is not None:
+        row["cost_source"] = sc.COST_SOURCE_PROVIDER
+    if row["billing_unit"] not in _BILLING_UNITS:
+        row["billing_unit"] = _billing_unit(row)
+    reported_input = row["input_tokens"]
+    flags: list[str] = []
+    if reported_input is not None and row["provider"] is not None and is_anthropic_family(row):
+        _include_cache_in_anthropic_input(row, dialect_name, flags)
+    _check_counts(row, extra.get("_total_tokens"), reported_input, flags)
+    if flags:
+        row["sanity_flags"] = ",".join(sorted(flags))
+
+
+def _billing_unit(row: dict[str, Any]) -> str | None:
+    """What the call was billed on, when the span doesn't say (or says something unknown)."""
+    for column in _TOKEN_COLUMNS:
+        if row[column] is not None:
+            return "tokens"
+    for column, unit in _OTHER_UNITS:
+        if row[column] is not None:
+            return unit
+    return None
+
+
+def _include_cache_in_anthropic_input(row: dict[str, Any], dialect_name: str, flags: list[str]) -> None:
+    """Make an Anthropic-family call's input_tokens include its cache reads and writes, when its dialect reports
+    Anthropic's raw count (ANTHROPIC_INPUT_INCLUDES_CACHE) or the count is certainly raw (below the cache tokens
+    alone: flagged `anthropic_input_raw`, since the dialect promised otherwise)."""
+    cache = (row["cached_input_tokens"] or 0) + (row["cache_write_tokens"] or 0)
+    if not cache:
+        return
+    if not ANTHROPIC_INPUT_INCLUDES_CACHE.get(dialect_name, True):
+        row["input_tokens"] += cache
+    elif row["input_tokens"] < cache:
+        row["input_tokens"] += cache
+        flags.append("anthropic_input_raw")
+
+
+def _check_counts(row: dict[str, Any], total: int | None, reported_input: int | None, flags: list[str]) -> None:
+    """Counts that contradict each other, flagged as stored (never "fixed", but for Anthropic's input above). The
+    reported total (llm.usage.total_tokens, llm.token_count.total) is checked against the input as reported."""
+    input_tokens = row["input_tokens"]
+    output_tokens = row["output_tokens"]
+    if input_tokens is not None:
+        cached = row["cached_input_tokens"]
+        if cached is not None and cached > input_tokens:
+            flags.append("cached_gt_input")
+        written = row["cache_write_tokens"]
+        if written is not None and written > input_tokens:
+            flags.append("cache_write_gt_input")
+    if output_tokens is not None and (reasoning := row["reasoning_tokens"]) is not None and reasoning > output_tokens:
+        flags.append("reasoning_gt_output")
+    reported = (reported_input, output_tokens)
+    if total is not None and reported != (None, None) and total != (reported_input or 0) + (output_tokens or 0):
+        flags.append("total_mismatch")

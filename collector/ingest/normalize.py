@@ -14,11 +14,13 @@ What an LLM call is
     since they wrap LLM calls whose tokens have rows of their own.
   - OpenLLMetry's `llm.request.type` chat / completion / embedding (operation chat / text_completion /
     embeddings when no `gen_ai.operation.name` says otherwise).
-  - Otherwise, a provider (`gen_ai.provider.name`, `gen_ai.system`) plus a request or response model.
+  - Otherwise, a provider (`gen_ai.provider.name`, `gen_ai.system`, `llm.provider`, `llm.system`) plus a request or
+    response model.
   Everything else (HTTP, database, framework spans) is counted in `non_llm_spans` and dropped.
 
 Dialect (`source_dialect`): the most specific marker a span carries wins, in this order:
-  1. "llmledger": any `llmledger.*` attribute, or `gen_ai.usage.cost.source` = "wrapper".
+  1. "llmledger": any `llmledger.*` attribute, or `gen_ai.usage.cost.source` = "wrapper" (our value before the
+     conventions' "local", which other instrumentations send too and so proves nothing).
   2. "openinference": `openinference.span.kind` or another OpenInference name (`llm.model_name`,
      `llm.token_count.*`, `llm.invocation_parameters`, `llm.provider`, `llm.system`, ...).
   3. "openllmetry": `llm.request.type`, `llm.is_streaming`, `llm.usage.total_tokens`, `llm.response.finish_reason`.
@@ -31,9 +33,18 @@ Names several dialects share (`gen_ai.usage.cache_read_input_tokens`, `gen_ai.us
 
 Values: tokens stay None when absent (never 0); the service tier is the one the response reported (a request
 tier alone leaves it None, because pricing must use what the response said); `span_cost_usd` is the span's own
-estimate in USD (none when the span names another currency), while `cost_usd`, `cost_source`, `price_version`
-and `price_tier_fallback` are left None for the price book. Raw user ids that other dialects record
-(`llm.user`, `user.id`) are not stored: `end_user` holds only our salted hash.
+estimate in USD (none when the span names another currency), while `cost_usd`, `price_version` and the fallback
+flags are left None for the price book, and `cost_source` too unless the span says the provider itself reported
+its cost ("provider", which the book then keeps). `provider` is lower-cased, older names mapped to the current
+ones (`dialects.PROVIDER_ALIASES`). `billing_unit`, when the span doesn't name a known one, is "tokens" if any token
+count is present, else "images", "characters" or "audio_seconds" by which count is, else None. Raw user ids that
+other dialects record (`llm.user`, `user.id`) are not stored: `end_user` holds only our salted hash.
+
+After the walk (`dialects.finish`): an Anthropic-family call's `input_tokens` is made to include cache reads and
+writes where its dialect reports Anthropic's raw count, or where the count is below the cache tokens alone
+(`dialects.ANTHROPIC_INPUT_INCLUDES_CACHE`, with the sources read); and `sanity_flags` lists, sorted and
+comma-separated, counts that contradict each other as stored: `cached_gt_input`, `cache_write_gt_input`,
+`reasoning_gt_output`, `total_mismatch` (a reported total other than input + output), `anthropic_input_raw`.
 
 Rejected (one message each, the other spans of the request still count): a trace id that is not 16 non-zero
 bytes, a span id that is not 8 non-zero bytes, a parent span id that is neither empty nor 8 bytes, no start time.
@@ -153,6 +164,7 @@ def _row(span: Span, template: dict[str, Any], resource_sdk: str | None) -> dict
     if tags is not None:
         row["tags"] = _TAGS_JSON.encode(tags)
     row["source_dialect"] = dialects.dialect(rank, extra, resource_sdk)
+    dialects.finish(row, extra, row["source_dialect"])
     return row
 
 

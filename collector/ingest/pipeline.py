@@ -54,16 +54,27 @@ class Ingest:
             self.metrics.add(scrub.METRIC, len(found))
             if self.record_scrubbed is not None:
                 self.record_scrubbed(found)
-        self.price_book.price_rows(rows)
+        for unit, calls in self.price_book.price_rows(rows).items():
+            self.metrics.add("llmledger_unpriced_units_total", calls, unit=unit)
         if (new_rates := self.price_book.take_new_rates()) and self.record_rates is not None:
             self.record_rates(new_rates)  # before the rows that used them are acknowledged
         rows, unpriceable = keep_storable(rows, money_problem)
+        self._count_sanity_flags(rows)
         rejected = batch.rejected + unstorable + unpriceable
         received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)
         self.metrics.add("llmledger_spans_received_total", received)
         self.metrics.add("llmledger_spans_non_llm_total", batch.non_llm_spans)
         self.metrics.add("llmledger_spans_rejected_total", len(rejected))
         return Prepared(self.writer.submit(rows), rejected)
+
+    def _count_sanity_flags(self, rows: list[dict[str, Any]]) -> None:
+        counts: dict[str, int] = {}
+        for row in rows:
+            if flags := row["sanity_flags"]:
+                for flag in flags.split(","):
+                    counts[flag] = counts.get(flag, 0) + 1
+        for flag, calls in counts.items():
+            self.metrics.add("llmledger_sanity_flags_total", calls, flag=flag)
 
 
 def response_for(rejected: list[str]) -> ExportTraceServiceResponse:

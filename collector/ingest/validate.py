@@ -19,6 +19,8 @@ _MONEY_LIMIT = Decimal(10) ** 9  # DECIMAL(18,9) holds values below 1e9
 _INTEGER_COLUMNS = tuple(name for name, kind in LLM_CALLS_COLUMNS if kind.startswith("INTEGER"))
 _COUNT_COLUMNS = tuple(name for name, kind in LLM_CALLS_COLUMNS if kind.startswith("BIGINT"))
 _FLOAT_COLUMNS = tuple(name for name, kind in LLM_CALLS_COLUMNS if kind.startswith("DOUBLE"))
+# Amounts billed by the unit, held as a DOUBLE: never negative, and bounded like a count so pricing stays exact.
+_AMOUNT_COLUMNS = ("audio_seconds",)
 _MONEY_COLUMNS = tuple(name for name, kind in LLM_CALLS_COLUMNS if kind.startswith("DECIMAL"))
 
 
@@ -36,11 +38,15 @@ def unpriced_problem(row: dict[str, Any]) -> str | None:
     for name in _COUNT_COLUMNS:
         value = row[name]
         if value is not None and not 0 <= value < _COUNT_LIMIT:
-            return f"{name} {value} is out of range"
+            return f"{name} {value} is out of range" + (" (a count can't be negative)" if value < 0 else "")
     for name in _FLOAT_COLUMNS:
         value = row[name]
         if value is not None and not math.isfinite(value):
             return f"{name} is not a finite number"
+    for name in _AMOUNT_COLUMNS:
+        value = row[name]
+        if value is not None and not 0 <= value < _COUNT_LIMIT:
+            return f"{name} {value} is out of range" + (" (an amount can't be negative)" if value < 0 else "")
     return None
 
 

@@ -4,17 +4,21 @@
     [[price]]
     model = "gpt-4o"            # a model, its dated snapshots (gpt-4o-2024-08-06) too; "*" for every model
     from = 2026-01-01
-    input = 2.00                # any of: input, cached_input, cache_write, output, input_audio, output_audio
-    output = 8.00               # (rates left out stay at list price)
+    input = 2.00                # any of: input, cached_input, cache_write, output, input_audio, output_audio,
+    output = 8.00               # input_image, output_image (rates left out stay at list price)
 
     [[price]]
     model = "*"
     from = 2026-06-01
     discount_pct = 12.5
     tier = "default"            # optional: default, flex or priority (else every tier); batch = true/false too
+    provider = "openai"         # optional: a gen_ai.provider.name (azure.ai.openai, openrouter, ...) or "*" for
+                                # every provider; an entry without one is OpenAI's
 
-For a call, the entry that applies is the most specific (exact model, then snapshot family, then "*") and,
-among those, the one with the latest `from` on or before the call's UTC day.
+For a call, the entry that applies is the most specific (exact model, then snapshot family, then "*"; among
+those, one naming the call's provider before one naming none) and, among those, the one with the latest `from` on
+or before the call's UTC day. A call without a provider is OpenAI's. A discount applies to every price of the
+model, per-unit and per-image prices included.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from typing import Any
 
 from llmledger.pricing import Rate, Rates
 
-RATE_FIELDS = ("input", "cached_input", "cache_write", "output", "input_audio", "output_audio")
+RATE_FIELDS = ("input", "cached_input", "cache_write", "output", "input_audio", "output_audio", "input_image",
+               "output_image")  # fmt: skip
 TIERS = ("default", "flex", "priority")
-_KEYS = frozenset({"model", "from", "tier", "batch", "discount_pct", *RATE_FIELDS})
+_KEYS = frozenset({"model", "from", "tier", "batch", "provider", "discount_pct", *RATE_FIELDS})
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")  # gpt-4o-2024-08-06, gpt-4-0613
 _PER_MILLION = Decimal(1_000_000)
 
@@ -49,6 +54,7 @@ class Override:
     batch: bool | None
     rates: dict[str, Decimal]  # USD per token
     discount_pct: Decimal | None
+    provider: str | None = None  # None: OpenAI's; "*": every provider
 
     def specificity(self, model: str) -> int:
         """2 exact, 1 snapshot family, 0 "*", -1 no match."""
@@ -63,7 +69,12 @@ class Override:
             if listed is None:
                 return None
             keep = 1 - self.discount_pct / 100
-            return replace(listed, **{name: _scaled(getattr(listed, name), keep) for name in RATE_FIELDS})
+            return replace(
+                listed,
+                **{name: _scaled(getattr(listed, name), keep) for name in RATE_FIELDS},
+                per_unit=tuple((name, price * keep) for name, price in listed.per_unit),
+                per_image=tuple((quality, size, price * keep) for quality, size, price in listed.per_image),
+            )
         if listed is None:
             if "input" not in self.rates or "output" not in self.rates:
                 return None  # an unknown model needs at least input and output rates
@@ -106,19 +117,24 @@ class PriceOverrides:
     def version(self, base: str) -> str:
         return f"{base}+overrides.{self.digest}" if self.digest else base
 
-    def find(self, model: str, tier: str | None, batch: bool, day: date) -> Override | None:
-        best: tuple[int, date] | None = None
+    def find(self, model: str, tier: str | None, batch: bool, day: date, provider: str = "openai") -> Override | None:
+        best: tuple[int, bool, date] | None = None
         found = None
         for entry in self.entries:
             specificity = entry.specificity(model)
             if specificity < 0 or entry.starts > day:
                 continue
+            # An entry naming no provider is OpenAI's (the file's meaning before providers): a negotiated OpenAI
+            # discount must not reach Anthropic or OpenRouter calls. "*" names every provider.
+            if (entry.provider or "openai") not in (provider, "*"):
+                continue
             if entry.tier is not None and entry.tier != (tier or "default"):
                 continue
             if entry.batch is not None and entry.batch != batch:
                 continue
-            if best is None or (specificity, entry.starts) > best:
-                best, found = (specificity, entry.starts), entry
+            rank = (specificity, entry.provider is not None, entry.starts)
+            if best is None or rank > best:
+                best, found = rank, entry
         return found
 
 
@@ -141,6 +157,9 @@ def _entry(index: int, item: Any) -> Override:
     batch = item.get("batch")
     if batch is not None and not isinstance(batch, bool):
         raise OverridesError(f"{where}: 'batch' must be true or false")
+    provider = item.get("provider")
+    if provider is not None and (not isinstance(provider, str) or not provider.strip()):
+        raise OverridesError(f"{where}: 'provider' must name a provider (gen_ai.provider.name), not {provider!r}")
     rates = {}
     for name in RATE_FIELDS:
         if name in item:
@@ -152,7 +171,7 @@ def _entry(index: int, item: Any) -> Override:
             raise OverridesError(f"{where}: 'discount_pct' must be between 0 and 100")
     if bool(rates) == (discount is not None):
         raise OverridesError(f"{where}: give either rates ({', '.join(RATE_FIELDS)}) or 'discount_pct', not both/none")
-    return Override(model, starts, tier, batch, rates, discount)
+    return Override(model, starts, tier, batch, rates, discount, provider and provider.strip().lower())
 
 
 def _money(where: str, name: str, value: Any) -> Decimal:

@@ -4,26 +4,29 @@ leaves an audit row in `reprice_runs`. Running it twice changes nothing the seco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 
-from collector.money.price_book import PriceBook
+from collector.money.price_book import PRICED_FIELDS, PriceBook
 from collector.store import rollups
 from collector.store.file import Store
+from llmledger import pricing
 
-PRICED = ("cost_usd", "cost_source", "price_version", "price_tier_fallback")
+# What the book writes (cost_source is also read: "provider" marks a cost the provider reported).
+PRICED = PRICED_FIELDS
+# What it reads: the call, its provider and operation, and every column of its usage (pricing.Usage's fields).
 _INPUTS = (
-    "trace_id", "span_id", "start_time", "request_model", "response_model", "service_tier", "batch", "input_tokens",
-    "cached_input_tokens", "cache_write_tokens", "output_tokens", "input_audio_tokens", "output_audio_tokens",
-    "span_cost_usd",
+    "trace_id", "span_id", "start_time", "provider", "api_type", "operation", "request_model", "response_model",
+    "service_tier", "batch", *(field.name for field in fields(pricing.Usage)), "span_cost_usd",
 )  # fmt: skip
 _CHANGES_SCHEMA = pa.schema(
     [("trace_id", pa.string()), ("span_id", pa.string()), ("cost_usd", pa.decimal128(18, 9)),
-     ("cost_source", pa.string()), ("price_version", pa.string()), ("price_tier_fallback", pa.bool_())]
+     ("cost_source", pa.string()), ("price_version", pa.string()), ("price_tier_fallback", pa.bool_()),
+     ("price_provider_fallback", pa.bool_())]
 )  # fmt: skip
 _BATCH_ROWS = 50_000
 
@@ -34,7 +37,7 @@ class RepriceResult:
     dry_run: bool
     price_version: str
     rows_seen: int
-    rows_changed: int  # any priced field: cost, source, price version, fallback flag
+    rows_changed: int  # any priced field: cost, source, price version, fallback flags
     costs_changed: int
     old_total_usd: Decimal
     new_total_usd: Decimal
@@ -102,7 +105,8 @@ def _apply(con: Any, changes: list[dict[str, Any]], days: set[date]) -> None:
     try:
         con.execute(
             "UPDATE llm_calls SET cost_usd = r.cost_usd, cost_source = r.cost_source, "
-            "price_version = r.price_version, price_tier_fallback = r.price_tier_fallback "
+            "price_version = r.price_version, price_tier_fallback = r.price_tier_fallback, "
+            "price_provider_fallback = r.price_provider_fallback "
             "FROM repriced AS r WHERE llm_calls.trace_id = r.trace_id AND llm_calls.span_id = r.span_id"
         )
         listed = sorted(days)

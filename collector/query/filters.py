@@ -9,13 +9,21 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-EQUALITY_FILTERS = ("service", "environment", "team", "feature", "status", "end_user")
+EQUALITY_FILTERS = ("service", "environment", "team", "feature", "status", "end_user", "provider")
 STATUSES = ("ok", "error")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+# A call without a provider (stored before migration 9, or from a span that named none) was priced as OpenAI's:
+# filters and groups read it as OpenAI's. Both llm_calls and llm_calls_daily have the column.
+PROVIDER = "coalesce(provider, 'openai')"
+_FILTER_SQL = {"provider": PROVIDER}
 
-# A call the book could not price; a failed call that used no tokens cost nothing and is not "unpriced".
-UNPRICED = "cost_usd IS NULL AND NOT (status = 'error' AND input_tokens IS NULL AND output_tokens IS NULL)"
+# A call the book could not price; a failed call that used no tokens cost nothing and is not "unpriced", nor is a
+# call to a self-hosted server, which has no price (collector/store/rollups.py spells the same rule).
+UNPRICED = (
+    "cost_usd IS NULL AND cost_source IS DISTINCT FROM 'self_hosted' "
+    "AND NOT (status = 'error' AND input_tokens IS NULL AND output_tokens IS NULL)"
+)
 # Summary fields and their SQL; the same names are the time series' metrics.
 METRICS: dict[str, str] = {
     "requests": "count(*)",
@@ -33,6 +41,16 @@ METRICS: dict[str, str] = {
     "ttft_p95_ms": "quantile_cont(ttft_ms, 0.95)",
 }
 PERCENTILE_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p95_ms"})
+# What calls were billed on besides tokens: in the summary and the time series (raw calls; not in breakdowns,
+# whose whole days come from the daily rollup, which doesn't keep them).
+UNIT_METRICS: dict[str, str] = {
+    **{
+        name: f"coalesce(sum({name}), 0)::BIGINT"
+        for name in ("images", "input_characters", "web_search_calls", "file_search_calls",
+                     "code_interpreter_sessions", "image_generation_calls")
+    },
+    "audio_seconds": "coalesce(sum(audio_seconds), 0)",
+}  # fmt: skip
 # Above this many calls, percentiles come from a system sample of about SAMPLE_ROWS calls (whole vectors of
 # ~2k consecutive rows): at 200k sampled calls a p95 lands within about +-0.1 percentile points of exact.
 # Counts, tokens and costs are always exact.
@@ -46,7 +64,7 @@ SERIES_ONLY_METRICS: dict[str, str] = {
     ),
     "ratelimit_headroom_tokens_pct": "100.0 * min(ratelimit_remaining_tokens / nullif(ratelimit_limit_tokens, 0))",
 }
-SERIES_METRICS = {**METRICS, **SERIES_ONLY_METRICS}
+SERIES_METRICS = {**METRICS, **UNIT_METRICS, **SERIES_ONLY_METRICS}
 GROUPS: dict[str, str] = {
     "model": "coalesce(request_model, response_model)",
     "service": "service",
@@ -56,6 +74,8 @@ GROUPS: dict[str, str] = {
     "end_user": "end_user",
     "error_type": "error_type",
     "operation": "operation",
+    "provider": PROVIDER,
+    "billing_unit": "billing_unit",
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BUCKETS: dict[str, timedelta] = {
@@ -107,6 +127,8 @@ class Filters:
             raise QueryError("from", "must be before to")
         for name in EQUALITY_FILTERS:
             values = [value for value in params.get(name, ()) if value != ""]
+            if name == "provider":  # stored lower-cased (collector/ingest/dialects.py)
+                values = [value.strip().lower() for value in values]
             if name == "status":
                 for value in values:
                     if value not in STATUSES:
@@ -127,7 +149,7 @@ class Filters:
             params.append(self.end)
         for name, values in self.equals.items():
             # Column names come from EQUALITY_FILTERS, never from the request.
-            clauses.append(f"{name} IN ({', '.join('?' * len(values))})")
+            clauses.append(f"{_FILTER_SQL.get(name, name)} IN ({', '.join('?' * len(values))})")
             params.extend(values)
         if self.models:
             marks = ", ".join("?" * len(self.models))

@@ -20,6 +20,7 @@ from collector.query.filters import (
     METRICS,
     PERCENTILE_METRICS,
     SERIES_METRICS,
+    UNIT_METRICS,
     Filters,
     QueryError,
     jsonable,
@@ -31,13 +32,19 @@ from collector.store.file import COLUMN_NAMES
 def summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, Any]:
     """Every summary field: exact sums and counts; percentiles exact, or sampled over a million calls."""
     where, params = filters.where()
-    sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS}
+    sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS} | UNIT_METRICS
     select = ", ".join(f"{sql} AS {name}" for name, sql in sums.items())
-    # Beside the summary fields: calls priced at standard rates because genai-prices lacked their tier or batch.
+    # Beside the summary fields: calls priced at standard rates because genai-prices lacked their tier or batch, calls
+    # priced at OpenAI's list because the provider's own list lacked the model, and calls whose tokens contradict
+    # themselves (stored as reported, never fixed).
     row = con.execute(
-        f"SELECT {select}, count(*) FILTER (WHERE price_tier_fallback) FROM llm_calls{where}", params
+        f"SELECT {select}, count(*) FILTER (WHERE price_tier_fallback), "
+        "count(*) FILTER (WHERE price_provider_fallback), count(*) FILTER (WHERE sanity_flags IS NOT NULL) "
+        f"FROM llm_calls{where}",
+        params,
     ).fetchone()
-    result = dict(zip([*sums, "tier_fallback_requests"], row, strict=True))
+    extra = ["tier_fallback_requests", "provider_fallback_requests", "sanity_flagged_requests"]
+    result = dict(zip([*sums, *extra], row, strict=True))
     sample = sample_clause(result["requests"])
     latency, ttft_p95 = con.execute(
         f"SELECT quantile_cont(duration_ms, [0.5, 0.95, 0.99]), quantile_cont(ttft_ms, 0.95) "

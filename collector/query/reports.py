@@ -15,6 +15,7 @@ from collector.query.filters import (
     GROUPS,
     METRICS,
     PERCENTILE_METRICS,
+    PROVIDER,
     UNPRICED,
     Filters,
     QueryError,
@@ -23,7 +24,7 @@ from collector.query.filters import (
 )
 from llmledger import pricing
 
-ROLLUP_GROUPS = frozenset({"model", "service", "environment", "team", "feature"})  # keys of llm_calls_daily
+ROLLUP_GROUPS = frozenset({"model", "service", "environment", "team", "feature", "provider"})  # keys of llm_calls_daily
 _TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
 _TOKEN_SUMS = ", ".join(f"sum({name}) AS {name}" for name in _TOKENS)
 # Summary fields from the per-part sums of _per_group_sums.
@@ -41,7 +42,7 @@ HISTOGRAM_METRICS = ("duration_ms", "ttft_ms")
 MAX_BINS = 200
 
 
-RatesFor = Callable[[str, str | None, bool, datetime], pricing.Rates | None]
+RatesFor = Callable[[str, str | None, bool, datetime, str], pricing.Rates | None]  # model, tier, batch, when, provider
 
 
 def breakdown(
@@ -122,9 +123,10 @@ def _cached_savings(
     if not values:
         return {}
     model = "coalesce(response_model, request_model)"
-    cached = "cached_input_tokens > 0 AND service_tier IS DISTINCT FROM 'scale'"
+    cached = f"cached_input_tokens > 0 AND service_tier IS DISTINCT FROM 'scale' AND {PROVIDER} <> 'self_hosted'"
     raw = (
-        f"SELECT {GROUPS[group_by]} AS grp, {model} AS model, service_tier, coalesce(batch, false) AS batch, "
+        f"SELECT {GROUPS[group_by]} AS grp, {PROVIDER} AS provider, {model} AS model, service_tier, "
+        "coalesce(batch, false) AS batch, "
         f"epoch_ms(start_time) // 86400000 AS day, sum(cached_input_tokens) AS cached FROM llm_calls{{where}} "
         f"AND {cached} AND cost_source = 'collector' GROUP BY ALL"
     )
@@ -133,17 +135,18 @@ def _cached_savings(
         source = raw.format(where=where)
     else:
         rollup = (
-            f"SELECT {GROUPS[group_by]} AS grp, {model} AS model, service_tier, coalesce(batch, false) AS batch, "
+            f"SELECT {GROUPS[group_by]} AS grp, {PROVIDER} AS provider, {model} AS model, service_tier, "
+            "coalesce(batch, false) AS batch, "
             f"(day - DATE '1970-01-01')::BIGINT AS day, sum(cached_input_tokens) AS cached "
             f"FROM llm_calls_daily{{where}} AND {cached} GROUP BY ALL"
         )
         source, params = daily.union(parts, rollup, raw, lambda edge: _in_groups(edge, group_by, values))
     wanted = set(values)
     savings: dict[Any, Decimal] = {}
-    for group, model_name, tier, batch, day, tokens in con.execute(source, params).fetchall():
+    for group, provider, model_name, tier, batch, day, tokens in con.execute(source, params).fetchall():
         if group not in wanted or not model_name:
             continue
-        rates = rates_for(model_name, tier, batch, datetime.fromtimestamp(day * 86400, UTC))
+        rates = rates_for(model_name, tier, batch, datetime.fromtimestamp(day * 86400, UTC), provider)
         if rates is None:
             continue
         savings[group] = savings.get(group, Decimal(0)) + tokens * (rates.input.base - rates.cached_input.base)

@@ -1,13 +1,18 @@
 """Ours against OpenAI's, per UTC day or per day and model: cost, tokens and requests side by side, and the spend
 OpenAI billed that no instrumented call accounts for (untracked spend), by OpenAI's line items.
 
-Our side is the daily rollup (it outlives raw-call retention); OpenAI's side is what `collector.reconcile.pull` pulled.
+Our side is the daily rollup (it outlives raw-call retention), OpenAI's calls only (provider `openai`, or none
+recorded: Azure, OpenRouter or Anthropic bill separately); OpenAI's side is what `collector.reconcile.pull` pulled.
 Models are compared without OpenAI's dated snapshot suffix (`gpt-4o-mini-2024-07-18` → `gpt-4o-mini`), on both
-sides. A cost line item names its model before the comma (`gpt-4o-mini-2024-07-18, input`).
+sides. Each cost line item is set against our calls as `collector.reconcile.line_items` reads it: a model's line
+item (tokens, images, audio) against our calls of that model; a built-in tool's (web search, file search, code
+interpreter) against the calls that used the tool that day, so it joins their model (the one the line item names,
+else shared among the models of those calls by their tool-call counts); a charge no call makes (storage,
+fine-tuning training) against nothing: "billed outside calls".
 
 Untracked spend of a day is OpenAI's cost minus ours when positive. It is attributed to line items in two steps:
-a line item whose model none of our calls used that day (images, audio, fine-tuning, or a model only an
-uninstrumented app calls) is untracked in full; for a model we did see, OpenAI's cost of that model beyond ours is
+a line item that none of our calls matched that day (billed outside calls, or a model or tool only an
+uninstrumented app used) is untracked in full; for a model we did see, OpenAI's cost of that model beyond ours is
 shared among its line items in proportion to their amounts. When we counted more than OpenAI on some model, that
 surplus offsets the rest, so the shares are scaled down to sum exactly to the day's untracked spend.
 """
@@ -22,10 +27,13 @@ from typing import Any
 
 import duckdb
 
-from collector.query.filters import QueryError
+from collector.query.filters import PROVIDER, QueryError
+from collector.reconcile import line_items
+from collector.reconcile.line_items import OUTSIDE_CALLS, SNAPSHOT_RE, TOOL, TOOL_COLUMNS
+from collector.store.rollups import UTC_DAY
 
 BY = ("day", "model")
-SNAPSHOT_RE = r"-(\d{4}-\d{2}-\d{2}|\d{4})$"  # -2024-07-18, or the older -0613 / -0125
+OPENAI_CALLS = f"{PROVIDER} = 'openai'"  # the calls OpenAI bills
 NANO = Decimal("0.000000001")
 PCT = Decimal("0.01")
 ZERO = Decimal(0)
@@ -57,8 +65,9 @@ class Side:
 class LineItem:
     day: date
     line_item: str | None
-    model: str | None
+    model: str | None  # what it is compared with: a model of ours, or what it names (a model, tool or charge)
     amount: Decimal
+    kind: str = line_items.MODEL
 
 
 def _ours(con: duckdb.DuckDBPyConnection, days: list[Any]) -> dict[tuple[date, str | None], Side]:
@@ -67,7 +76,7 @@ def _ours(con: duckdb.DuckDBPyConnection, days: list[Any]) -> dict[tuple[date, s
     rows = con.execute(
         f"SELECT day, {_model_sql('coalesce(response_model, request_model)')} AS model, sum(cost_usd), "
         "sum(input_tokens), sum(output_tokens), coalesce(sum(requests) FILTER (WHERE status = 'ok'), 0), "
-        "sum(unpriced_requests) FROM llm_calls_daily WHERE day >= ? AND day < ? GROUP BY ALL",
+        f"sum(unpriced_requests) FROM llm_calls_daily WHERE day >= ? AND day < ? AND {OPENAI_CALLS} GROUP BY ALL",
         days,
     ).fetchall()
     for day, model, *values in rows:
@@ -75,8 +84,44 @@ def _ours(con: duckdb.DuckDBPyConnection, days: list[Any]) -> dict[tuple[date, s
     return sides
 
 
+ToolCalls = dict[tuple[date, str], dict[str | None, int]]  # (day, tool column) → model → calls
+
+
+def _tool_calls(con: duckdb.DuckDBPyConnection, days: list[Any]) -> ToolCalls:
+    """Built-in tool calls of our OpenAI calls per day, tool and model. From the raw calls (the rollup does not
+    count them): after retention deleted a day's calls, its tool line items match only the model they name."""
+    start, end = (datetime.combine(day, time(0), UTC) for day in days)
+    counts = ", ".join(f"coalesce(sum({column}), 0)" for column in TOOL_COLUMNS.values())
+    used = " OR ".join(f"{column} > 0" for column in TOOL_COLUMNS.values())
+    rows = con.execute(
+        f"SELECT {UTC_DAY} AS day, {_model_sql('coalesce(response_model, request_model)')} AS model, {counts} "
+        f"FROM llm_calls WHERE start_time >= ? AND start_time < ? AND {OPENAI_CALLS} AND ({used}) GROUP BY ALL",
+        [start, end],
+    ).fetchall()
+    calls: ToolCalls = defaultdict(dict)
+    for day, model, *per_tool in rows:
+        for column, count in zip(TOOL_COLUMNS.values(), per_tool, strict=True):
+            if count:
+                calls[day, column][model] = int(count)
+    return calls
+
+
+def _line_items(day: date, line_item: str | None, amount: Decimal, tool_calls: ToolCalls) -> list[LineItem]:
+    """One line item as compared: a tool's joins the model it names, else the models of the calls that used the
+    tool that day (split by their calls); anything else stands for what it names."""
+    billed = line_items.classify(line_item)
+    by_model = tool_calls.get((day, billed.tool or ""), {}) if billed.kind == TOOL and billed.model is None else {}
+    if not by_model:
+        return [LineItem(day, line_item, billed.model or line_items.model_name(line_item), amount, billed.kind)]
+    models = sorted(by_model, key=lambda name: (-by_model[name], name or ""))
+    if amount <= 0:  # a credit or nothing: not worth splitting
+        return [LineItem(day, line_item, models[0], amount, TOOL)]
+    shares = _shares([Decimal(by_model[model]) for model in models], amount)
+    return [LineItem(day, line_item, model, share, TOOL) for model, share in zip(models, shares, strict=True)]
+
+
 def _openai(
-    con: duckdb.DuckDBPyConnection, days: list[Any]
+    con: duckdb.DuckDBPyConnection, days: list[Any], tool_calls: ToolCalls
 ) -> tuple[dict[tuple[date, str | None], Side], list[LineItem], dict[date, datetime]]:
     """OpenAI's usage and cost per day and model, its line items per day, and the days pulled (when)."""
     sides: dict[tuple[date, str | None], Side] = defaultdict(Side)
@@ -87,13 +132,12 @@ def _openai(
     ).fetchall()
     for day, model, input_tokens, output_tokens, requests in usage:
         sides[day, model].add(0, input_tokens, output_tokens, requests)
-    line_item_model = _model_sql("split_part(line_item, ',', 1)")
     costs = con.execute(
-        f"SELECT day, line_item, {line_item_model} AS model, sum(amount) "
-        "FROM openai_costs WHERE day >= ? AND day < ? AND currency = 'usd' GROUP BY ALL ORDER BY day, line_item",
+        "SELECT day, line_item, sum(amount) FROM openai_costs WHERE day >= ? AND day < ? AND currency = 'usd' "
+        "GROUP BY ALL ORDER BY day, line_item",
         days,
     ).fetchall()
-    items = [LineItem(day, line_item, model, Decimal(total)) for day, line_item, model, total in costs]
+    items = [item for day, name, total in costs for item in _line_items(day, name, Decimal(total), tool_calls)]
     for item in items:
         sides[item.day, item.model].cost += item.amount
     pulled = con.execute("SELECT day, pulled_at FROM openai_pulled_days WHERE day >= ? AND day < ?", days).fetchall()
@@ -147,7 +191,7 @@ def untracked(day: date, items: list[LineItem], ours: dict[str | None, Side], to
     for item in items:
         if item.amount <= 0:
             weights.append(ZERO)
-        elif item.model is None or item.model not in ours:
+        elif not _matched(item, ours):
             weights.append(item.amount)
         else:
             beyond = billed[item.model] - ours[item.model].cost
@@ -160,7 +204,8 @@ def untracked(day: date, items: list[LineItem], ours: dict[str | None, Side], to
             "day": day.isoformat(),
             "line_item": item.line_item,
             "model": item.model,
-            "model_seen": item.model is not None and item.model in ours,
+            "model_seen": _matched(item, ours),
+            "kind": item.kind,
             "openai_cost_usd": _text(item.amount),
             "untracked_usd": _text(share),
         }
@@ -168,6 +213,11 @@ def untracked(day: date, items: list[LineItem], ours: dict[str | None, Side], to
         if share > 0
     ]
     return sorted(rows, key=lambda row: Decimal(row["untracked_usd"]), reverse=True)
+
+
+def _matched(item: LineItem, ours: dict[str | None, Side]) -> bool:
+    """Whether some call of ours that day accounts for (part of) the line item."""
+    return item.kind != OUTSIDE_CALLS and item.model is not None and item.model in ours
 
 
 def _per_day(sides: dict[tuple[date, str | None], Side]) -> dict[date, dict[str | None, Side]]:
@@ -190,7 +240,7 @@ def reconciliation(con: duckdb.DuckDBPyConnection, from_day: date, to_day: date,
     if by not in BY:
         raise QueryError("by", f"{by!r} is not one of {', '.join(BY)}")
     days = [from_day, to_day]
-    (theirs, items, pulled) = _openai(con, days)
+    (theirs, items, pulled) = _openai(con, days, _tool_calls(con, days))
     ours_by_day, theirs_by_day = _per_day(_ours(con, days)), _per_day(theirs)
     rows: list[dict[str, Any]] = []
     lost: list[dict[str, Any]] = []
@@ -247,7 +297,7 @@ def gap_pct(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> t
     placeholders = ", ".join("?" * len(days))
     (ours, requests) = con.execute(
         f"SELECT coalesce(sum(cost_usd), 0), coalesce(sum(requests) FILTER (WHERE status = 'ok'), 0) "
-        f"FROM llm_calls_daily WHERE day IN ({placeholders})",
+        f"FROM llm_calls_daily WHERE day IN ({placeholders}) AND {OPENAI_CALLS}",
         days,
     ).fetchone()
     (theirs,) = con.execute(

@@ -35,7 +35,8 @@ LLM_CALLS_SCHEMA = pa.schema(
 COLUMN_NAMES = tuple(name for name, _ in LLM_CALLS_COLUMNS)
 PRICE_RATES_SCHEMA = pa.schema(
     [("price_version", pa.string()), ("model", pa.string()), ("service_tier", pa.string()), ("batch", pa.bool_()),
-     ("day", pa.date32()), ("source", pa.string()), ("tier_fallback", pa.bool_()), ("rates", pa.string())]
+     ("day", pa.date32()), ("source", pa.string()), ("tier_fallback", pa.bool_()), ("rates", pa.string()),
+     ("provider", pa.string())]
 )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import duckdb
 
 from collector.store import rollups
-from collector.store.schema import LLM_CALLS_COLUMNS_M001, LLM_CALLS_COLUMNS_M005
+from collector.store.schema import LLM_CALLS_COLUMNS_M001, LLM_CALLS_COLUMNS_M005, LLM_CALLS_COLUMNS_M009
 from collector.store.transactions import end_failed_transaction
 
 
@@ -70,8 +70,8 @@ def m003_notification_attempts(db: Schema) -> None:
 
 
 def m004_daily_rollup(db: Schema) -> None:
-    db.calls(rollups.CREATE)
-    for statement in rollups.REBUILD:
+    db.calls(rollups.CREATE_M004)
+    for statement in rollups.REBUILD_M004:
         db.calls(statement)
 
 
@@ -148,6 +148,32 @@ def m008_notification_claims(db: Schema) -> None:
     )
 
 
+def m009_billing_units(db: Schema) -> None:
+    # What a call is billed on beyond tokens, and who billed it (docs/architecture.md, Money). Calls stored before
+    # this migration keep NULL in every new column: `provider` is not backfilled (a call then was priced as
+    # OpenAI's, and the query API reads a NULL provider as `openai`), nor `billing_unit` or `sanity_flags`.
+    for name, kind in LLM_CALLS_COLUMNS_M009:
+        db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
+    # The rollup gets the provider as its last key (NULL on the days already rolled up: OpenAI's, as above), so that
+    # spend by provider, and reconciliation with OpenAI's bill alone, outlive the raw calls.
+    db.calls("ALTER TABLE llm_calls_daily ADD COLUMN provider VARCHAR")
+    # Rates now depend on the provider too (one model, several prices: OpenAI, Azure, OpenRouter, ...), so the
+    # provider joins price_rates' key; rows recorded before were OpenAI's list. A key can't be altered in place.
+    db.state(
+        "CREATE TABLE price_rates_m009 (price_version VARCHAR NOT NULL, model VARCHAR NOT NULL, "
+        "service_tier VARCHAR NOT NULL, batch BOOLEAN NOT NULL, day DATE NOT NULL, source VARCHAR NOT NULL, "
+        "tier_fallback BOOLEAN NOT NULL, rates VARCHAR NOT NULL, provider VARCHAR NOT NULL DEFAULT 'openai', "
+        "PRIMARY KEY (price_version, provider, model, service_tier, batch, day))"
+    )
+    db.state(
+        "INSERT INTO price_rates_m009 (price_version, model, service_tier, batch, day, source, tier_fallback, rates, "
+        "provider) SELECT price_version, model, service_tier, batch, day, source, tier_fallback, rates, 'openai' "
+        "FROM price_rates"
+    )
+    db.state("DROP TABLE price_rates")
+    db.state("ALTER TABLE price_rates_m009 RENAME TO price_rates")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -157,6 +183,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (6, "m006_reconciliation", m006_reconciliation),
     (7, "m007_readiness", m007_readiness),
     (8, "m008_notification_claims", m008_notification_claims),
+    (9, "m009_billing_units", m009_billing_units),
 )
 
 

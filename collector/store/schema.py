@@ -64,5 +64,27 @@ LLM_CALLS_COLUMNS_M005: tuple[tuple[str, str], ...] = (
     ("output_audio_tokens", "BIGINT"),
 )
 
+# Appended by migration 9: every billable route and provider (docs/architecture.md, Billing units).
+LLM_CALLS_COLUMNS_M009: tuple[tuple[str, str], ...] = (
+    ("provider", "VARCHAR"),  # gen_ai.provider.name: openai, azure.ai.openai, openrouter, anthropic, self_hosted, ...
+    ("deployment", "VARCHAR"),  # Azure OpenAI's deployment name
+    ("billing_unit", "VARCHAR"),  # tokens | images | characters | audio_seconds | requests
+    ("input_image_tokens", "BIGINT"),  # inside input_tokens
+    ("output_image_tokens", "BIGINT"),  # inside output_tokens
+    ("images", "BIGINT"),
+    ("image_size", "VARCHAR"),
+    ("image_quality", "VARCHAR"),
+    ("input_characters", "BIGINT"),
+    ("audio_seconds", "DOUBLE"),
+    ("web_search_calls", "BIGINT"),
+    ("file_search_calls", "BIGINT"),
+    ("code_interpreter_sessions", "BIGINT"),
+    ("image_generation_calls", "BIGINT"),
+    ("price_provider_fallback", "BOOLEAN"),  # priced at OpenAI's list: the provider's own list lacks the model
+    ("sanity_flags", "VARCHAR"),  # comma-separated: tokens that contradict themselves, stored as reported
+)
+
 # Every column, in table order; the query API and CSV use the same names.
-LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = LLM_CALLS_COLUMNS_M001 + LLM_CALLS_COLUMNS_M005
+LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
+    LLM_CALLS_COLUMNS_M001 + LLM_CALLS_COLUMNS_M005 + LLM_CALLS_COLUMNS_M009
+)

@@ -29,7 +29,7 @@ COMPARED = (
     "openai_requests",
     "our_unpriced_requests",
 )
-UNTRACKED = ("day", "line_item", "model", "model_seen", "openai_cost_usd", "untracked_usd")
+UNTRACKED = ("day", "line_item", "model", "model_seen", "kind", "openai_cost_usd", "untracked_usd")
 
 
 @dataclass(frozen=True)

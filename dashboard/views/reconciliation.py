@@ -123,6 +123,12 @@ def chart(rows: pd.DataFrame) -> None:
     )
 
 
+def _seen(kind: str | None, seen: bool) -> str:
+    if kind == "outside_calls":
+        return "billed outside calls"
+    return "yes (partly untracked)" if seen else "no"
+
+
 def untracked(compared: reconcile_client.Comparison) -> None:
     total = ui.decimal(compared.totals["untracked_usd"])
     if not total:
@@ -130,8 +136,9 @@ def untracked(compared: reconcile_client.Comparison) -> None:
         return
     st.warning(
         f"**Untracked spend: {ui.usd(total)}.** OpenAI billed this on the days below but no instrumented call "
-        "accounts for it: an app or key without llmledger, or traffic the wrapper does not cover (images, audio, "
-        "fine-tuning, tools). Line items of a model we saw carry that model's cost beyond ours.",
+        "accounts for it: an app or key without llmledger, or charges billed outside calls (storage, fine-tuning "
+        "training). Line items of a model we saw (tool calls join the model of the calls that made them) carry "
+        "that model's cost beyond ours.",
         icon=":material/visibility_off:",
     )
     items = compared.untracked
@@ -142,7 +149,9 @@ def untracked(compared: reconcile_client.Comparison) -> None:
                 "Line item": items["line_item"].map(lambda v: "(no line item)" if v is None else v),
                 "Untracked (USD)": items["untracked_usd"],
                 "Line item billed (USD)": items["openai_cost_usd"],
-                "Model seen by us": items["model_seen"].map(lambda seen: "yes (partly untracked)" if seen else "no"),
+                "Model seen by us": [
+                    _seen(kind, seen) for kind, seen in zip(items["kind"], items["model_seen"], strict=True)
+                ],
             }
         ),
         hide_index=True,

@@ -1,4 +1,5 @@
-"""Spend: cost over time stacked by a chosen dimension, top spenders, cached-input savings, unpriced calls."""
+"""Spend: cost over time stacked by a chosen dimension (billing unit and provider among them), top spenders,
+cached-input savings, unpriced calls, calls priced on a fallback and calls whose tokens contradict themselves."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import streamlit as st
 from dashboard.data import client
 from dashboard.parts import charts, ui
 
-DIMENSIONS = {"model": "Model", "service": "Service", "team": "Team", "feature": "Feature", "end_user": "User"}
+DIMENSIONS = {
+    "model": "Model",
+    "service": "Service",
+    "team": "Team",
+    "feature": "Feature",
+    "end_user": "User",
+    "provider": "Provider",
+    "billing_unit": "Billing unit",
+}
 TOP = 20
 
 
@@ -67,6 +76,19 @@ def render(context: ui.Context) -> None:
             f"{ui.count(fallback)} calls were priced at standard rates: the price list has no rate for the service "
             "tier or Batch API price they used (or not yet on that date). Their rows say price_tier_fallback = true; "
             "a negotiated rate in the collector's price overrides replaces the guess."
+        )
+
+    if provider_fallback := summary.get("provider_fallback_requests"):
+        st.info(
+            f"{ui.count(provider_fallback)} calls were priced at OpenAI's list price: their provider (Azure OpenAI, "
+            "or a gateway the URL doesn't name) has no list of its own for the model. Their rows say "
+            "price_provider_fallback = true."
+        )
+    if flagged := summary.get("sanity_flagged_requests"):
+        st.warning(
+            f"{ui.count(flagged)} calls report tokens that contradict themselves (cached above input, reasoning above "
+            "output, a total that isn't the sum of its parts). They are stored as reported, never fixed: see their "
+            "sanity_flags on the Calls page or in the CSV export."
         )
 
     dimension = st.segmented_control(

@@ -3,7 +3,9 @@
 It answers `/v1/chat/completions`, `/v1/responses`, `/v1/embeddings` and `/v1/completions` with
 well-formed bodies (streams as server-sent events, usage when asked for), sends `x-request-id` and
 `x-ratelimit-*` headers, and plays back scripted replies first (for example recorded OpenAI
-exchanges), so tests can script errors, retries and exact bodies.
+exchanges), so tests can script errors, retries and exact bodies. Images, audio and moderations are
+answered by `fake_openai_media` (which also parses multipart/form-data bodies, recorded as their form
+fields); the Responses API's built-in tool calls come from `fake_openai_tools`.
 
 For the Batch API it serves what tests put in `batches` and `files` (`add_batch`, `add_file`):
 `GET /v1/batches`, `GET /v1/batches/{id}` and `GET /v1/files/{id}/content`; other GETs answer 404.
@@ -22,6 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from llmledger.testing.fake_openai_media import media_answer, parse_multipart
+from llmledger.testing.fake_openai_tools import built_in_tool_items, item_events
 
 _WORDS = "the quick brown fox jumps over the lazy dog while the ledger counts every token".split()  # noqa: SIM905
 
@@ -153,6 +158,10 @@ class FakeOpenAI:
             return _responses(body, model, prompt_tokens, number, seed, headers, self.latency_s)
         elif path.endswith("/chat/completions") or path.endswith("/completions"):
             return _chat(path, body, model, prompt_tokens, number, seed, headers, self.latency_s)
+        elif (media := media_answer(path, body, number, int(time.time()))) is not None:
+            events = None if media.events is None else [sse(event) for event in media.events]
+            headers = {**headers, "content-type": media.content_type}
+            return Reply(media.status, media.body, headers, events=events, delay_s=self.latency_s)
         else:
             return Reply(404, json.dumps({"error": {"message": f"no route {path}", "type": "invalid_request_error"}}))
         return Reply(200, json.dumps(payload), {**headers, "content-type": "application/json"}, delay_s=self.latency_s)
@@ -290,6 +299,7 @@ def _responses(
     words = _words(_output_length(body), seed)
     text = " ".join(words)
     status = "incomplete" if len(words) < 12 else "completed"
+    tool_items = built_in_tool_items(body, number)
     response = {
         "id": f"resp_fake{number}",
         "object": "response",
@@ -298,17 +308,19 @@ def _responses(
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "model": model,
         "output": [
+            *tool_items,
             {
                 "id": f"msg_fake{number}",
                 "type": "message",
                 "status": "completed",
                 "role": "assistant",
                 "content": [{"type": "output_text", "text": text, "annotations": []}],
-            }
+            },
         ],
         "parallel_tool_calls": True,
         "tool_choice": "auto",
-        "tools": [],
+        # The API echoes the request's tools; requests without built-in tools keep the fake's original answer.
+        "tools": list(body["tools"]) if tool_items else [],
         "service_tier": "default",
         "usage": {
             "input_tokens": prompt_tokens,
@@ -322,20 +334,26 @@ def _responses(
         return Reply(200, json.dumps(response), {**headers, "content-type": "application/json"}, delay_s=delay)
     created = {**response, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
     events = [sse({"type": "response.created", "sequence_number": 0, "response": created}, "response.created")]
+    # Without built-in tools the fake keeps its original, shorter stream (no output item events).
+    before, after = item_events(tool_items, response["output"][-1]) if tool_items else ([], [])
+    for item_event in before:
+        events.append(sse({**item_event, "sequence_number": len(events)}, item_event["type"]))
     for i, word in enumerate(words):
         delta = word if i == 0 else " " + word
         event = {
             "type": "response.output_text.delta",
-            "sequence_number": i + 1,
+            "sequence_number": len(events),
             "item_id": f"msg_fake{number}",
-            "output_index": 0,
+            "output_index": len(tool_items),
             "content_index": 0,
             "delta": delta,
             "logprobs": [],
         }
         events.append(sse(event, event["type"]))
+    for item_event in after:
+        events.append(sse({**item_event, "sequence_number": len(events)}, item_event["type"]))
     final_type = "response.completed" if status == "completed" else "response.incomplete"
-    events.append(sse({"type": final_type, "sequence_number": len(words) + 1, "response": response}, final_type))
+    events.append(sse({"type": final_type, "sequence_number": len(events), "response": response}, final_type))
     return Reply(200, b"", {**headers, "content-type": "text/event-stream"}, events=events, delay_s=delay)
 
 
@@ -385,8 +403,12 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
+            content_type = self.headers.get("content-type") or ""
             try:
-                body = json.loads(raw) if raw else {}
+                if content_type.lower().startswith("multipart/form-data"):
+                    body = parse_multipart(content_type, raw)
+                else:
+                    body = json.loads(raw) if raw else {}
             except ValueError:
                 body = {}
             with fake._lock:

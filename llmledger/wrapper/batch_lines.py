@@ -13,6 +13,7 @@ from typing import Any
 from llmledger import pricing
 from llmledger import semconv as sc
 from llmledger.wrapper import extract
+from llmledger.wrapper.fields import field
 
 _OBJECT_ENDPOINTS = {  # a result body's `object` → the endpoint that made it
     "chat.completion": extract.ENDPOINTS["/chat/completions"],
@@ -90,9 +91,9 @@ def result_span(
     Timed at the batch's end, else when the body says it was made, else at `default_ns` (when the file was read).
     """
     response = line.response
-    body = extract.field(response, "body")
-    status_code = extract.field(response, "status_code")
-    endpoint = batch.endpoint or _OBJECT_ENDPOINTS.get(extract.field(body, "object")) or endpoint_hint
+    body = field(response, "body")
+    status_code = field(response, "status_code")
+    endpoint = batch.endpoint or _OBJECT_ENDPOINTS.get(field(body, "object")) or endpoint_hint
     if endpoint is None:
         return None
     attrs: dict[str, Any] = {
@@ -102,7 +103,7 @@ def result_span(
         sc.BATCH: True,
         sc.BATCH_ID: batch.batch_id,
     }
-    request_id = extract.field(response, "request_id")
+    request_id = field(response, "request_id")
     if isinstance(request_id, str):
         attrs[sc.REQUEST_ID] = request_id
     if isinstance(status_code, int):
@@ -111,13 +112,15 @@ def result_span(
     if error_type is None:
         attrs.update(extract.response_attributes(endpoint, body))
     else:  # a failed request: no tokens, and no cost
-        model = extract.field(body, "model")
+        model = field(body, "model")
         if isinstance(model, str):
             attrs[sc.GEN_AI_RESPONSE_MODEL] = model
         attrs[sc.ERROR_TYPE] = error_type
-    created = extract.field(body, "created") or extract.field(body, "created_at")
+    created = field(body, "created") or field(body, "created_at")
     seconds = batch.finished_at or (created if isinstance(created, int) else None)
     time_ns = seconds * 1_000_000_000 if seconds else default_ns
+    if sc.GEN_AI_USAGE_INPUT_TOKENS in attrs:
+        attrs[sc.BILLING_UNIT] = "tokens"
     if error_type is None:
         attrs.update(_cost_attributes(attrs, time_ns))
     model = attrs.get(sc.GEN_AI_RESPONSE_MODEL)
@@ -137,9 +140,9 @@ def _error_type(line: _Fields, status_code: object, body: Any) -> str | None:
     succeeded = isinstance(status_code, int) and 200 <= status_code < 300 and body is not None
     if line.error is None and succeeded:
         return None
-    for error in (line.error, extract.field(body, "error")):
+    for error in (line.error, field(body, "error")):
         for key in ("code", "type"):
-            value = extract.field(error, key)
+            value = field(error, key)
             if isinstance(value, str) and value:
                 return value
     return str(status_code) if isinstance(status_code, int) else "error"

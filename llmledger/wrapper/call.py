@@ -22,6 +22,7 @@ from llmledger.context import current_attributes, hash_user
 from llmledger.wrapper import content, extract, tokens
 from llmledger.wrapper.clientinfo import call_overrides, client_attributes
 from llmledger.wrapper.finisher import finisher
+from llmledger.wrapper.providers import azure_deployment, client_provider
 
 
 class CallRecorder:
@@ -54,6 +55,7 @@ class CallRecorder:
         options: Any,
         body: Mapping[str, Any],
         capture_content: bool,
+        providers: Mapping[str, str],
     ) -> None:
         self.tracer = tracer
         self.endpoint = endpoint
@@ -63,6 +65,11 @@ class CallRecorder:
         self.start_ns = time.time_ns()
         attrs = extract.request_attributes(endpoint, body)
         attrs.update(client_attributes(client))
+        attrs.update(client_provider(client, providers))
+        if attrs.get(sc.GEN_AI_PROVIDER_NAME) == sc.PROVIDER_AZURE and sc.DEPLOYMENT not in attrs:
+            deployment = azure_deployment(str(getattr(client, "base_url", "")), body)
+            if deployment is not None:
+                attrs[sc.DEPLOYMENT] = deployment
         attrs.update(call_overrides(options))
         attrs.update(current_attributes())
         if sc.END_USER not in attrs:
@@ -132,7 +139,7 @@ class CallRecorder:
             if self.capture_content:
                 attrs[sc.GEN_AI_INPUT_MESSAGES], _found = content.captured_input(self.body)
             if self.result is not None:
-                attrs.update(extract.response_attributes(self.endpoint, self.result))
+                attrs.update(extract.response_attributes(self.endpoint, self.result, self.body))
                 if self.capture_content:
                     self.capture_output(content.output_texts(self.result))
             if self.error is not None:
@@ -161,7 +168,10 @@ class CallRecorder:
 
     def _add_estimate(self, model: str | None, output_texts: list[str]) -> None:
         model = model or self.attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
-        self.attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = tokens.count_tokens(model, extract.request_texts(self.body))
+        # None for audio input (a transcription): no local count, so no input tokens and no cost rather than a guess.
+        input_tokens = tokens.count_prompt_tokens(model, self.body, self.endpoint.api_type)
+        if input_tokens is not None:
+            self.attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
         self.attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = tokens.count_tokens(model, output_texts)
         self.attrs[sc.USAGE_ESTIMATED] = True
 
@@ -181,9 +191,47 @@ class CallRecorder:
 
     def _add_cost(self) -> None:
         attrs = self.attrs
-        if attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS) is None:
+        if sc.BILLING_UNIT not in attrs and sc.GEN_AI_USAGE_INPUT_TOKENS in attrs:
+            attrs[sc.BILLING_UNIT] = "tokens"
+        provider_cost = self._provider_cost()
+        if provider_cost is not None:
+            attrs[sc.GEN_AI_USAGE_COST_AMOUNT] = provider_cost
+            attrs[sc.GEN_AI_USAGE_COST_CURRENCY] = sc.COST_CURRENCY_USD
+            attrs[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_PROVIDER
             return
         model = attrs.get(sc.GEN_AI_RESPONSE_MODEL) or attrs.get(sc.GEN_AI_REQUEST_MODEL)
-        if model:
-            usage = pricing.Usage.from_attributes(attrs)
-            attrs.update(pricing.cost_attributes(usage, model, attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER)))
+        if not model or (self.error is not None and sc.BILLING_UNIT not in attrs):
+            return
+        if attrs.get(sc.USAGE_ESTIMATED) and sc.GEN_AI_USAGE_INPUT_TOKENS not in attrs:
+            return  # a stream left early whose input can't be counted (audio): a partial cost would mislead
+        usage = pricing.Usage.from_attributes(attrs)
+        if self.endpoint.usage_style != "moderation" and usage == _NOTHING_BILLED:
+            return
+        attrs.update(
+            pricing.cost_attributes(
+                usage,
+                model,
+                attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER),
+                provider=attrs.get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI,
+                known_free=self.endpoint.usage_style == "moderation",
+            )
+        )
+
+    def _provider_cost(self) -> float | None:
+        """What the provider itself says the call cost: OpenRouter's `usage.cost`, a LiteLLM proxy's header."""
+        usage = getattr(self.result, "usage", None)
+        cost = getattr(usage, "cost", None)
+        if cost is None and self.http_response is not None:
+            header = self.http_response.headers.get(_GATEWAY_COST_HEADER)
+            try:
+                cost = float(header) if header is not None else None
+            except ValueError:
+                cost = None
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and 0 <= cost < _MAX_PROVIDER_COST:
+            return float(cost)
+        return None
+
+
+_NOTHING_BILLED = pricing.Usage()
+_GATEWAY_COST_HEADER = "x-litellm-response-cost"
+_MAX_PROVIDER_COST = 1e6  # a reported cost above this is a unit mix-up, not a bill

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmledger import semconv as sc
+from llmledger.wrapper import media
+from llmledger.wrapper.fields import field
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,14 +18,24 @@ class Endpoint:
 
     operation: str  # gen_ai.operation.name
     api_type: str  # openai.api.type
-    usage_style: str  # "chat" (prompt/completion tokens) or "responses" (input/output tokens)
+    # How the response reports usage: "chat" (prompt/completion tokens), "responses" (input/output tokens), or one
+    # of the media routes' (llmledger/wrapper/media.py): "images", "speech", "transcription", "moderation".
+    usage_style: str
+    streams: bool = True  # the endpoint takes `stream`
 
 
 ENDPOINTS: dict[str, Endpoint] = {
     "/chat/completions": Endpoint("chat", "chat_completions", "chat"),
     "/responses": Endpoint("chat", "responses", "responses"),
-    "/embeddings": Endpoint("embeddings", "embeddings", "chat"),
+    "/embeddings": Endpoint("embeddings", "embeddings", "chat", streams=False),
     "/completions": Endpoint("text_completion", "completions", "chat"),
+    "/images/generations": Endpoint("image_generation", "images", "images"),
+    "/images/edits": Endpoint("image_generation", "images", "images"),
+    "/images/variations": Endpoint("image_generation", "images", "images", streams=False),
+    "/audio/speech": Endpoint("text_to_speech", "audio_speech", "speech", streams=False),
+    "/audio/transcriptions": Endpoint("speech_to_text", "audio_transcriptions", "transcription"),
+    "/audio/translations": Endpoint("speech_to_text", "audio_translations", "transcription", streams=False),
+    "/moderations": Endpoint("moderation", "moderations", "moderation", streams=False),
 }
 
 _MAX_TOKENS_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
@@ -48,7 +60,7 @@ def request_attributes(endpoint: Endpoint, body: Mapping[str, Any]) -> dict[str,
     temperature = body.get("temperature")
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         attrs[sc.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
-    if endpoint.operation != "embeddings":
+    if endpoint.streams:
         attrs[sc.GEN_AI_REQUEST_STREAM] = body.get("stream") is True
     tier = body.get("service_tier")
     if isinstance(tier, str):
@@ -61,15 +73,6 @@ def request_end_user(body: Mapping[str, Any]) -> str | None:
     """The end user the request names itself (`safety_identifier` or the older `user`)."""
     value = body.get("safety_identifier") or body.get("user")
     return value if isinstance(value, str) and value else None
-
-
-def field(obj: Any, name: str) -> Any:
-    """`obj.name` or None. SDK objects are pydantic models, whose fields live in `__dict__`: reading it
-    there avoids the exception (~2 µs) that a `getattr` default costs for an absent field."""
-    fields = getattr(obj, "__dict__", None)
-    if fields is not None:
-        return fields.get(name)
-    return getattr(obj, name, None)
 
 
 def usage_attributes(usage: Any, usage_style: str) -> dict[str, int]:
@@ -97,22 +100,24 @@ def usage_attributes(usage: Any, usage_style: str) -> dict[str, int]:
             attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
         cache_write = field(input_details, "cache_write_tokens")
         if isinstance(cache_write, int):
-            attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cache_write
+            attrs[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = cache_write
         audio_in = field(input_details, "audio_tokens")
         if isinstance(audio_in, int) and audio_in:
-            attrs[sc.USAGE_INPUT_AUDIO_TOKENS] = audio_in
+            attrs[sc.GEN_AI_USAGE_AUDIO_INPUT_TOKENS] = audio_in
     if output_details is not None:
         reasoning = field(output_details, "reasoning_tokens")
         if isinstance(reasoning, int):
             attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
         audio_out = field(output_details, "audio_tokens")
         if isinstance(audio_out, int) and audio_out:
-            attrs[sc.USAGE_OUTPUT_AUDIO_TOKENS] = audio_out
+            attrs[sc.GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS] = audio_out
     return attrs
 
 
-def response_attributes(endpoint: Endpoint, result: Any) -> dict[str, Any]:
-    """Attributes from a parsed response object (chat completion, response, embeddings list)."""
+def response_attributes(endpoint: Endpoint, result: Any, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Attributes from a parsed response object (chat completion, response, embeddings list, or a media route's)."""
+    if endpoint.usage_style in media.STYLES:
+        return media.response_attributes(endpoint.usage_style, result, body or {})
     attrs: dict[str, Any] = {}
     model = field(result, "model")
     if isinstance(model, str):
@@ -125,6 +130,7 @@ def response_attributes(endpoint: Endpoint, result: Any) -> dict[str, Any]:
         attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
     if endpoint.usage_style == "responses":
         reasons = responses_finish_reasons(result)
+        attrs.update(media.builtin_tool_calls(field(result, "output")))
     else:
         reasons = [choice.finish_reason for choice in field(result, "choices") or () if choice.finish_reason]
     if reasons:

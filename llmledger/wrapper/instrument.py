@@ -48,10 +48,13 @@ _RAW_RESPONSE_TYPES = (BaseAPIResponse, LegacyAPIResponse)
 class _Instrumentation:
     """Settings shared by all calls of one `instrument()`."""
 
-    def __init__(self, tracer: trace.Tracer, capture_content: bool, stream_usage: bool) -> None:
+    def __init__(
+        self, tracer: trace.Tracer, capture_content: bool, stream_usage: bool, providers: Mapping[str, str]
+    ) -> None:
         self.tracer = tracer
         self.capture_content = capture_content
         self.stream_usage = stream_usage
+        self.providers = providers
 
     def begin(self, client: Any, options: Any, stream: bool) -> tuple[CallRecorder | None, Any, bool]:
         """Start recording a call if it is an instrumented operation; maybe ask for stream usage."""
@@ -74,7 +77,7 @@ class _Instrumentation:
                     options = model_copy(options)
                     options.json_data = {**body, "stream_options": {**(stream_options or {}), "include_usage": True}}
                     hide_usage_chunk = True
-            recorder = CallRecorder(self.tracer, endpoint, client, options, body, self.capture_content)
+            recorder = CallRecorder(self.tracer, endpoint, client, options, body, self.capture_content, self.providers)
             return recorder, options, hide_usage_chunk
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("begin", exc)
@@ -248,10 +251,12 @@ def instrument(
     *,
     tracer_provider: trace.TracerProvider | None = None,
     capture_content: bool | None = None,
+    providers: Mapping[str, str] | None = None,
 ) -> InstrumentHandle:
     """Instrument the openai SDK process-wide, or only `client`; idempotent.
 
-    Spans go to `tracer_provider`, or to the global one (set up by `configure()` or by the app).
+    Spans go to `tracer_provider`, or to the global one (set up by `configure()` or by the app). `providers` maps
+    a host (or host:port) to who bills calls to it, for servers the URL doesn't tell (llmledger/wrapper/providers.py).
     `handle.uninstrument()` (or leaving `with instrument(...)`) undoes exactly this patching.
     """
     global _process_handle
@@ -262,6 +267,7 @@ def instrument(
         provider.get_tracer("llmledger", __version__),
         config.resolve("capture_content", capture_content),
         config.resolve("stream_usage"),
+        {key.lower(): value for key, value in config.resolve("providers", providers).items()},
     )
     with _lock:
         if client is None:

@@ -20,11 +20,14 @@ import pytest
 
 from collector.ingest.normalize import normalize
 from collector.money.price_book import PriceBook
+from llmledger import pricing
+from llmledger import semconv as sc
 from llmledger_cli import load as replay
 from llmledger_cli.load import LoadResult, ReplayError, load_file
 from sample_data import DEMO_FILE
+from sample_data.bill import demo_bill
 from sample_data.generate import END, generate
-from sample_data.otlp_file import OtlpFileError, read_requests
+from sample_data.otlp_file import OtlpFileError, attributes, read_requests, spans
 from tests.collector_harness import RunningCollector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +45,16 @@ def demo_rows() -> list[Row]:
         rows += batch.rows
     PriceBook().price_rows(rows)
     return rows
+
+
+@pytest.fixture(scope="module")
+def demo_spans() -> list[tuple[datetime, Row]]:
+    """The committed file's spans: start time and attributes, as the wrapper would have set them."""
+    return [
+        (datetime.fromtimestamp(span.start_time_unix_nano / 1e9, tz=UTC), attributes(span))
+        for request in read_requests(DEMO_FILE)
+        for span in spans(request)
+    ]
 
 
 @pytest.fixture
@@ -196,7 +209,7 @@ def test_the_committed_file_has_streams_cache_reasoning_and_an_unpriced_model(de
     assert all(row["ttft_ms"] and 0 < row["ttft_ms"] <= row["duration_ms"] for row in streams)
     assert all(row["ttft_ms"] is None for row in ok if not row["stream"])
     assert sum(row["cached_input_tokens"] or 0 for row in ok) > 0
-    assert all((row["cached_input_tokens"] or 0) <= row["input_tokens"] for row in ok)
+    assert all((row["cached_input_tokens"] or 0) <= (row["input_tokens"] or 0) for row in ok)
     assert all((row["reasoning_tokens"] or 0) <= (row["output_tokens"] or 0) for row in ok)
     assert reasoning == {"gpt-5-mini-2025-08-07", "o3-mini-2025-01-31"}
     assert len(unpriced) == 1
@@ -205,6 +218,120 @@ def test_the_committed_file_has_streams_cache_reasoning_and_an_unpriced_model(de
         row["response_model"] is None and row["cost_usd"] is None for row in demo_rows if row["status"] == "error"
     )
     assert {row["service_tier"] for row in ok} >= {"default", "priority", "flex"}
+
+
+def ok_rows(rows: list[Row], **where: Any) -> list[Row]:
+    return [row for row in rows if row["status"] == "ok" and all(row[name] == value for name, value in where.items())]
+
+
+def test_the_committed_file_has_every_billed_route(demo_rows: list[Row]) -> None:
+    routes = Counter((row["api_type"], row["request_model"]) for row in demo_rows)
+    for route in (
+        ("images", "gpt-image-1"), ("images", "dall-e-3"), ("audio_speech", "tts-1"),
+        ("audio_transcriptions", "whisper-1"), ("moderations", "omni-moderation-latest"),
+    ):  # fmt: skip
+        assert 30 <= routes[route] < 0.05 * len(demo_rows), route
+    gpt_image = ok_rows(demo_rows, request_model="gpt-image-1")
+    assert {row["billing_unit"] for row in gpt_image} == {"tokens"}
+    assert all(row["output_image_tokens"] == row["output_tokens"] > 0 and row["images"] >= 1 for row in gpt_image)
+    assert any(row["input_image_tokens"] for row in gpt_image)  # edits of uploaded images
+    assert {row["image_quality"] for row in gpt_image} == {"low", "medium", "high"}
+    dall_e = ok_rows(demo_rows, request_model="dall-e-3")
+    assert {(row["billing_unit"], row["images"], row["input_tokens"]) for row in dall_e} == {("images", 1, None)}
+    assert {row["image_size"] for row in dall_e} == {"1024x1024", "1792x1024"}
+    assert {row["image_quality"] for row in dall_e} == {"standard", "hd"}
+    speech = ok_rows(demo_rows, request_model="tts-1")
+    assert all(row["billing_unit"] == "characters" and 0 < row["input_characters"] <= 4096 for row in speech)
+    transcripts = ok_rows(demo_rows, request_model="whisper-1")
+    assert all(row["billing_unit"] == "audio_seconds" and row["audio_seconds"] >= 1 for row in transcripts)
+    searches = [row for row in demo_rows if row["web_search_calls"]]
+    assert {(row["api_type"], row["feature"]) for row in searches} == {("responses", "web-answers")}
+    assert len(searches) >= 100
+    assert max(row["web_search_calls"] for row in searches) > 1
+    for row in [*gpt_image, *dall_e, *speech, *transcripts, *searches]:
+        assert (row["cost_usd"] or 0) > 0
+        assert row["cost_usd"] == row["span_cost_usd"]  # the collector prices each route as the wrapper did
+    moderations = ok_rows(demo_rows, api_type="moderations")
+    assert {(row["billing_unit"], row["cost_usd"]) for row in moderations} == {("requests", 0)}  # known zero
+
+
+def test_the_committed_file_has_azure_and_openrouter_calls(
+    demo_rows: list[Row], demo_spans: list[tuple[datetime, Row]]
+) -> None:
+    azure = [row for row in demo_rows if row["provider"] == sc.PROVIDER_AZURE]
+    assert {row["service"] for row in azure} == {"hr-helpdesk"}
+    assert len(azure) > 300
+    assert all(row["request_model"] == row["deployment"] for row in azure)
+    assert {(row["deployment"], row["response_model"]) for row in ok_rows(azure)} == {
+        ("hr-chat", "gpt-4o-mini-2024-07-18"), ("hr-embed", "text-embedding-3-small"),
+    }  # fmt: skip
+    assert all(row["cost_usd"] is not None for row in ok_rows(azure))
+    openrouter = [row for row in demo_rows if row["provider"] == "openrouter"]
+    assert {(row["feature"], row["request_model"]) for row in openrouter} == {
+        ("title-suggestions", "openai/gpt-4o-mini")
+    }
+    assert {row["cost_source"] for row in ok_rows(openrouter)} == {sc.COST_SOURCE_PROVIDER}
+    hosts = {(attrs[sc.GEN_AI_PROVIDER_NAME], attrs[sc.SERVER_ADDRESS]) for _, attrs in demo_spans}
+    assert hosts == {
+        (sc.PROVIDER_OPENAI, "api.openai.com"), (sc.PROVIDER_AZURE, "acme-hr-eu.openai.azure.com"),
+        ("openrouter", "openrouter.ai"),
+    }  # fmt: skip
+    other = sum(attrs[sc.GEN_AI_PROVIDER_NAME] != sc.PROVIDER_OPENAI for _, attrs in demo_spans)
+    assert other < 0.1 * len(demo_spans)
+
+
+def test_the_spans_carry_what_the_current_wrapper_records(demo_spans: list[tuple[datetime, Row]]) -> None:
+    answered = [(start, attrs) for start, attrs in demo_spans if sc.ERROR_TYPE not in attrs]
+    assert {attrs.get(sc.BILLING_UNIT) for _, attrs in answered} == set(sc.BILLING_UNITS)
+    assert all(sc.BILLING_UNIT not in attrs for _, attrs in demo_spans if sc.ERROR_TYPE in attrs)
+    sources = {attrs.get(sc.GEN_AI_USAGE_COST_SOURCE) for _, attrs in answered}
+    assert sources == {sc.COST_SOURCE_LOCAL, sc.COST_SOURCE_PROVIDER, None}  # None: the fine-tuned model
+    assert {attrs[sc.PRICE_VERSION] for _, attrs in answered if sc.PRICE_VERSION in attrs} == {pricing.PRICE_VERSION}
+    for start, attrs in answered[::7]:
+        provider = attrs[sc.GEN_AI_PROVIDER_NAME]
+        model = attrs.get(sc.GEN_AI_RESPONSE_MODEL) or attrs[sc.GEN_AI_REQUEST_MODEL]
+        usage = pricing.Usage.from_attributes(attrs)
+        if provider == "openrouter":  # OpenRouter's own cost: about the list price
+            rates = pricing.rates_for(model, None, when=start, provider=provider)
+            assert rates is not None
+            assert attrs[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(float(rates.cost(usage)), rel=1e-12)
+            assert (attrs[sc.GEN_AI_USAGE_COST_SOURCE], sc.PRICE_VERSION in attrs) == (sc.COST_SOURCE_PROVIDER, False)
+            continue
+        tier = attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER)
+        free = attrs[sc.OPENAI_API_TYPE] == "moderations"
+        expected = pricing.cost_attributes(usage, model, tier, when=start, provider=provider, known_free=free)
+        assert {name: attrs.get(name) for name in expected} == expected
+
+
+def test_the_demo_bill_has_openai_line_items_for_every_route_and_nothing_else_billed_elsewhere(
+    demo_rows: list[Row],
+) -> None:
+    bill = demo_bill(DEMO_FILE, timedelta(0))
+    billed: dict[str, Decimal] = defaultdict(Decimal)
+    for item in bill.costs:
+        billed[item.line_item] += Decimal(item.amount)
+    for line_item in (
+        "gpt-image-1, input", "gpt-image-1, output", "dall-e-3", "tts-1", "whisper-1", "web search tool calls",
+        "gpt-4o-mini-2024-07-18, input", "text-embedding-3-small, input",
+        "dall-e-2", "vector store storage", "fine-tuning training",  # untracked: no call of ours
+    ):  # fmt: skip
+        assert billed[line_item] > 0, line_item
+    assert not [name for name in billed if "openai/" in name or "hr-" in name or "moderation" in name]
+    # OpenAI bills each route what we priced it, Azure's and OpenRouter's calls aside.
+    for model, line_items in (
+        ("gpt-image-1", ("gpt-image-1, input", "gpt-image-1, output")), ("dall-e-3", ("dall-e-3",)),
+        ("tts-1", ("tts-1",)), ("whisper-1", ("whisper-1",)),
+    ):  # fmt: skip
+        ours = sum(row["cost_usd"] for row in ok_rows(demo_rows, request_model=model))
+        assert sum(billed[name] for name in line_items) == ours, model
+    web = sum(row["web_search_calls"] for row in ok_rows(demo_rows) if row["web_search_calls"])
+    assert billed["web search tool calls"] == web * Decimal("0.01")
+    mini = [row for row in ok_rows(demo_rows, provider="openai") if row["response_model"] == "gpt-4o-mini-2024-07-18"]
+    tokens = billed["gpt-4o-mini-2024-07-18, input"] + billed["gpt-4o-mini-2024-07-18, output"]
+    assert tokens + billed["web search tool calls"] == sum(row["cost_usd"] for row in mini)
+    hours = {item.model for item in bill.usage}
+    assert "gpt-4o-mini-2024-07-18" in hours
+    assert not hours & {"gpt-image-1", "dall-e-3", "tts-1", "whisper-1", "openai/gpt-4o-mini", "text-embedding-3-small"}
 
 
 # --- llmledger load ------------------------------------------------------------------------------------------

@@ -415,6 +415,7 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
     assert migrations == [
         (1, "m001_llm_calls"), (2, "m002_alerts"), (3, "m003_notification_attempts"), (4, "m004_daily_rollup"),
         (5, "m005_prices"), (6, "m006_reconciliation"), (7, "m007_readiness"), (8, "m008_notification_claims"),
+        (9, "m009_billing_units"),
     ]  # fmt: skip
     assert columns == [
         ("trace_id", "VARCHAR"), ("span_id", "VARCHAR"), ("parent_span_id", "VARCHAR"),
@@ -434,6 +435,12 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
         ("key_kind", "VARCHAR"), ("user_set", "BOOLEAN"), ("content_captured", "BOOLEAN"),
         ("content_redacted", "BOOLEAN"), ("tags", "VARCHAR"), ("source_dialect", "VARCHAR"),
         ("input_audio_tokens", "BIGINT"), ("output_audio_tokens", "BIGINT"),
+        ("provider", "VARCHAR"), ("deployment", "VARCHAR"), ("billing_unit", "VARCHAR"),
+        ("input_image_tokens", "BIGINT"), ("output_image_tokens", "BIGINT"), ("images", "BIGINT"),
+        ("image_size", "VARCHAR"), ("image_quality", "VARCHAR"), ("input_characters", "BIGINT"),
+        ("audio_seconds", "DOUBLE"), ("web_search_calls", "BIGINT"), ("file_search_calls", "BIGINT"),
+        ("code_interpreter_sessions", "BIGINT"), ("image_generation_calls", "BIGINT"),
+        ("price_provider_fallback", "BOOLEAN"), ("sanity_flags", "VARCHAR"),
     ]  # fmt: skip
     assert alert_tables == {
         "alert_rules": ["id", "name", "metric", "window", "op", "threshold", "for_seconds", "filters", "channels",

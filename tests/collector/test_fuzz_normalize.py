@@ -318,8 +318,15 @@ TOKEN_KEYS = {
     sc.GEN_AI_USAGE_INPUT_TOKENS: "input_tokens",
     sc.GEN_AI_USAGE_OUTPUT_TOKENS: "output_tokens",
     sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: "cached_input_tokens",
+    sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: "cache_write_tokens",
     sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: "cache_write_tokens",
     sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: "reasoning_tokens",
+    sc.GEN_AI_USAGE_AUDIO_INPUT_TOKENS: "input_audio_tokens",
+    sc.GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS: "output_image_tokens",
+    sc.USAGE_IMAGES: "images",
+    sc.USAGE_INPUT_CHARACTERS: "input_characters",
+    sc.USAGE_WEB_SEARCH_CALLS: "web_search_calls",
+    sc.USAGE_CODE_INTERPRETER_SESSIONS: "code_interpreter_sessions",
 }
 
 

@@ -122,7 +122,7 @@ def test_one_collector_on_a_lake_stores_queries_and_keeps_state_in_postgres(lake
         assert {"alert_rules", "alert_state", "alert_events", "notification_attempts", "_migrations"} <= state_tables
         assert "llm_calls" not in state_tables
         assert lake.pg("SELECT name FROM llmledger.alert_rules") == [("spend",)]
-        assert len(lake.pg("SELECT id FROM llmledger._migrations")) == 8
+        assert len(lake.pg("SELECT id FROM llmledger._migrations")) == 9
     finally:
         running.stop()
 
@@ -198,8 +198,8 @@ def test_lake_specs_that_cannot_be_used_are_refused(spec: str, message: str) -> 
 
 def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start(lake: Lake) -> None:
     LakeStore(lake.spec, lake.data_path).close()
-    # As if the collector died after migrations 5-8 committed their DuckLake part (m005 adds columns to llm_calls)
-    # and before their PostgreSQL part.
+    # As if the collector died after migrations 5-9 committed their DuckLake part (m005 and m009 add columns to
+    # llm_calls) and before their PostgreSQL part.
     with psycopg.connect(lake.dsn, autocommit=True) as con:
         con.execute("SET search_path TO llmledger")
         con.execute("DELETE FROM _migrations WHERE id >= 5")
@@ -212,7 +212,7 @@ def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start
             con.execute(f"DROP SEQUENCE {sequence}")
     store = LakeStore(lake.spec, lake.data_path)  # would fail adding m005's columns a second time
     store.close()
-    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [(n,) for n in range(1, 9)]
+    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [(n,) for n in range(1, 10)]
     assert {"price_rates", "scrubbed_secrets"} <= {
         name for (name,) in lake.pg("SELECT tablename FROM pg_tables WHERE schemaname = 'llmledger'")
     }

@@ -122,13 +122,13 @@ def test_llmledger_dialect_whole_row() -> None:
             sc.OPENAI_RESPONSE_SERVICE_TIER: "priority",
             sc.GEN_AI_USAGE_INPUT_TOKENS: 1200,
             sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 1024,
-            sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 64,
+            sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: 64,
             sc.GEN_AI_USAGE_OUTPUT_TOKENS: 90,
             sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 40,
             sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.125,
             sc.GEN_AI_USAGE_COST_AMOUNT: 0.000228,
             sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
-            sc.GEN_AI_USAGE_COST_SOURCE: "wrapper",
+            sc.GEN_AI_USAGE_COST_SOURCE: sc.COST_SOURCE_LOCAL,
             sc.PRICE_VERSION: "genai-prices 0.2.3",
             sc.HTTP_RESPONSE_STATUS_CODE: 200,
             sc.REQUEST_ID: "req_abc",
@@ -192,6 +192,8 @@ def test_llmledger_dialect_whole_row() -> None:
         content_redacted=False,
         tags='{"tenant": "acme"}',
         source_dialect="llmledger",
+        provider="openai",
+        billing_unit="tokens",
     )
     assert list(row) == COLUMNS
 
@@ -222,6 +224,8 @@ def test_otel_genai_current_names_whole_row() -> None:
         finish_reason="tool_calls,stop",
         max_tokens=50,
         source_dialect="otel_genai",
+        provider="openai",
+        billing_unit="tokens",
     )
 
 
@@ -254,6 +258,8 @@ def test_otel_genai_older_names_whole_row() -> None:
         http_status=200,
         service_tier="default",
         source_dialect="otel_genai",
+        provider="openai",
+        billing_unit="tokens",
     )
 
 
@@ -287,6 +293,8 @@ def test_openllmetry_whole_row() -> None:
         finish_reason="length,stop",
         temperature=0.7,
         source_dialect="openllmetry",
+        provider="openai",
+        billing_unit="tokens",
     )
 
 
@@ -333,6 +341,8 @@ def test_openlit_whole_row() -> None:
         service_tier="flex",
         finish_reason="stop",
         source_dialect="openlit",
+        provider="openai",
+        billing_unit="tokens",
     )
 
 
@@ -376,6 +386,8 @@ def test_openinference_llm_whole_row() -> None:
         max_tokens=256,
         temperature=0.0,
         source_dialect="openinference",
+        provider="openai",
+        billing_unit="tokens",
     )
 
 
@@ -396,6 +408,8 @@ def test_openinference_embedding_whole_row() -> None:
         input_tokens=42,
         cached_input_tokens=0,
         source_dialect="openinference",
+        provider="openai",
+        billing_unit="tokens",
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from collector.money.overrides import OverridesError, PriceOverrides
+from llmledger import pricing
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
 from tests.otlp_spans import chat_attributes, request_with
@@ -70,11 +71,11 @@ def attributes(request_id: str, spec: dict[str, Any]) -> dict[str, Any]:
             sc.GEN_AI_RESPONSE_MODEL: spec["model"],
             sc.GEN_AI_USAGE_INPUT_TOKENS: spec["in"],
             sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: spec.get("cached", 0),
-            sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: spec.get("write"),
+            sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: spec.get("write"),
             sc.GEN_AI_USAGE_OUTPUT_TOKENS: spec["out"],
             sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: spec.get("reasoning", 0),
-            sc.USAGE_INPUT_AUDIO_TOKENS: spec.get("audio_in"),
-            sc.USAGE_OUTPUT_AUDIO_TOKENS: spec.get("audio_out"),
+            sc.GEN_AI_USAGE_AUDIO_INPUT_TOKENS: spec.get("audio_in"),
+            sc.GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS: spec.get("audio_out"),
             sc.OPENAI_RESPONSE_SERVICE_TIER: spec.get("tier", "default"),
             sc.BATCH: spec.get("batch"),
             sc.GEN_AI_USAGE_COST_AMOUNT: None,
@@ -108,7 +109,7 @@ def test_every_tier_and_token_kind_against_hand_figures(collector: RunningCollec
         assert row["cost_usd"] == cost, request_id
         assert row["price_tier_fallback"] is fallback, request_id
         assert row["cost_source"] == ("collector" if cost else None), request_id
-        assert row["price_version"] == ("genai-prices==0.2.3" if cost else None), request_id
+        assert row["price_version"] == (pricing.PRICE_VERSION if cost else None), request_id
     assert rows["audio"]["input_audio_tokens"] == 600
     summary = collector.get("/api/v1/summary", **{"from": "2026-01-01"})
     assert (summary["unpriced_requests"], summary["tier_fallback_requests"]) == (2, 2)
@@ -124,7 +125,6 @@ def test_an_override_covers_both_forms_of_snapshot_name(tmp_path: Path) -> None:
 
 def test_fast_and_priority_share_rates_whichever_comes_first() -> None:
     from collector.money.price_book import PriceBook
-    from llmledger import pricing
 
     book = PriceBook()
     fast = book.rates("gpt-4o", "fast", False, NOV_20)
@@ -176,8 +176,8 @@ def test_overrides_with_effective_dates_and_repricing(tmp_path: Path) -> None:
 
     (tmp_path / "prices.toml").write_text(OVERRIDES)
     book = PriceOverrides.load(tmp_path / "prices.toml")
-    version = book.version("genai-prices==0.2.3")
-    assert version.startswith("genai-prices==0.2.3+overrides.")
+    version = book.version(pricing.PRICE_VERSION)
+    assert version.startswith("genai-prices==0.2.3+supplement.2026-12+overrides.")
     second = RunningCollector(db, "--prices", str(tmp_path / "prices.toml"))
     try:
         # New calls are priced with the overrides at once.
@@ -245,7 +245,7 @@ def test_the_cli_reprices(tmp_path: Path, collector: RunningCollector) -> None:
                "--to", "2026-12-01", "--dry-run"]  # fmt: skip
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert result.returncode == 0, result.stderr
-    assert "1 calls priced with genai-prices==0.2.3: would change 0 (0 in cost)" in result.stdout
+    assert f"1 calls priced with {pricing.PRICE_VERSION}: would change 0 (0 in cost)" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -258,6 +258,7 @@ def test_the_cli_reprices(tmp_path: Path, collector: RunningCollector) -> None:
         ("[[price]]\nmodel = 'gpt-4o'\nfrom = 2026-01-01\ninptu = 1\n", "unknown field 'inptu'"),
         ("[[price]]\nmodel = 'gpt-4o'\nfrom = 2026-01-01\ndiscount_pct = 120\n", "between 0 and 100"),
         ("[[price]]\nmodel = 'gpt-4o'\nfrom = 2026-01-01\ninput = 1\ntier = 'gold'\n", "'tier' must be one of"),
+        ("[[price]]\nmodel = 'gpt-4o'\nfrom = 2026-01-01\ninput = 1\nprovider = 5\n", "'provider' must name"),
         ("[[prices]]\nmodel = 'gpt-4o'\n", "unknown table 'prices'"),
         ("[[price]\n", "not valid TOML"),
     ],

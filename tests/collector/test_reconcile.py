@@ -232,10 +232,11 @@ def test_untracked_spend_by_line_item(pulled: dict[str, Any], admin: httpx2.Clie
     # $0.02 we over-counted on gpt-4o offsets them, so each is scaled by 0.08 / 0.10.
     assert by_item["gpt-4.1-2025-04-14, input"] == {
         "day": "2025-11-23", "line_item": "gpt-4.1-2025-04-14, input", "model": "gpt-4.1", "model_seen": False,
-        "openai_cost_usd": "0.050000000", "untracked_usd": "0.040000000",
+        "kind": "model", "openai_cost_usd": "0.050000000", "untracked_usd": "0.040000000",
     }  # fmt: skip
     images = by_item["dall-e-3, 1024x1024 standard"]
     assert (images["untracked_usd"], images["model_seen"], images["model"]) == ("0.032000000", False, "dall-e-3")
+    assert images["kind"] == "model"  # a per-image model's line item: compared with that model's calls
     mini = [row for row in lost if row["model"] == MINI]
     assert {row["model_seen"] for row in mini} == {True}
     assert sum(Decimal(row["untracked_usd"]) for row in mini) == Decimal("0.008")  # shared by input and output

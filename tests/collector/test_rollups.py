@@ -155,7 +155,7 @@ def test_a_new_database_backfills_the_rollup(tmp_path: Path, loaded: RunningColl
         con.register("raw", raw)
         con.execute("INSERT INTO llm_calls SELECT * FROM raw")
         assert migrate(con) == ["m004_daily_rollup", "m005_prices", "m006_reconciliation", "m007_readiness",
-                                "m008_notification_claims"]  # fmt: skip
+                                "m008_notification_claims", "m009_billing_units"]  # fmt: skip
         assert con.execute("SELECT sum(requests) FROM llm_calls_daily").fetchone() == (104,)
 
 

@@ -16,7 +16,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.data import client
-from dashboard.parts import filters, ui
+from dashboard.parts import charts, filters, ui
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
 from tests.otlp_spans import chat_attributes, request_with
@@ -212,6 +212,17 @@ def test_spend_shows_unpriced_calls_as_a_count(loaded: RunningCollector, monkeyp
             assert cell.endswith("unpriced")
         else:
             assert cell == group["cost_usd"]
+
+
+def test_spend_stacks_by_billing_unit_and_provider(loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run(loaded.url, monkeypatch, "views/spend.py", range="7d")
+    for dimension, label in (("billing_unit", "Billing unit"), ("provider", "Provider")):
+        at.segmented_control(key="spend_by").set_value(dimension).run()
+        assert not at.exception
+        breakdown = loaded.get("/api/v1/breakdown", group_by=dimension, **window())["groups"]
+        assert list(at.dataframe[0].value[label]) == [
+            charts.NONE_LABEL if group["group"] is None else group["group"] for group in breakdown
+        ]
 
 
 def test_calls_page_pages_through_every_call(loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -102,7 +102,8 @@ def batch_cost_attrs(model: str, input_tokens: int, cached: int, output_tokens: 
     return {
         sc.GEN_AI_USAGE_COST_AMOUNT: pytest.approx(batch_cost(model, input_tokens, cached, output_tokens), rel=1e-9),
         sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
-        sc.GEN_AI_USAGE_COST_SOURCE: "wrapper",
+        sc.GEN_AI_USAGE_COST_SOURCE: "local",
+        sc.BILLING_UNIT: "tokens",
         sc.PRICE_VERSION: pricing.PRICE_VERSION,
     }
 

@@ -40,7 +40,7 @@ def test_estimate_matches_genai_prices(model, tier, input_tokens, cached, output
     usage = pricing.Usage(input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output_tokens)
     estimate = pricing.cost_attributes(usage, model, tier)
     assert estimate[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(float(exact), rel=1e-12)
-    assert estimate[sc.GEN_AI_USAGE_COST_SOURCE] == sc.COST_SOURCE_WRAPPER
+    assert estimate[sc.GEN_AI_USAGE_COST_SOURCE] == sc.COST_SOURCE_LOCAL
     assert estimate[sc.PRICE_VERSION] == pricing.PRICE_VERSION
 
 
@@ -54,13 +54,26 @@ def test_a_row_and_span_attributes_give_the_same_usage() -> None:
     attrs = {
         sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
         sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 400,
-        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 100,
+        sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: 100,
         sc.GEN_AI_USAGE_OUTPUT_TOKENS: 50,
-        sc.USAGE_INPUT_AUDIO_TOKENS: 20,
-        sc.USAGE_OUTPUT_AUDIO_TOKENS: 5,
+        sc.GEN_AI_USAGE_AUDIO_INPUT_TOKENS: 20,
+        sc.GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS: 5,
+        sc.GEN_AI_USAGE_IMAGE_INPUT_TOKENS: 30,
+        sc.GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS: 6,
+        sc.USAGE_IMAGES: 2,
+        sc.IMAGE_SIZE: "1024x1024",
+        sc.IMAGE_QUALITY: "hd",
+        sc.USAGE_INPUT_CHARACTERS: 11,
+        sc.USAGE_AUDIO_SECONDS: 2.5,
+        sc.USAGE_WEB_SEARCH_CALLS: 3,
+        sc.USAGE_FILE_SEARCH_CALLS: 4,
+        sc.USAGE_CODE_INTERPRETER_SESSIONS: 1,
     }
     row = {"input_tokens": 1000, "cached_input_tokens": 400, "cache_write_tokens": 100, "output_tokens": 50,
-           "input_audio_tokens": 20, "output_audio_tokens": 5, "reasoning_tokens": 30}  # fmt: skip
+           "input_audio_tokens": 20, "output_audio_tokens": 5, "reasoning_tokens": 30, "input_image_tokens": 30,
+           "output_image_tokens": 6, "images": 2, "image_size": "1024x1024", "image_quality": "hd",
+           "input_characters": 11, "audio_seconds": 2.5, "web_search_calls": 3, "file_search_calls": 4,
+           "code_interpreter_sessions": 1}  # fmt: skip
     expected = pricing.Usage(
         input_tokens=1000,
         cached_input_tokens=400,
@@ -68,6 +81,16 @@ def test_a_row_and_span_attributes_give_the_same_usage() -> None:
         output_tokens=50,
         input_audio_tokens=20,
         output_audio_tokens=5,
+        input_image_tokens=30,
+        output_image_tokens=6,
+        images=2,
+        image_size="1024x1024",
+        image_quality="hd",
+        input_characters=11,
+        audio_seconds=2.5,
+        web_search_calls=3,
+        file_search_calls=4,
+        code_interpreter_sessions=1,
     )
     assert pricing.Usage.from_attributes(attrs) == pricing.Usage.from_row(row) == expected
     with pytest.raises(TypeError):

@@ -5,16 +5,31 @@ from __future__ import annotations
 import gc
 
 import openai
+import tiktoken
 
 import llmledger
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI
+from llmledger.wrapper import tokens
 from llmledger.wrapper.tokens import count_tokens
 from tests import recordings
 from tests.conftest import make_client
 from tests.spanview import TIMING, client_attrs, cost_attrs, view
 
 MESSAGES = [{"role": "user", "content": "Count to twelve in words, please."}]
+AUDIO = ("speech.wav", b"\0" * 48_000)  # 3 seconds to the fake server: 6 words
+
+
+def _tiktoken(name: str) -> tiktoken.Encoding:
+    tokens.encoding(name)  # seeds tiktoken's cache from bpe-openai: no network
+    return tiktoken.get_encoding(name)
+
+
+def _cookbook_prompt_tokens(encoding_name: str, messages: list[dict[str, str]]) -> int:
+    """The OpenAI cookbook's count, by hand: 3 per message plus its role and content, 3 to prime the reply."""
+    encoder = _tiktoken(encoding_name)
+    framed = (3 + len(encoder.encode(m["role"])) + len(encoder.encode(m["content"])) for m in messages)
+    return sum(framed) + 3
 
 
 def test_recorded_stream_with_usage(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
@@ -96,7 +111,7 @@ def test_stream_without_usage_is_counted_locally(fake: FakeOpenAI, client: opena
     attrs = spans.one().attributes
     assert attrs[sc.USAGE_ESTIMATED] is True
     assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == count_tokens("gpt-4", [text])
-    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == count_tokens("gpt-4", [m["content"] for m in body["messages"]])
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == _cookbook_prompt_tokens("cl100k_base", body["messages"])
     assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
 
 
@@ -114,7 +129,7 @@ def test_stream_closed_early_ends_once_with_estimate(
     span = spans.one()
     assert span.attributes[sc.USAGE_ESTIMATED] is True
     assert span.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == count_tokens("gpt-4o-mini", [text])
-    assert span.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == count_tokens("gpt-4o-mini", [MESSAGES[0]["content"]])
+    assert span.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == _cookbook_prompt_tokens("o200k_base", MESSAGES)
     assert sc.GEN_AI_RESPONSE_FINISH_REASONS not in span.attributes
 
 
@@ -214,3 +229,75 @@ def test_captured_content_is_marked_redacted_even_with_nothing_to_hide(
     attrs = spans.one().attributes
     assert (attrs[sc.CONTENT_CAPTURED], attrs[sc.CONTENT_REDACTED]) == (True, True)
     assert "plain words" in attrs[sc.GEN_AI_INPUT_MESSAGES]
+
+
+def test_stream_left_early_bills_the_prompt_as_openai_does(
+    fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented
+) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+    first = next(stream)
+    stream.close()
+
+    encoder = _tiktoken("o200k_base")
+    by_hand = 3 + len(encoder.encode("user")) + len(encoder.encode("hi")) + 3
+    attrs = spans.one().attributes
+    assert attrs[sc.USAGE_ESTIMATED] is True
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == by_hand == 8  # what OpenAI bills for it
+    assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == len(encoder.encode(first.choices[0].delta.content))
+
+
+def test_stream_left_by_closing_its_http_response(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    next(stream)
+    stream.response.close()
+    stream.close()
+    assert spans.one().attributes[sc.USAGE_ESTIMATED] is True
+
+
+# --- streamed transcriptions ----------------------------------------------------------------------------------------
+
+
+def test_transcription_stream(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
+    events = list(client.audio.transcriptions.create(model="gpt-4o-transcribe", file=AUDIO, stream=True))
+    instrumented.uninstrument()
+    with make_client(fake) as plain:
+        expected = list(plain.audio.transcriptions.create(model="gpt-4o-transcribe", file=AUDIO, stream=True))
+
+    assert [event.to_dict() for event in events] == [event.to_dict() for event in expected]
+    done = events[-1]
+    assert done.type == "transcript.text.done"
+    assert [event.type for event in events[:-1]] == ["transcript.text.delta"] * 6
+    attrs = spans.one().attributes
+    assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert attrs[sc.BILLING_UNIT] == "tokens"
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == done.usage.input_tokens
+    assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == done.usage.output_tokens
+    assert attrs[sc.GEN_AI_USAGE_AUDIO_INPUT_TOKENS] == done.usage.input_token_details.audio_tokens == 30
+    assert sc.USAGE_ESTIMATED not in attrs
+    assert sc.ERROR_TYPE not in attrs
+
+
+def test_transcription_stream_left_early(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
+    stream = client.audio.transcriptions.create(model="gpt-4o-transcribe", file=AUDIO, stream=True)
+    first, second = next(stream), next(stream)
+    stream.close()
+
+    attrs = spans.one().attributes
+    assert attrs[sc.USAGE_ESTIMATED] is True
+    assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == count_tokens("gpt-4o-transcribe", [first.delta + second.delta])
+    # The input is audio: no local count, so none is claimed.
+    assert sc.GEN_AI_USAGE_INPUT_TOKENS not in attrs
+
+
+async def test_async_transcription_stream(
+    fake: FakeOpenAI, async_client: openai.AsyncOpenAI, spans, instrumented
+) -> None:
+    stream = await async_client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=AUDIO, stream=True)
+    events = [event async for event in stream]
+    attrs = spans.one().attributes
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == events[-1].usage.input_tokens
+    assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == events[-1].usage.output_tokens
+    assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert sc.USAGE_ESTIMATED not in attrs
