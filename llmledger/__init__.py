@@ -18,6 +18,18 @@ except PackageNotFoundError:  # running from a source tree
 
 from llmledger.context import attributes
 from llmledger.export.configure import configure, flush
+from llmledger.guard.errors import BudgetExceeded, CircuitOpen
+from llmledger.guard.settings import GuardSettings
 from llmledger.wrapper.instrument import InstrumentHandle, instrument
 
-__all__ = ["InstrumentHandle", "__version__", "attributes", "configure", "flush", "instrument"]
+__all__ = [
+    "BudgetExceeded",
+    "CircuitOpen",
+    "GuardSettings",
+    "InstrumentHandle",
+    "__version__",
+    "attributes",
+    "configure",
+    "flush",
+    "instrument",
+]

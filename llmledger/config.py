@@ -150,6 +150,13 @@ SETTINGS: tuple[Setting, ...] = (
         "'10.0.0.5:4000=openai' for a proxy in front of OpenAI (loopback and private hosts are self_hosted otherwise).",
     ),
     Setting(
+        "guard",
+        ("LLMLEDGER_GUARD",),
+        lambda: None,
+        str,
+        "Turn the guard on: 'true', optionally with 'fail_closed' and 'pace' (comma-separated); see README, Guard.",
+    ),
+    Setting(
         "export_queue_size",
         ("LLMLEDGER_EXPORT_QUEUE_SIZE",),
         lambda: 20_000,

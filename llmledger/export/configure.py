@@ -125,6 +125,20 @@ def configure(
         return provider
 
 
+def collector_target() -> tuple[str, dict[str, str]]:
+    """The collector's base URL and the headers our exports send it (`configure()`'s, else the settings')."""
+    with _lock:
+        if _configured is not None:
+            exporter = _configured[1]
+            return exporter.endpoint.removesuffix("/v1/traces"), exporter.headers
+    headers = parse_headers(config.resolve("otlp_headers"))
+    token = config.resolve("ingest_token")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    traces = config.resolve("traces_endpoint")
+    return (traces.removesuffix("/v1/traces") if traces else config.resolve("endpoint").rstrip("/")), headers
+
+
 def _resource(service_name: str | None, environment: str | None, service_version: str | None) -> Resource:
     attributes: dict[str, Any] = {}
     for key, setting, explicit in (

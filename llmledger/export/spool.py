@@ -77,6 +77,10 @@ class SpoolingExporter(SpanExporter):
             restart = weakref.WeakMethod(self._start)
             os.register_at_fork(after_in_child=lambda: (method := restart()) is not None and method())
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
+
     def _start(self) -> None:
         # Also the fork handler: the parent's thread, locks and connections are not the child's to use.
         self.spool.after_fork()

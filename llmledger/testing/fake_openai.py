@@ -63,6 +63,8 @@ class FakeOpenAI:
         self.batches: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
+        self._request_limit: tuple[int, float] | None = None
+        self._window = (0.0, 0)  # (start, requests) of the current rate-limit window
         self._lock = threading.Lock()
         self._server = _QuietServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
@@ -93,8 +95,16 @@ class FakeOpenAI:
         with self._lock:
             self.replies.extend(replies)
 
+    def limit_requests(self, count: int, window_s: float) -> None:
+        """Enforce a request rate limit like OpenAI's: `count` requests per fixed `window_s` window, a 429 beyond it,
+        and `x-ratelimit-remaining-requests` / `x-ratelimit-reset-requests` on every answer (None: no limit)."""
+        with self._lock:
+            self._request_limit = (count, window_s)
+            self._window = (0.0, 0)
+
     def reset(self) -> None:
         with self._lock:
+            self._request_limit = None
             self.replies.clear()
             self.requests.clear()
             self.batches.clear()
@@ -132,6 +142,22 @@ class FakeOpenAI:
                     return Reply(200, content, {"content-type": "application/octet-stream"})
         return Reply(404, json.dumps({"error": {"message": "not found", "type": "invalid_request_error"}}))
 
+    def _count_request(self, headers: dict[str, str]) -> Reply | None:
+        """Under `limit_requests`: count this request in its window; a 429 reply when the window is used up."""
+        count, window_s = self._request_limit  # type: ignore[misc]
+        now = time.monotonic()
+        with self._lock:
+            started, used = self._window
+            if now - started >= window_s:
+                started, used = now, 0
+            used += 1
+            self._window = (started, used)
+        reset_ms = max(int((started + window_s - now) * 1000), 1)
+        headers["x-ratelimit-limit-requests"] = str(count)
+        headers["x-ratelimit-remaining-requests"] = str(max(count - used, 0))
+        headers["x-ratelimit-reset-requests"] = f"{reset_ms}ms"
+        return _rate_limited(headers) if used > count else None
+
     # --- synthesised answers ----------------------------------------------------------------
 
     def next_id(self) -> int:
@@ -147,6 +173,10 @@ class FakeOpenAI:
             "x-ratelimit-limit-tokens": "2000000",
             "x-ratelimit-remaining-tokens": str(2000000 - 37 * (number % 1000)),
         }
+        if self._request_limit is not None:
+            limited = self._count_request(headers)
+            if limited is not None:
+                return limited
         model = str(body.get("model") or "gpt-4o-mini")
         prompt_tokens = 5 + len(json.dumps(body.get("messages") or body.get("input") or body.get("prompt") or ""))
         prompt_tokens //= 4
@@ -375,6 +405,11 @@ def _embeddings(body: Mapping[str, Any], model: str, prompt_tokens: int) -> dict
         "model": model,
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
+
+
+def _rate_limited(headers: Mapping[str, str]) -> Reply:
+    error = {"error": {"message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded"}}
+    return Reply(429, json.dumps(error), headers)
 
 
 class _QuietServer(ThreadingHTTPServer):

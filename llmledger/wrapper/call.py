@@ -39,6 +39,7 @@ class CallRecorder:
         "endpoint",
         "error",
         "estimate",
+        "guard_ticket",
         "http_response",
         "name",
         "parent",
@@ -85,6 +86,7 @@ class CallRecorder:
         self.result: Any = None
         self.error: BaseException | None = None
         self.estimate: tuple[str | None, list[str]] | None = None
+        self.guard_ticket: tuple[Any, Any] | None = None  # (Guard, Ticket) when the guard decided this call
         self._ended = False
         self._lock = threading.Lock()
 
@@ -121,7 +123,23 @@ class CallRecorder:
                 return
             self._ended = True
         self.end_ns = end_ns or time.time_ns()
+        if self.guard_ticket is not None:
+            self._release_guard()
         finisher.submit(self)
+
+    def use_model(self, body: Mapping[str, Any], model: str) -> None:
+        """The guard sends another model (a downgrade or a circuit's fallback): the span says what was sent."""
+        self.body = body
+        self.attrs[sc.GEN_AI_REQUEST_MODEL] = model
+        self.name = f"{self.endpoint.operation} {model}"
+
+    def _release_guard(self) -> None:
+        guard, ticket = self.guard_ticket  # type: ignore[misc]
+        headers = getattr(self.http_response, "headers", None)
+        try:
+            guard.release(ticket, self.error, self.result, self.attrs, self.endpoint, self.body, headers)
+        except Exception as exc:  # noqa: BLE001 - the guard's bookkeeping never reaches the app
+            diagnostics.internal_error("guard release", exc)
 
     @property
     def ended(self) -> bool:
@@ -153,6 +171,8 @@ class CallRecorder:
         span = self.tracer.start_span(
             self.name, context=self.parent, kind=SpanKind.CLIENT, start_time=self.start_ns, attributes=attrs
         )
+        if attrs.get(sc.GUARD_ACTION) == "warned":
+            span.add_event(sc.GUARD_WARNED_EVENT, {sc.GUARD_BUDGET_ID: attrs.get(sc.GUARD_BUDGET_ID, -1)})
         if self.error is not None:
             span.set_status(Status(StatusCode.ERROR, type(self.error).__name__))
         span.end(end_time=self.end_ns)

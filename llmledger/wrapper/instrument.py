@@ -10,10 +10,12 @@ contents pass the same way: `batch_results` turns a batch's result file into spa
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import logging
 import threading
+import time
 import types
 import weakref
 from collections.abc import Callable, Mapping
@@ -29,6 +31,10 @@ from openai._response import BaseAPIResponse
 from opentelemetry import trace
 
 from llmledger import config, diagnostics
+from llmledger.guard import settings as guard_settings
+from llmledger.guard.errors import BudgetExceeded, CircuitOpen
+from llmledger.guard.guard import Guard
+from llmledger.guard.settings import GuardSettings
 from llmledger.wrapper import batch_results
 from llmledger.wrapper.call import CallRecorder
 from llmledger.wrapper.extract import ENDPOINTS
@@ -49,12 +55,18 @@ class _Instrumentation:
     """Settings shared by all calls of one `instrument()`."""
 
     def __init__(
-        self, tracer: trace.Tracer, capture_content: bool, stream_usage: bool, providers: Mapping[str, str]
+        self,
+        tracer: trace.Tracer,
+        capture_content: bool,
+        stream_usage: bool,
+        providers: Mapping[str, str],
+        guard: Guard | None = None,
     ) -> None:
         self.tracer = tracer
         self.capture_content = capture_content
         self.stream_usage = stream_usage
         self.providers = providers
+        self.guard = guard
 
     def begin(self, client: Any, options: Any, stream: bool) -> tuple[CallRecorder | None, Any, bool]:
         """Start recording a call if it is an instrumented operation; maybe ask for stream usage."""
@@ -82,6 +94,26 @@ class _Instrumentation:
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("begin", exc)
             return None, options, False
+
+    def admit(self, recorder: CallRecorder, options: Any) -> tuple[Any, float]:
+        """The guard's decision before the request leaves: the options to send (another model after a downgrade or
+        reroute) and how long to hold the call; its two exceptions end the call's span and go to the app."""
+        guard = self.guard
+        assert guard is not None
+        try:
+            ticket, wait, model = guard.admit(recorder.attrs, recorder.body, recorder.endpoint.api_type)
+        except (BudgetExceeded, CircuitOpen) as exc:
+            recorder.fail(exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the guard failing lets the call through untouched
+            diagnostics.internal_error("guard", exc)
+            return options, 0.0
+        recorder.guard_ticket = (guard, ticket)
+        if model is not None:
+            options = model_copy(options)
+            options.json_data = {**recorder.body, "model": model}
+            recorder.use_model(options.json_data, model)
+        return options, wait
 
     def take_result(self, recorder: CallRecorder, result: Any, hide_usage_chunk: bool) -> Any:
         """Hand the SDK's result back unchanged, ending the span now or when the app is done with it."""
@@ -160,6 +192,10 @@ def _sync_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str,
                 return original_request(self, cast_to, options, *args, **kwargs)
             with watch:
                 return watch.take(original_request(self, cast_to, options, *args, **kwargs))
+        if inst.guard is not None:
+            options, wait = inst.admit(recorder, options)
+            if wait:
+                time.sleep(wait)
         active_token = _active.set((inst, recorder))
         try:
             result = original_request(self, cast_to, options, *args, **kwargs)
@@ -195,6 +231,10 @@ def _async_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str
                 return await original_request(self, cast_to, options, *args, **kwargs)
             with watch:
                 return watch.take(await original_request(self, cast_to, options, *args, **kwargs))
+        if inst.guard is not None:
+            options, wait = inst.admit(recorder, options)
+            if wait:
+                await asyncio.sleep(wait)
         active_token = _active.set((inst, recorder))
         try:
             result = await original_request(self, cast_to, options, *args, **kwargs)
@@ -221,8 +261,9 @@ def _async_methods(original: dict[str, Any], inst: _Instrumentation) -> dict[str
 class InstrumentHandle:
     """Undoes one `instrument()`; also a context manager."""
 
-    def __init__(self, undo: Callable[[], None]) -> None:
+    def __init__(self, undo: Callable[[], None], guard: Guard | None = None) -> None:
         self._undo: Callable[[], None] | None = undo
+        self.guard = guard  # the process's guard, when on (its budgets, breakers and pacer)
 
     @property
     def active(self) -> bool:
@@ -233,6 +274,8 @@ class InstrumentHandle:
             undo, self._undo = self._undo, None
         if undo is not None:
             undo()
+            if self.guard is not None:
+                self.guard.stop()
 
     def __enter__(self) -> InstrumentHandle:
         return self
@@ -252,11 +295,14 @@ def instrument(
     tracer_provider: trace.TracerProvider | None = None,
     capture_content: bool | None = None,
     providers: Mapping[str, str] | None = None,
+    guard: bool | GuardSettings | None = None,
 ) -> InstrumentHandle:
     """Instrument the openai SDK process-wide, or only `client`; idempotent.
 
     Spans go to `tracer_provider`, or to the global one (set up by `configure()` or by the app). `providers` maps
     a host (or host:port) to who bills calls to it, for servers the URL doesn't tell (llmledger/wrapper/providers.py).
+    `guard=True` (or a `GuardSettings`, or `LLMLEDGER_GUARD`) enforces budgets, breaks circuits and paces calls in
+    this process (llmledger/guard/); an unusable guard setting raises `ValueError` here, never mid-call.
     `handle.uninstrument()` (or leaving `with instrument(...)`) undoes exactly this patching.
     """
     global _process_handle
@@ -268,19 +314,28 @@ def instrument(
         config.resolve("capture_content", capture_content),
         config.resolve("stream_usage"),
         {key.lower(): value for key, value in config.resolve("providers", providers).items()},
+        _guard_for(guard, provider),
     )
     with _lock:
         if client is None:
             if _process_handle is not None and _process_handle.active:
                 return _process_handle
-            _process_handle = InstrumentHandle(_patch_classes(inst))
+            _process_handle = InstrumentHandle(_patch_classes(inst), inst.guard)
             return _process_handle
         existing = _client_handles.get(client)
         if existing is not None and existing.active:
             return existing
-        handle = InstrumentHandle(_patch_client(client, inst))
+        handle = InstrumentHandle(_patch_client(client, inst), inst.guard)
         _client_handles[client] = handle
         return handle
+
+
+def _guard_for(guard: bool | GuardSettings | None, provider: trace.TracerProvider) -> Guard | None:
+    settings = guard_settings.from_argument(guard, config.resolve("guard"))
+    if settings is None:
+        return None
+    resource = getattr(getattr(provider, "resource", None), "attributes", None) or {}
+    return Guard(settings, resource)
 
 
 def _methods_for(base: type, original: dict[str, Any], inst: _Instrumentation) -> dict[str, Any]:

@@ -1,0 +1,201 @@
+"""Budgets as the collector last reported them, plus what this process has reserved and spent since.
+
+A call reserves its worst case (counted input tokens + its output cap, at the model's rates) under one lock before it
+goes out, so concurrent calls of one process can't all fit into the same room; it settles to its real cost when it
+ends. The collector's spend arrives by polling; a settled call stays in the local ledger until a snapshot taken well
+after it (`export_margin_s`: the span must have been exported and stored) has counted it. Several processes see each
+other only through the collector, so together they can overshoot by about one poll interval's spend.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from llmledger.guard.errors import BudgetExceeded
+
+log = logging.getLogger("llmledger")
+
+LABELS = ("service", "environment", "team", "feature", "end_user", "model")
+ACTIONS = ("warn", "block", "downgrade")
+
+
+@dataclass(frozen=True)
+class Budget:
+    id: int
+    name: str
+    window: str  # "day" | "month" (UTC)
+    window_start: datetime
+    filters: Mapping[str, tuple[str, ...]]
+    limit_usd: Decimal
+    spent_usd: Decimal
+    action: str
+    downgrade_to: str | None = None
+
+    def covers(self, labels: Mapping[str, str | None]) -> bool:
+        return all(labels.get(key) in values for key, values in self.filters.items())
+
+
+def parse_budgets(payload: Any) -> tuple[datetime, list[Budget]]:
+    """The collector's `GET /v1/guard/budgets` answer; ValueError when it isn't one."""
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("budgets"), list):
+        raise ValueError("not a budgets document")
+    as_of = _time(payload.get("as_of"))
+    budgets = []
+    for item in payload["budgets"]:
+        action = item.get("action")
+        window = item.get("window")
+        if action not in ACTIONS or window not in ("day", "month"):
+            raise ValueError(f"budget {item.get('id')}: action {action!r} / window {window!r} not understood")
+        filters = item.get("filters") or {}
+        budgets.append(
+            Budget(
+                id=int(item["id"]),
+                name=str(item.get("name") or item["id"]),
+                window=window,
+                window_start=_time(item.get("window_start")),
+                filters={key: tuple(values) for key, values in filters.items() if key in LABELS},
+                limit_usd=Decimal(str(item["limit_usd"])),
+                spent_usd=Decimal(str(item["spent_usd"])),
+                action=action,
+                downgrade_to=item.get("downgrade_to") or None,
+            )
+        )
+    return as_of, budgets
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an RFC 3339 time, got {value!r}")
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def window_start(window: str, now: datetime) -> datetime:
+    day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    return day if window == "day" else day.replace(day=1)
+
+
+@dataclass
+class Reservation:
+    """One call's claim on the budgets that cover it: its worst case until it ends, then its real cost."""
+
+    budget_ids: tuple[int, ...]
+    amount: Decimal
+    settled_at: datetime | None = None  # None: still reserved
+
+
+@dataclass
+class Decision:
+    model: str  # the model to send (the app's, or a downgrade's)
+    action: str | None = None  # warned | downgraded
+    budget_id: int | None = None
+    reservation: Reservation | None = None
+    warned: list[Budget] = field(default_factory=list)
+
+
+class BudgetBook:
+    def __init__(self, export_margin_s: float = 10.0, fail_closed: bool = False, stale_after_s: float = 15.0) -> None:
+        self.export_margin_s = export_margin_s
+        self.fail_closed = fail_closed
+        self.stale_after_s = stale_after_s
+        self._budgets: list[Budget] = []
+        self._ledger: list[Reservation] = []
+        self._warned: set[tuple[int, datetime]] = set()
+        self._last_ok: float | None = None  # monotonic time of the last good snapshot
+        self._lock = threading.Lock()
+
+    @property
+    def budgets(self) -> list[Budget]:
+        return self._budgets
+
+    def apply(self, as_of: datetime, budgets: list[Budget]) -> None:
+        """A fresh snapshot: the collector's spend replaces ours for what it has surely stored by now."""
+        horizon = as_of.timestamp() - self.export_margin_s
+        with self._lock:
+            self._budgets = budgets
+            self._ledger = [
+                entry for entry in self._ledger if entry.settled_at is None or entry.settled_at.timestamp() > horizon
+            ]
+            self._last_ok = time.monotonic()
+
+    def stale(self) -> bool:
+        return self._last_ok is None or time.monotonic() - self._last_ok > self.stale_after_s
+
+    def covering(self, labels: Mapping[str, str | None]) -> list[Budget]:
+        return [budget for budget in self._budgets if budget.covers(labels)]
+
+    def decide(
+        self,
+        labels: dict[str, str | None],
+        worst_case: Any,  # (model) -> Decimal | None: the call's most it can cost at that model's rates
+        now: datetime,
+    ) -> Decision:
+        """Downgrade, block or warn, and reserve the call's worst case: all under one lock, so that concurrent calls
+        are decided one after another against the same ledger. Raises `BudgetExceeded`."""
+        model = labels["model"] or ""
+        with self._lock:
+            # Failing closed: never having read the budgets blocks every call; stale ones block what they cover.
+            if self.fail_closed and self.stale() and (self._last_ok is None or self._budgets_for(labels, model)):
+                raise BudgetExceeded(None, "collector unreachable", Decimal(0), Decimal(0),
+                                     "the guard fails closed and has no recent spend from the collector")  # fmt: skip
+            decision = Decision(model=model)
+            for _ in range(3):  # a downgrade's model may be covered by budgets of its own
+                over = self._over(self._budgets_for(labels, decision.model), worst_case(decision.model), now)
+                downgrade = next((b for b in over if b.action == "downgrade" and b.downgrade_to), None)
+                if downgrade is None or downgrade.downgrade_to == decision.model:
+                    break
+                decision.model = downgrade.downgrade_to or decision.model
+                decision.action, decision.budget_id = "downgraded", downgrade.id
+            covering = self._budgets_for(labels, decision.model)
+            worst = worst_case(decision.model)
+            over = self._over(covering, worst, now)
+            blocking = next((b for b in over if b.action == "block"), None)
+            if blocking is not None:
+                spent = self._spent(blocking, now)
+                raise BudgetExceeded(blocking.id, blocking.name, spent, blocking.limit_usd,
+                                     f"this call (up to ${worst}) would take the {blocking.window}'s spend "
+                                     "over its limit")  # fmt: skip
+            for budget in over:
+                if budget.action == "warn" and (budget.id, budget.window_start) not in self._warned:
+                    self._warned.add((budget.id, budget.window_start))
+                    decision.warned.append(budget)
+                    if decision.action is None:
+                        decision.action, decision.budget_id = "warned", budget.id
+            if covering and worst is not None:
+                decision.reservation = Reservation(tuple(b.id for b in covering), worst)
+                self._ledger.append(decision.reservation)
+            return decision
+
+    def settle(self, reservation: Reservation, cost: Decimal | None, now: datetime) -> None:
+        """The call ended: its real cost replaces its worst case (an unknown cost keeps the worst case)."""
+        with self._lock:
+            if cost is not None:
+                reservation.amount = cost
+            reservation.settled_at = now
+
+    def spent(self, budget: Budget, now: datetime) -> Decimal:
+        with self._lock:
+            return self._spent(budget, now)
+
+    def _budgets_for(self, labels: dict[str, str | None], model: str) -> list[Budget]:
+        labels["model"] = model
+        return [budget for budget in self._budgets if budget.covers(labels)]
+
+    def _over(self, budgets: Sequence[Budget], worst: Decimal | None, now: datetime) -> list[Budget]:
+        extra = worst or Decimal(0)
+        return [budget for budget in budgets if self._spent(budget, now) + extra > budget.limit_usd]
+
+    def _spent(self, budget: Budget, now: datetime) -> Decimal:
+        start = window_start(budget.window, now)
+        # A snapshot from an earlier window (the day turned since the last poll) counts nothing of this one.
+        spent = budget.spent_usd if budget.window_start >= start else Decimal(0)
+        for entry in self._ledger:
+            if budget.id in entry.budget_ids and (entry.settled_at is None or entry.settled_at >= start):
+                spent += entry.amount
+        return spent

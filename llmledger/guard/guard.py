@@ -1,0 +1,189 @@
+"""One process's guard: the circuit breakers, the budgets and the pacer, decided on the app's thread before a
+request leaves (`admit`) and told how the call ended (`release`). Off, it isn't there: the call path checks for it
+once. Only `BudgetExceeded` and `CircuitOpen` ever reach the app; any other failure of ours lets the call through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from llmledger import diagnostics, pricing
+from llmledger import semconv as sc
+from llmledger.guard.breaker import Breakers
+from llmledger.guard.budgets import BudgetBook, Reservation
+from llmledger.guard.errors import BudgetExceeded, CircuitOpen
+from llmledger.guard.pacer import Pacer
+from llmledger.guard.poller import BudgetPoller
+from llmledger.guard.settings import GuardSettings
+from llmledger.wrapper import extract, tokens
+
+log = logging.getLogger("llmledger")
+# A settled call stays in the local ledger until a snapshot this much younger than it: the export delay (1 s by
+# default), the collector's commit and one poll's lag, with room to spare.
+_EXPORT_MARGIN_S = 10.0
+
+
+@dataclass
+class Ticket:
+    """What `admit` decided, for `release`."""
+
+    breaker: str
+    probe: bool
+    reservation: Reservation | None
+    model: str
+
+
+class Guard:
+    def __init__(self, settings: GuardSettings, resource: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.service = resource.get(sc.SERVICE_NAME)
+        self.environment = resource.get(sc.DEPLOYMENT_ENVIRONMENT_NAME)
+        self.book = (
+            BudgetBook(_EXPORT_MARGIN_S, settings.fail_closed, stale_after_s=3 * settings.poll_interval_s)
+            if settings.budgets
+            else None
+        )
+        self.breakers = Breakers(settings) if settings.breaker else None
+        self.pacer = Pacer(settings.pace_max_wait_s) if settings.pace else None
+        self.poller: BudgetPoller | None = None
+
+    def start(self) -> None:
+        """Begin reading budgets from the collector (at the first call; `instrument()` does no I/O)."""
+        if self.book is None or self.poller is not None:
+            return
+        from llmledger.export.configure import collector_target
+
+        base, headers = collector_target()
+        base = (self.settings.collector_url or base).rstrip("/")
+        self.poller = BudgetPoller(self.book, f"{base}/v1/guard/budgets", headers, self.settings.poll_interval_s)
+        self.poller.start()
+
+    def stop(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+
+    def admit(self, attrs: dict[str, Any], body: Mapping[str, Any], api_type: str) -> tuple[Ticket, float, str | None]:
+        """Decide a call: (ticket, seconds to hold it, the model to send instead or None). Raises the guard's two
+        exceptions, with the decision already on `attrs` for the call's span."""
+        attrs[sc.GUARD_ENABLED] = True
+        asked = attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
+        provider = attrs.get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
+        model, breaker, probe = self._circuit(attrs, provider, asked)
+        try:
+            reservation, model = self._budgets(attrs, body, api_type, provider, model)
+            wait = 0.0
+            if self.pacer is not None:
+                wait = self.pacer.wait_for(breaker, _max_output(attrs, self.settings))
+                if wait > 0:
+                    attrs[sc.GUARD_ACTION] = attrs.get(sc.GUARD_ACTION) or "paced"
+                    attrs[sc.GUARD_WAIT_MS] = wait * 1000
+        except BaseException:
+            if probe and self.breakers is not None:
+                self.breakers.release_probe(breaker)
+            raise
+        if model != asked:
+            attrs[sc.GUARD_ORIGINAL_MODEL] = asked
+        return Ticket(breaker, probe, reservation, model), wait, model if model != asked else None
+
+    def release(self, ticket: Ticket, error: BaseException | None, result: Any, recorder_attrs: Mapping[str, Any],
+                endpoint: extract.Endpoint, body: Mapping[str, Any], headers: Any) -> None:  # fmt: skip
+        """The call ended: settle its reservation, tell its circuit and the pacer."""
+        if self.breakers is not None:
+            self.breakers.record(ticket.breaker, error, ticket.probe)
+        if self.pacer is not None and headers is not None:
+            self.pacer.observe(ticket.breaker, headers)
+        if ticket.reservation is not None and self.book is not None:
+            cost = self._cost(ticket, error, result, recorder_attrs, endpoint, body)
+            self.book.settle(ticket.reservation, cost, datetime.now(tz=UTC))
+
+    # --- the three parts ----------------------------------------------------------------------------------------
+
+    def _circuit(self, attrs: dict[str, Any], provider: str, model: str) -> tuple[str, str, bool]:
+        breaker = f"{provider}/{model}"
+        if self.breakers is None:
+            return model, breaker, False
+        try:
+            return model, breaker, self.breakers.admit(breaker)
+        except CircuitOpen:
+            fallback = self.settings.fallbacks.get(model)
+            if fallback is None:
+                attrs[sc.GUARD_ACTION], attrs[sc.GUARD_BREAKER] = "circuit_open", breaker
+                raise
+            attrs[sc.GUARD_ACTION], attrs[sc.GUARD_BREAKER] = "rerouted", breaker
+            rerouted = f"{provider}/{fallback}"
+            try:
+                return fallback, rerouted, self.breakers.admit(rerouted)
+            except CircuitOpen:
+                attrs[sc.GUARD_ACTION], attrs[sc.GUARD_BREAKER] = "circuit_open", rerouted
+                raise
+
+    def _budgets(self, attrs: dict[str, Any], body: Mapping[str, Any], api_type: str, provider: str,
+                 model: str) -> tuple[Reservation | None, str]:  # fmt: skip
+        book = self.book
+        if book is None:
+            return None, model
+        self.start()
+        labels: dict[str, str | None] = {
+            "service": self.service,
+            "environment": self.environment,
+            "team": attrs.get(sc.TEAM),
+            "feature": attrs.get(sc.FEATURE),
+            "end_user": attrs.get(sc.END_USER),
+            "model": model,
+        }
+        if not book.budgets and not (self.settings.fail_closed and book.stale()):
+            return None, model
+        counted: list[int] = []
+
+        def worst_case(candidate: str) -> Decimal | None:
+            rates = pricing.rates_for(candidate, attrs.get(sc.OPENAI_REQUEST_SERVICE_TIER), provider=provider)
+            if rates is None:
+                return None
+            if not counted:
+                counted.append(tokens.count_prompt_tokens(candidate, body, api_type) or 0)
+            usage = pricing.Usage(input_tokens=counted[0], output_tokens=_max_output(attrs, self.settings))
+            return rates.cost(usage)
+
+        try:
+            decision = book.decide(labels, worst_case, datetime.now(tz=UTC))
+        except BudgetExceeded as exc:
+            attrs[sc.GUARD_ACTION] = "blocked"
+            if exc.budget_id is not None:
+                attrs[sc.GUARD_BUDGET_ID] = exc.budget_id
+            raise
+        if decision.action is not None:
+            attrs[sc.GUARD_ACTION] = decision.action
+            if decision.budget_id is not None:
+                attrs[sc.GUARD_BUDGET_ID] = decision.budget_id
+        for budget in decision.warned:
+            log.warning("llmledger budget %r (rule %s) reached its %s limit of $%s", budget.name, budget.id,
+                        budget.window, budget.limit_usd)  # fmt: skip
+            if self.settings.on_warn is not None:
+                try:
+                    self.settings.on_warn(budget)
+                except Exception as exc:  # noqa: BLE001 - the app's callback never breaks the app's call
+                    diagnostics.internal_error("guard on_warn callback", exc, reraise=False)
+        return decision.reservation, decision.model
+
+    def _cost(self, ticket: Ticket, error: BaseException | None, result: Any, attrs: Mapping[str, Any],
+              endpoint: extract.Endpoint, body: Mapping[str, Any]) -> Decimal | None:  # fmt: skip
+        """What the call cost, for its reservation: 0 when it failed without usage (OpenAI bills nothing), None
+        (keep the worst case) when its tokens aren't known yet (a stream left early is counted later)."""
+        usage_attrs: Mapping[str, Any] = attrs
+        if result is not None:
+            usage_attrs = extract.response_attributes(endpoint, result, body)
+        if sc.GEN_AI_USAGE_INPUT_TOKENS not in usage_attrs:
+            return Decimal(0) if error is not None else None
+        provider = attrs.get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
+        model = usage_attrs.get(sc.GEN_AI_RESPONSE_MODEL) or ticket.model
+        rates = pricing.rates_for(model, usage_attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER), provider=provider)
+        return rates.cost(pricing.Usage.from_attributes(usage_attrs)) if rates is not None else None
+
+
+def _max_output(attrs: Mapping[str, Any], settings: GuardSettings) -> int:
+    cap = attrs.get(sc.GEN_AI_REQUEST_MAX_TOKENS)
+    return cap if isinstance(cap, int) and cap > 0 else settings.default_max_output_tokens
