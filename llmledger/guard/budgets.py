@@ -1,10 +1,11 @@
 """Budgets as the collector last reported them, plus what this process has reserved and spent since.
 
-A call reserves its worst case (counted input tokens + its output cap, at the model's rates) under one lock before it
+A call reserves its worst case (its input tokens + its output cap, at the model's rates) under one lock before it
 goes out, so concurrent calls of one process can't all fit into the same room; it settles to its real cost when it
-ends. The collector's spend arrives by polling; a settled call stays in the local ledger until a snapshot taken well
-after it (`export_margin_s`: the span must have been exported and stored) has counted it. Several processes see each
-other only through the collector, so together they can overshoot by about one poll interval's spend.
+ends. The input is bounded cheaply (a token is at least one byte) and counted with the tokenizer only near a limit.
+The collector's spend arrives by polling; a settled call stays in the local ledger until a snapshot taken well after
+it (`export_margin_s`: the span must have been exported and stored) has counted it. Several processes see each other
+only through the collector, so together they can overshoot by about one poll interval's spend.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -91,6 +93,21 @@ class Reservation:
 
 
 @dataclass
+class _Local:
+    """One budget's spend in this process that the collector may not have counted yet: reserved (in flight) and
+    settled (ended, oldest first), kept as running totals so that a decision costs the same however many calls
+    the process made."""
+
+    reserved: Decimal = Decimal(0)
+    settled: deque[tuple[datetime, Decimal]] = field(default_factory=deque)
+    settled_total: Decimal = Decimal(0)
+
+    def forget_before(self, moment: datetime) -> None:
+        while self.settled and self.settled[0][0] <= moment:
+            self.settled_total -= self.settled.popleft()[1]
+
+
+@dataclass
 class Decision:
     model: str  # the model to send (the app's, or a downgrade's)
     action: str | None = None  # warned | downgraded
@@ -105,7 +122,7 @@ class BudgetBook:
         self.fail_closed = fail_closed
         self.stale_after_s = stale_after_s
         self._budgets: list[Budget] = []
-        self._ledger: list[Reservation] = []
+        self._local: dict[int, _Local] = {}
         self._warned: set[tuple[int, datetime]] = set()
         self._last_ok: float | None = None  # monotonic time of the last good snapshot
         self._lock = threading.Lock()
@@ -116,12 +133,11 @@ class BudgetBook:
 
     def apply(self, as_of: datetime, budgets: list[Budget]) -> None:
         """A fresh snapshot: the collector's spend replaces ours for what it has surely stored by now."""
-        horizon = as_of.timestamp() - self.export_margin_s
+        horizon = as_of - timedelta(seconds=self.export_margin_s)
         with self._lock:
             self._budgets = budgets
-            self._ledger = [
-                entry for entry in self._ledger if entry.settled_at is None or entry.settled_at.timestamp() > horizon
-            ]
+            for local in self._local.values():
+                local.forget_before(horizon)
             self._last_ok = time.monotonic()
 
     def stale(self) -> bool:
@@ -133,7 +149,7 @@ class BudgetBook:
     def decide(
         self,
         labels: dict[str, str | None],
-        worst_case: Any,  # (model) -> Decimal | None: the call's most it can cost at that model's rates
+        worst_case: Any,  # (model, exact) -> Decimal | None: the most the call can cost at that model's rates
         now: datetime,
     ) -> Decision:
         """Downgrade, block or warn, and reserve the call's worst case: all under one lock, so that concurrent calls
@@ -146,15 +162,21 @@ class BudgetBook:
                                      "the guard fails closed and has no recent spend from the collector")  # fmt: skip
             decision = Decision(model=model)
             for _ in range(3):  # a downgrade's model may be covered by budgets of its own
-                over = self._over(self._budgets_for(labels, decision.model), worst_case(decision.model), now)
+                candidates = [b for b in self._budgets_for(labels, decision.model) if b.action == "downgrade"]
+                if not candidates:
+                    break
+                over = self._over_exactly(candidates, worst_case, decision.model, now)
                 downgrade = next((b for b in over if b.action == "downgrade" and b.downgrade_to), None)
                 if downgrade is None or downgrade.downgrade_to == decision.model:
                     break
                 decision.model = downgrade.downgrade_to or decision.model
                 decision.action, decision.budget_id = "downgraded", downgrade.id
             covering = self._budgets_for(labels, decision.model)
-            worst = worst_case(decision.model)
+            worst = worst_case(decision.model, False)
             over = self._over(covering, worst, now)
+            if over:
+                worst = worst_case(decision.model, True)
+                over = self._over(covering, worst, now)
             blocking = next((b for b in over if b.action == "block"), None)
             if blocking is not None:
                 spent = self._spent(blocking, now)
@@ -169,15 +191,22 @@ class BudgetBook:
                         decision.action, decision.budget_id = "warned", budget.id
             if covering and worst is not None:
                 decision.reservation = Reservation(tuple(b.id for b in covering), worst)
-                self._ledger.append(decision.reservation)
+                for budget in covering:
+                    self._local.setdefault(budget.id, _Local()).reserved += worst
             return decision
 
     def settle(self, reservation: Reservation, cost: Decimal | None, now: datetime) -> None:
         """The call ended: its real cost replaces its worst case (an unknown cost keeps the worst case)."""
         with self._lock:
-            if cost is not None:
-                reservation.amount = cost
-            reservation.settled_at = now
+            if reservation.settled_at is not None:
+                return
+            amount = reservation.amount if cost is None else cost
+            for budget_id in reservation.budget_ids:
+                local = self._local.setdefault(budget_id, _Local())
+                local.reserved -= reservation.amount
+                local.settled.append((now, amount))
+                local.settled_total += amount
+            reservation.amount, reservation.settled_at = amount, now
 
     def spent(self, budget: Budget, now: datetime) -> Decimal:
         with self._lock:
@@ -187,6 +216,12 @@ class BudgetBook:
         labels["model"] = model
         return [budget for budget in self._budgets if budget.covers(labels)]
 
+    def _over_exactly(self, budgets: Sequence[Budget], worst_case: Any, model: str, now: datetime) -> list[Budget]:
+        """Budgets this call would take over their limit: a cheap upper bound of its tokens first, counted exactly
+        only when the bound doesn't fit (near a limit), so most calls never run the tokenizer."""
+        over = self._over(budgets, worst_case(model, False), now)
+        return self._over(budgets, worst_case(model, True), now) if over else over
+
     def _over(self, budgets: Sequence[Budget], worst: Decimal | None, now: datetime) -> list[Budget]:
         extra = worst or Decimal(0)
         return [budget for budget in budgets if self._spent(budget, now) + extra > budget.limit_usd]
@@ -195,7 +230,9 @@ class BudgetBook:
         start = window_start(budget.window, now)
         # A snapshot from an earlier window (the day turned since the last poll) counts nothing of this one.
         spent = budget.spent_usd if budget.window_start >= start else Decimal(0)
-        for entry in self._ledger:
-            if budget.id in entry.budget_ids and (entry.settled_at is None or entry.settled_at >= start):
-                spent += entry.amount
-        return spent
+        local = self._local.get(budget.id)
+        if local is None:
+            return spent
+        if local.settled and local.settled[0][0] < start:
+            local.forget_before(start - timedelta(microseconds=1))
+        return spent + local.reserved + local.settled_total

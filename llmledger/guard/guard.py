@@ -4,6 +4,7 @@ once. Only `BudgetExceeded` and `CircuitOpen` ever reach the app; any other fail
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -137,16 +138,20 @@ class Guard:
         }
         if not book.budgets and not (self.settings.fail_closed and book.stale()):
             return None, model
-        counted: list[int] = []
+        counted: dict[bool, int] = {}
+        costs: dict[tuple[str, bool], Decimal | None] = {}
 
-        def worst_case(candidate: str) -> Decimal | None:
+        def worst_case(candidate: str, exact: bool) -> Decimal | None:
+            key = (candidate, exact)
+            if key in costs:
+                return costs[key]
             rates = pricing.rates_for(candidate, attrs.get(sc.OPENAI_REQUEST_SERVICE_TIER), provider=provider)
-            if rates is None:
-                return None
-            if not counted:
-                counted.append(tokens.count_prompt_tokens(candidate, body, api_type) or 0)
-            usage = pricing.Usage(input_tokens=counted[0], output_tokens=_max_output(attrs, self.settings))
-            return rates.cost(usage)
+            if rates is not None and exact not in counted:
+                bound = tokens.count_prompt_tokens(candidate, body, api_type) if exact else prompt_token_bound(body)
+                counted[exact] = bound or 0
+            usage = pricing.Usage(input_tokens=counted.get(exact, 0), output_tokens=_max_output(attrs, self.settings))
+            costs[key] = cost = rates.cost(usage) if rates is not None else None
+            return cost
 
         try:
             decision = book.decide(labels, worst_case, datetime.now(tz=UTC))
@@ -175,13 +180,37 @@ class Guard:
         (keep the worst case) when its tokens aren't known yet (a stream left early is counted later)."""
         usage_attrs: Mapping[str, Any] = attrs
         if result is not None:
-            usage_attrs = extract.response_attributes(endpoint, result, body)
+            usage = getattr(result, "usage", None)
+            if usage is not None and endpoint.usage_style in ("chat", "responses"):
+                # Only the counts: the finisher thread extracts the rest later.
+                usage_attrs = extract.usage_attributes(usage, endpoint.usage_style)
+                model = getattr(result, "model", None)
+                if isinstance(model, str):
+                    usage_attrs = {**usage_attrs, sc.GEN_AI_RESPONSE_MODEL: model}
+            else:
+                usage_attrs = extract.response_attributes(endpoint, result, body)
         if sc.GEN_AI_USAGE_INPUT_TOKENS not in usage_attrs:
             return Decimal(0) if error is not None else None
         provider = attrs.get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
         model = usage_attrs.get(sc.GEN_AI_RESPONSE_MODEL) or ticket.model
         rates = pricing.rates_for(model, usage_attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER), provider=provider)
         return rates.cost(pricing.Usage.from_attributes(usage_attrs)) if rates is not None else None
+
+
+_PROMPT_KEYS = ("messages", "input", "instructions", "prompt", "tools")
+
+
+def prompt_token_bound(body: Mapping[str, Any]) -> int:
+    """At least as many tokens as the request's prompt can bill, without a tokenizer: every token of OpenAI's
+    encodings is at least one byte, so the JSON text of what is sent (its strings and more) bounds the tokens of its
+    strings, and 8 per item covers each message's and tool's fixed tokens (3 per message, 7 per function, 12 to close
+    the tools, 3 to prime the reply)."""
+    parts = [body[key] for key in _PROMPT_KEYS if key in body]
+    items = sum(len(part) if isinstance(part, list) else 1 for part in parts)
+    return len(_JSON.encode(parts).encode()) + 8 * items + 16
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _max_output(attrs: Mapping[str, Any], settings: GuardSettings) -> int:

@@ -380,3 +380,17 @@ def test_a_malformed_budgets_document_changes_nothing(fake, client, spans, endpo
             parse_budgets({"as_of": "2026-12-07T00:00:00Z", "budgets": [{"id": 1, "action": "explode"}]})
         with pytest.raises(llmledger.BudgetExceeded):
             chat(client)
+
+
+def test_the_readme_example_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "examples/guard.py"], cwd=root, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rerouted: answered by gpt-4o-mini" in result.stdout
+    assert "the fake was asked for gpt-4o-mini" in result.stdout
