@@ -173,3 +173,6 @@ LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_WRITE = "llm.token_count.prompt_details.cac
 LLM_TOKEN_COUNT_COMPLETION_DETAILS_REASONING = "llm.token_count.completion_details.reasoning"
 LLM_FINISH_REASON = "llm.finish_reason"
 LLM_COST_TOTAL = "llm.cost.total"
+
+# Realtime sessions (llmledger/wrapper/realtime.py): the session a response span belongs to
+REALTIME_SESSION_ID = "llmledger.realtime.session_id"

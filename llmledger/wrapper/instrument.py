@@ -35,7 +35,7 @@ from llmledger.guard import settings as guard_settings
 from llmledger.guard.errors import BudgetExceeded, CircuitOpen
 from llmledger.guard.guard import Guard
 from llmledger.guard.settings import GuardSettings
-from llmledger.wrapper import batch_results
+from llmledger.wrapper import batch_results, realtime
 from llmledger.wrapper.call import CallRecorder
 from llmledger.wrapper.extract import ENDPOINTS
 from llmledger.wrapper.streams import observe_stream
@@ -140,8 +140,6 @@ def _reads_raw_response(options: Any) -> bool:
 
 def _defer_to_parse(raw: Any, recorder: CallRecorder, hide_usage_chunk: bool) -> None:
     """`with_raw_response` / `with_streaming_response`: usage arrives when the app calls `parse()`."""
-    class_parse = type(raw).parse
-    raw_ref = weakref.ref(raw)
     handed_over = threading.Event()
 
     def hand_over(parsed: Any) -> None:
@@ -153,24 +151,45 @@ def _defer_to_parse(raw: Any, recorder: CallRecorder, hide_usage_chunk: bool) ->
         else:
             recorder.finish(parsed)
 
-    if inspect.iscoroutinefunction(class_parse):
-
-        async def parse_async(*args: Any, **kwargs: Any) -> Any:
-            parsed = await class_parse(raw_ref(), *args, **kwargs)
-            _safely(hand_over, parsed)
-            return parsed
-
-        raw.parse = parse_async
-    else:
-
-        def parse(*args: Any, **kwargs: Any) -> Any:
-            parsed = class_parse(raw_ref(), *args, **kwargs)
-            _safely(hand_over, parsed)
-            return parsed
-
-        raw.parse = parse
+    # A subclass whose parse() tells us, rather than a function stored on the instance: `create(...).parse()` drops
+    # its only reference to the response between looking `parse` up and calling it, and a bound method keeps it
+    # alive for the call. The hand-over lives in the instance's dict, so the response holds no cycle either.
+    raw.__dict__[_HAND_OVER] = hand_over
+    raw.__class__ = _parsing_class(type(raw))
     # Never parsed: the span still ends, with what the headers told us.
     weakref.finalize(raw, recorder.end)
+
+
+_HAND_OVER = "_llmledger_hand_over"
+_parsing_classes: dict[type, type] = {}
+
+
+def _parsing_class(cls: type) -> type:
+    """`cls` with a parse() that hands what it parsed to the call's recorder (made once per response class)."""
+    made = _parsing_classes.get(cls)
+    if made is not None:
+        return made
+    class_parse = cls.parse  # type: ignore[attr-defined]
+    if inspect.iscoroutinefunction(class_parse):
+
+        async def parse_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            parsed = await class_parse(self, *args, **kwargs)
+            _safely(self.__dict__[_HAND_OVER], parsed)
+            return parsed
+
+        parse: Callable[..., Any] = parse_async
+    else:
+
+        def parse_sync(self: Any, *args: Any, **kwargs: Any) -> Any:
+            parsed = class_parse(self, *args, **kwargs)
+            _safely(self.__dict__[_HAND_OVER], parsed)
+            return parsed
+
+        parse = parse_sync
+    made = type(cls.__name__, (cls,), {"parse": parse, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    with _lock:
+        made = _parsing_classes.setdefault(cls, made)
+    return made
 
 
 def _safely(function: Callable[[Any], None], argument: Any) -> None:
@@ -349,8 +368,10 @@ def _patch_classes(inst: _Instrumentation) -> Callable[[], None]:
         for name, function in _methods_for(base, original, inst).items():
             saved.append((base, name, original[name]))
             setattr(base, name, function)
+    undo_realtime = realtime.instrument(inst)
 
     def undo() -> None:
+        undo_realtime()
         for base, name, function in saved:
             setattr(base, name, function)
 
@@ -371,8 +392,11 @@ def _patch_client(client: Any, inst: _Instrumentation) -> Callable[[], None]:
     # The handle must not keep clients (and their connections) alive: weak references only.
     patched: weakref.WeakSet[Any] = weakref.WeakSet()
     _patch_one(client, inst, base, patched)
+    # Realtime connections made from the client or its copies (the set grows as they are made).
+    undo_realtime = realtime.instrument(inst, patched)
 
     def undo() -> None:
+        undo_realtime()
         for target in list(patched):
             for name in (*_PATCHED_METHODS, *_COPY_METHODS):
                 target.__dict__.pop(name, None)

@@ -394,3 +394,39 @@ def test_the_readme_example_runs() -> None:
     assert result.returncode == 0, result.stderr
     assert "rerouted: answered by gpt-4o-mini" in result.stdout
     assert "the fake was asked for gpt-4o-mini" in result.stdout
+
+
+def test_a_stream_is_never_cut_and_the_next_call_is_decided(fake, client, spans, endpoint) -> None:
+    each = one_call_cost(client, spans)
+    with guarded(spans, endpoint) as handle:
+        give(handle, endpoint, {"limit_usd": str(worst_case() + each / 2)})
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=HI,
+            max_tokens=MAX_TOKENS,
+            stream=True,  # type: ignore[arg-type]
+        )
+        chunks = list(stream)  # admitted before it started: read to the end whatever the spend meanwhile
+        assert chunks
+        with pytest.raises(llmledger.BudgetExceeded):
+            chat(client)
+    streamed, blocked = spans.finished()
+    assert sc.GUARD_ACTION not in streamed.attributes
+    assert blocked.attributes[sc.GUARD_ACTION] == "blocked"
+
+
+def test_raw_responses_are_guarded_and_settled_when_parsed(fake, client, spans, endpoint) -> None:
+    each = one_call_cost(client, spans)
+    with guarded(spans, endpoint) as handle:
+        give(handle, endpoint, {"limit_usd": str(each + worst_case() + each / 2)})  # two calls fit, not three
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=HI,
+            max_tokens=MAX_TOKENS,  # type: ignore[arg-type]
+        )
+        raw.parse()  # settles the first call to its real cost: the second still fits
+        client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=HI, max_tokens=MAX_TOKENS
+        ).parse()  # type: ignore[arg-type]
+        with pytest.raises(llmledger.BudgetExceeded):
+            client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HI, max_tokens=MAX_TOKENS)  # type: ignore[arg-type]

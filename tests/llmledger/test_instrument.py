@@ -87,6 +87,20 @@ def test_with_raw_response(fake: FakeOpenAI, client: openai.OpenAI, spans, instr
     assert span.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 12
 
 
+def test_raw_response_parsed_in_one_expression(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
+    # `create(...).parse()`: the raw response's last reference goes between looking up parse and calling it.
+    completion = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES).parse()
+    attrs = spans.one().attributes
+    assert attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] == completion.usage.prompt_tokens
+    assert sc.GEN_AI_USAGE_COST_AMOUNT in attrs
+
+
+async def test_async_raw_response_parsed_in_one_expression(fake: FakeOpenAI, async_client, spans, instrumented):
+    raw = async_client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    completion = (await raw).parse()  # the legacy raw response parses synchronously, also for async clients
+    assert spans.one().attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == completion.usage.prompt_tokens
+
+
 def test_with_raw_response_stream(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented) -> None:
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     chunks = list(raw.parse())
