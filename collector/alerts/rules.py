@@ -10,6 +10,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from llmledger import pricing
+
 METRICS = (
     "cost",
     "error_rate",
@@ -26,10 +28,26 @@ METRICS = (
 ROLLING_WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 CALENDAR_WINDOWS = ("day", "month")  # UTC
 OPS = (">", ">=", "<", "<=")
-FILTERS = ("service", "environment", "team", "feature", "model")
+FILTERS = ("service", "environment", "team", "feature", "model", "end_user")
+MAX_FILTER_VALUES = 1000
+MAX_FILTER_TEXT = 500
+# An end user is stored only as the wrapper's salted hash (llmledger/context.py hash_user): 32 hex characters.
+_END_USER = re.compile(r"^[0-9a-f]{32}$")
+# What the guard does in the app when a budget (a cost rule over a UTC day or month) is spent (llmledger/guard/).
+ENFORCE_ACTIONS = ("warn", "block", "downgrade")
+ENFORCE_WINDOWS = CALENDAR_WINDOWS
+ENFORCE_OPS = (">", ">=")
 CHANNEL_TYPES = ("webhook", "slack")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Enforce:
+    """A budget the guard enforces in the app: warn, block, or downgrade calls to a cheaper model."""
+
+    action: str
+    downgrade_to: str | None = None
 
 
 class RuleError(ValueError):
@@ -53,6 +71,7 @@ class Rule:
     channels: list[dict[str, str]] = field(default_factory=list)
     enabled: bool = True
     min_requests: int = 0
+    enforce: Enforce | None = None
 
     def holds(self, value: float | None) -> bool:
         """Whether the rule's condition is true for `value` (no value: not true)."""
@@ -84,7 +103,7 @@ def parse_rule(payload: Any) -> Rule:
     if not isinstance(payload, Mapping):
         raise RuleError("body", "must be a JSON object")
     unknown = set(payload) - {"name", "metric", "window", "op", "threshold", "for", "filters", "channels", "enabled",
-                              "min_requests", "id", "state", "value"}  # fmt: skip
+                              "min_requests", "enforce", "id", "state", "value"}  # fmt: skip
     if unknown:
         raise RuleError(sorted(unknown)[0], "is not a rule field")
     name = _text(payload, "name")
@@ -104,7 +123,7 @@ def parse_rule(payload: Any) -> Rule:
             for_seconds = parse_duration(str(payload["for"]))
         except ValueError as exc:
             raise RuleError("for", str(exc)) from None
-    return Rule(
+    rule = Rule(
         name=name,
         metric=metric,
         window=window,
@@ -116,6 +135,46 @@ def parse_rule(payload: Any) -> Rule:
         enabled=_boolean(payload, "enabled", True),
         min_requests=_count(payload, "min_requests"),
     )
+    enforce = parse_enforce(payload.get("enforce"))
+    if enforce is not None:
+        _check_enforceable(rule)
+    return replace(rule, enforce=enforce)
+
+
+def parse_enforce(value: Any) -> Enforce | None:
+    """The rule's `enforce` part (None or absent: not enforced), or `RuleError` naming `enforce`."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise RuleError("enforce", 'must be an object like {"action": "block"} or null')
+    if unknown := set(value) - {"action", "downgrade_to"}:
+        raise RuleError("enforce", f"{sorted(unknown)[0]!r} is not an enforce field (action, downgrade_to)")
+    action = value.get("action")
+    if action not in ENFORCE_ACTIONS:
+        raise RuleError("enforce", f"action {action!r} is not one of {', '.join(ENFORCE_ACTIONS)}")
+    model = value.get("downgrade_to")
+    if action != "downgrade":
+        if model not in (None, ""):
+            raise RuleError("enforce", "downgrade_to is only for action 'downgrade'")
+        return Enforce(action)
+    if not isinstance(model, str) or not model.strip():
+        raise RuleError("enforce", "action 'downgrade' needs downgrade_to: the model to use instead")
+    model = model.strip()
+    if len(model) > MAX_FILTER_TEXT or pricing.rates_for(model, None) is None:
+        raise RuleError("enforce", f"unknown model for downgrade: {model[:100]!r} (the price book can't price it)")
+    return Enforce(action, model)
+
+
+def _check_enforceable(rule: Rule) -> None:
+    """Only a spend budget can be enforced: the guard compares a UTC day's or month's cost with a limit."""
+    if rule.metric != "cost":
+        raise RuleError("enforce", f"only a cost rule can be enforced (a budget), not {rule.metric}")
+    if rule.window not in ENFORCE_WINDOWS:
+        raise RuleError("enforce", f"a budget is per UTC day or month: window 'day' or 'month', not {rule.window!r}")
+    if rule.op not in ENFORCE_OPS:
+        raise RuleError("enforce", f"a budget is a limit on spend: op '>' or '>=', not {rule.op!r}")
+    if rule.threshold < 0:
+        raise RuleError("enforce", "a budget's limit (threshold) can't be negative")
 
 
 def _filters(value: Any) -> dict[str, list[str]]:
@@ -130,6 +189,10 @@ def _filters(value: Any) -> dict[str, list[str]]:
         values = [values] if isinstance(values, str) else values
         if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
             raise RuleError("filters", f"{key} must be a string or a list of strings")
+        if len(values) > MAX_FILTER_VALUES or any(len(v) > MAX_FILTER_TEXT for v in values):
+            raise RuleError("filters", f"{key}: at most {MAX_FILTER_VALUES} values of {MAX_FILTER_TEXT} characters")
+        if key == "end_user" and not all(_END_USER.match(v) for v in values):
+            raise RuleError("filters", "end_user values are the stored hashes (32 hex characters), never raw user ids")
         filters[key] = values
     return filters
 

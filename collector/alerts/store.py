@@ -7,13 +7,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from collector.alerts.rules import Rule, masked, with_stored_urls
+from collector.alerts.rules import Enforce, Rule, masked, with_stored_urls
 from collector.store.file import Store
 
 _RULE_COLUMNS = (
-    'id, name, metric, "window", op, threshold, for_seconds, filters, channels, enabled, min_requests, '
+    'id, name, metric, "window", op, threshold, for_seconds, filters, channels, enabled, min_requests, enforce, '
     "created_at, updated_at"
 )
+_RULE_WIDTH = len(_RULE_COLUMNS.split(","))
 
 
 class Undelivered(NamedTuple):
@@ -31,10 +32,10 @@ _RULE_COLUMNS_OF_R = ", ".join("r." + column.strip() for column in _RULE_COLUMNS
 
 
 def _rule_from_row(row: tuple[Any, ...]) -> tuple[int, Rule, datetime, datetime]:
-    (rule_id, name, metric, window, op, threshold, for_seconds, filters, channels, enabled, min_requests, created,
-     updated) = row  # fmt: skip
+    (rule_id, name, metric, window, op, threshold, for_seconds, filters, channels, enabled, min_requests, enforce,
+     created, updated) = row  # fmt: skip
     rule = Rule(name, metric, window, op, threshold, for_seconds, json.loads(filters), json.loads(channels), enabled,
-                min_requests)  # fmt: skip
+                min_requests, Enforce(**json.loads(enforce)) if enforce else None)  # fmt: skip
     return rule_id, rule, created, updated
 
 
@@ -49,7 +50,8 @@ class AlertStore:
             rule_id = self.store.next_id(con, "alert_rule_ids")
             con.execute(
                 'INSERT INTO alert_rules (id, name, metric, "window", op, threshold, for_seconds, filters, channels, '
-                "enabled, min_requests, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "enabled, min_requests, enforce, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [rule_id, *_values(rule), now, now],
             )
         return rule_id
@@ -63,7 +65,7 @@ class AlertStore:
             rule = with_stored_urls(rule, json.loads(stored[0]))
             (found,) = con.execute(
                 'UPDATE alert_rules SET name = ?, metric = ?, "window" = ?, op = ?, threshold = ?, for_seconds = ?, '
-                "filters = ?, channels = ?, enabled = ?, min_requests = ?, updated_at = ? WHERE id = ?",
+                "filters = ?, channels = ?, enabled = ?, min_requests = ?, enforce = ?, updated_at = ? WHERE id = ?",
                 [*_values(rule), now, rule_id],
             ).fetchone()
             # A changed rule starts again from ok: its old state described another condition.
@@ -90,8 +92,8 @@ class AlertStore:
         ).fetchall()
         shown = []
         for row in rows:
-            rule_id_, rule, created, updated = _rule_from_row(row[:13])
-            state, value, since = row[13:]
+            rule_id_, rule, created, updated = _rule_from_row(row[:_RULE_WIDTH])
+            state, value, since = row[_RULE_WIDTH:]
             item = asdict(rule)
             item["for"] = f"{rule.for_seconds}s" if rule.for_seconds else None
             del item["for_seconds"]
@@ -179,6 +181,7 @@ class AlertStore:
 
 
 def _values(rule: Rule) -> list[Any]:
+    enforce = json.dumps(asdict(rule.enforce), sort_keys=True) if rule.enforce is not None else None
     return [rule.name, rule.metric, rule.window, rule.op, rule.threshold, rule.for_seconds,
             json.dumps(rule.filters, sort_keys=True), json.dumps(rule.channels), rule.enabled,
-            rule.min_requests]  # fmt: skip
+            rule.min_requests, enforce]  # fmt: skip

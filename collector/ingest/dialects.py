@@ -231,6 +231,12 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.REQUEST_USER_SET, "user_set", BOOL, LLMLEDGER),
     (sc.CONTENT_CAPTURED, "content_captured", BOOL, LLMLEDGER),
     (sc.CONTENT_REDACTED, "content_redacted", BOOL, LLMLEDGER),
+    (sc.GUARD_ENABLED, "guard_enabled", BOOL, LLMLEDGER),
+    (sc.GUARD_ACTION, "guard_action", STR, LLMLEDGER),
+    (sc.GUARD_BUDGET_ID, "guard_budget_id", INT, LLMLEDGER),
+    (sc.GUARD_BREAKER, "guard_breaker", STR, LLMLEDGER),
+    (sc.GUARD_ORIGINAL_MODEL, "guard_original_model", STR, LLMLEDGER),
+    (sc.GUARD_WAIT_MS, "guard_wait_ms", FLOAT, LLMLEDGER),
     # OpenLLMetry
     (sc.LLM_REQUEST_TYPE, "_llm_request_type", STR, OPENLLMETRY),
     (sc.LLM_IS_STREAMING, "_is_streaming", BOOL, OPENLLMETRY),
@@ -412,6 +418,8 @@ _TOKEN_COLUMNS = (
 # (column, billing unit) for calls without tokens, in order.
 _OTHER_UNITS = (("images", "images"), ("input_characters", "characters"), ("audio_seconds", "audio_seconds"))
 _BILLING_UNITS = frozenset(sc.BILLING_UNITS)
+_GUARD_ACTIONS = frozenset(sc.GUARD_ACTIONS)
+_MAX_RULE_ID = 2**53  # alert rule ids are positive; beyond this a budget id is garbage (and validate.py's count limit)
 
 
 def canonical_provider(name: str) -> str:
@@ -440,6 +448,7 @@ def finish(row: dict[str, Any], extra: dict[str, Any], dialect_name: str) -> Non
         row["cost_source"] = sc.COST_SOURCE_PROVIDER
     if row["billing_unit"] not in _BILLING_UNITS:
         row["billing_unit"] = _billing_unit(row)
+    _drop_odd_guard_values(row)
     reported_input = row["input_tokens"]
     flags: list[str] = []
     if reported_input is not None and row["provider"] is not None and is_anthropic_family(row):
@@ -447,6 +456,19 @@ def finish(row: dict[str, Any], extra: dict[str, Any], dialect_name: str) -> Non
     _check_counts(row, extra.get("_total_tokens"), reported_input, flags)
     if flags:
         row["sanity_flags"] = ",".join(sorted(flags))
+
+
+def _drop_odd_guard_values(row: dict[str, Any]) -> None:
+    """The guard's columns keep only values it can send: an unknown action, a budget id that can't be a rule's, or
+    a negative wait becomes NULL. The call itself is still stored (the guard's record is an extra, not the call)."""
+    if row["guard_action"] is not None and row["guard_action"] not in _GUARD_ACTIONS:
+        row["guard_action"] = None
+    budget_id = row["guard_budget_id"]
+    if budget_id is not None and not 0 < budget_id < _MAX_RULE_ID:
+        row["guard_budget_id"] = None
+    wait_ms = row["guard_wait_ms"]
+    if wait_ms is not None and wait_ms < 0:
+        row["guard_wait_ms"] = None
 
 
 def _billing_unit(row: dict[str, Any]) -> str | None:

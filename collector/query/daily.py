@@ -1,7 +1,8 @@
 """Splitting a query window between the daily rollup and the raw calls.
 
 Whole UTC days inside the window come from `llm_calls_daily` (collector/store/rollups.py); the partial days at its
-edges come from `llm_calls`. Filters the rollup doesn't keep (end_user) send the whole window to the raw calls.
+edges come from `llm_calls`. Filters the rollup doesn't keep (end_user, guard_action) send the whole window to the raw
+calls.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector.query.filters import Filters
+from collector.store.rollups import KEYS
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ def split(filters: Filters) -> Split | None:
     """The window as whole days from the rollup plus raw edges, or None when the raw calls must serve it all."""
     first_day = _midnight_at_or_after(filters.start) if filters.start else None
     end_day = _midnight_at_or_before(filters.end) if filters.end else None
-    if "end_user" in filters.equals or (first_day and end_day and first_day >= end_day):
+    if not set(filters.equals) <= set(KEYS) or (first_day and end_day and first_day >= end_day):
         return None
     label_where, label_params = replace(filters, start=None, end=None).where()
     clauses = [clause for clause, bound in (("day >= ?", first_day), ("day < ?", end_day)) if bound is not None]

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow.csv as pa_csv
 
 from collector.query import daily
-from collector.query.filters import GROUPS, UNPRICED, Filters, QueryError
+from collector.query.filters import GROUPS, PROVIDER, UNPRICED, Filters, QueryError
 from collector.store import rollups
 from collector.store.file import COLUMN_NAMES
 
@@ -21,6 +21,21 @@ KINDS = ("finance", "calls")
 PERIODS = {"day": "%Y-%m-%d", "month": "%Y-%m"}
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _BATCH_ROWS = 10_000
+# The finance CSV's columns, a contract with spreadsheets and scripts: new columns are only ever appended.
+FINANCE_COLUMNS = (
+    "period", "team", "service", "model", "feature", "requests", *rollups.TOKENS, "cost_usd", "unpriced_requests",
+    # Since migration 9: who billed the line and what it is billed on, with the quantities of the non-token units.
+    "provider", "billing_unit", *rollups.UNITS,
+)  # fmt: skip
+_FINANCE_LABELS = ("team", "service", "model", "feature", "provider", "billing_unit")
+# Finance sums per line: counts as BIGINT; money and audio seconds as DuckDB's text of their exact DECIMAL (Arrow's
+# writer would print a zero DECIMAL as 0E-9; DuckDB's text is always plain digits).
+_FINANCE_SUMS = {
+    "requests": "sum(requests)::BIGINT",
+    **{name: f"coalesce(sum({name}), 0)::BIGINT" for name in rollups.SUMS if name not in rollups.DECIMAL_SUMS},
+    **{name: f"coalesce(sum({name}), 0)::DECIMAL(38,9)::VARCHAR" for name in rollups.DECIMAL_SUMS},
+    "unpriced_requests": "sum(unpriced)::BIGINT",
+}
 
 
 def neutralise(value: Any) -> str:
@@ -65,26 +80,23 @@ def check(kind: str, period: str) -> None:
 
 
 def export_csv(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, period: str = "day") -> Iterator[str]:
-    """The finance roll-up (period x team x service x model x feature) or every raw call, as CSV text chunks."""
+    """The finance roll-up (period x team x service x model x feature x provider x billing unit) or every raw call,
+    as CSV text chunks."""
     check(kind, period)
     where, params = filters.where()
     if kind == "calls":
         result = con.execute(f"SELECT * FROM llm_calls{where} ORDER BY start_time, trace_id, span_id", params)
         return _lines(COLUMN_NAMES, _fetch(result))
     rows, params = _daily_rows(filters)
-    labels = ", ".join(f"{_neutralised(name)} AS {name}" for name in ("team", "service", "model", "feature"))
+    columns = ", ".join(
+        f"{_neutralised(name)} AS {name}" if name in _FINANCE_LABELS else name for name in FINANCE_COLUMNS
+    )
+    sums = ", ".join(f"{sql} AS {name}" for name, sql in _FINANCE_SUMS.items())
+    order = ", ".join(["period", *(f"{name} NULLS FIRST" for name in _FINANCE_LABELS)])
     result = con.execute(
-        f"SELECT period, {labels}, requests, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, "
-        # As text: Arrow's writer prints a zero DECIMAL as 0E-9; DuckDB's text is always plain digits.
-        "cost_usd::VARCHAR AS cost_usd, unpriced_requests FROM ("
-        "SELECT strftime(to_timestamp(day * 86400), ?) AS period, team, service, model, feature, "
-        "sum(requests)::BIGINT AS requests, coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens, "
-        "coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input_tokens, "
-        "coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens, "
-        "coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens, "
-        "coalesce(sum(cost_usd), 0)::DECIMAL(38,9) AS cost_usd, sum(unpriced)::BIGINT AS unpriced_requests "
-        f"FROM ({rows}) GROUP BY ALL) "
-        "ORDER BY period, team NULLS FIRST, service NULLS FIRST, model NULLS FIRST, feature NULLS FIRST",
+        f"SELECT {columns} FROM ("
+        f"SELECT strftime(to_timestamp(day * 86400), ?) AS period, {', '.join(_FINANCE_LABELS)}, {sums} "
+        f"FROM ({rows}) GROUP BY ALL) ORDER BY {order}",
         [PERIODS[period], *params],
     )
     return _arrow_lines(result)
@@ -114,11 +126,11 @@ def _arrow_lines(result: duckdb.DuckDBPyConnection) -> Iterator[str]:
 
 def _daily_rows(filters: Filters) -> tuple[str, list[Any]]:
     """Finance rows per UTC day (as days since the epoch): whole days from the daily rollup, the rest raw."""
+    labels = f"team, service, {GROUPS['model']} AS model, feature, {PROVIDER} AS provider, billing_unit"
     # Days as integers of the epoch: strftime on TIMESTAMPTZ goes through ICU and is ~10x slower per row.
+    raw_sums = ", ".join(f"sum({rollups.call_value(name)}) AS {name}" for name in rollups.SUMS)
     raw = (
-        f"SELECT epoch_ms(start_time) // 86400000 AS day, team, service, {GROUPS['model']} AS model, feature, "
-        "count(*) AS requests, sum(input_tokens) AS input_tokens, sum(cached_input_tokens) AS cached_input_tokens, "
-        "sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, sum(cost_usd) AS cost_usd, "
+        f"SELECT epoch_ms(start_time) // 86400000 AS day, {labels}, count(*) AS requests, {raw_sums}, "
         f"count(*) FILTER (WHERE {UNPRICED}) AS unpriced FROM llm_calls{{where}} GROUP BY ALL"
     )
     parts = daily.split(filters)
@@ -127,8 +139,7 @@ def _daily_rows(filters: Filters) -> tuple[str, list[Any]]:
         return raw.format(where=where), params
     sums = ", ".join(f"sum({name}) AS {name}" for name in rollups.SUMS)
     rollup = (
-        f"SELECT (day - DATE '1970-01-01')::BIGINT AS day, team, service, {GROUPS['model']} AS model, feature, "
-        f"sum(requests) AS requests, {sums}, sum(unpriced_requests) AS unpriced "
-        "FROM llm_calls_daily{where} GROUP BY ALL"
+        f"SELECT (day - DATE '1970-01-01')::BIGINT AS day, {labels}, sum(requests) AS requests, {sums}, "
+        "sum(unpriced_requests) AS unpriced FROM llm_calls_daily{where} GROUP BY ALL"
     )
     return daily.union(parts, rollup, raw)

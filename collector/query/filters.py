@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-EQUALITY_FILTERS = ("service", "environment", "team", "feature", "status", "end_user", "provider")
+from collector.store.rollups import AUDIO_SECONDS, UNITS
+
+EQUALITY_FILTERS = ("service", "environment", "team", "feature", "status", "end_user", "provider", "guard_action")
 STATUSES = ("ok", "error")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -41,16 +43,15 @@ METRICS: dict[str, str] = {
     "ttft_p95_ms": "quantile_cont(ttft_ms, 0.95)",
 }
 PERCENTILE_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p95_ms"})
-# What calls were billed on besides tokens: in the summary and the time series (raw calls; not in breakdowns,
-# whose whole days come from the daily rollup, which doesn't keep them).
+# What calls were billed on besides tokens: in the summary and the time series (breakdowns and the finance CSV sum
+# the same from the daily rollup for whole days). Audio seconds are summed exactly (rollups.AUDIO_SECONDS), then sent
+# as a number.
 UNIT_METRICS: dict[str, str] = {
-    **{
-        name: f"coalesce(sum({name}), 0)::BIGINT"
-        for name in ("images", "input_characters", "web_search_calls", "file_search_calls",
-                     "code_interpreter_sessions", "image_generation_calls")
-    },
-    "audio_seconds": "coalesce(sum(audio_seconds), 0)",
-}  # fmt: skip
+    name: f"coalesce(sum({AUDIO_SECONDS}), 0)::DOUBLE"
+    if name == "audio_seconds"
+    else f"coalesce(sum({name}), 0)::BIGINT"
+    for name in UNITS
+}
 # Above this many calls, percentiles come from a system sample of about SAMPLE_ROWS calls (whole vectors of
 # ~2k consecutive rows): at 200k sampled calls a p95 lands within about +-0.1 percentile points of exact.
 # Counts, tokens and costs are always exact.
@@ -76,6 +77,8 @@ GROUPS: dict[str, str] = {
     "operation": "operation",
     "provider": PROVIDER,
     "billing_unit": "billing_unit",
+    "guard_action": "guard_action",
+    "guard_breaker": "guard_breaker",
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BUCKETS: dict[str, timedelta] = {

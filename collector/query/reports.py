@@ -22,12 +22,16 @@ from collector.query.filters import (
     jsonable,
     sample_clause,
 )
+from collector.store import rollups
 from llmledger import pricing
 
-ROLLUP_GROUPS = frozenset({"model", "service", "environment", "team", "feature", "provider"})  # keys of llm_calls_daily
-_TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
-_TOKEN_SUMS = ", ".join(f"sum({name}) AS {name}" for name in _TOKENS)
-# Summary fields from the per-part sums of _per_group_sums.
+# Keys of llm_calls_daily: a breakdown by one of them takes whole days from the rollup.
+ROLLUP_GROUPS = frozenset({"model", "service", "environment", "team", "feature", "provider", "billing_unit"})
+_TOKENS = rollups.TOKENS
+# Sums of tokens and billing units per part: the same in the rollup's rows and over raw calls.
+_RAW_SUMS = ", ".join(f"sum({rollups.call_value(name)}) AS {name}" for name in (*_TOKENS, *rollups.UNITS))
+_ROLLUP_SUMS = ", ".join(f"sum({name}) AS {name}" for name in (*_TOKENS, *rollups.UNITS))
+# Summary fields from the per-part sums of _per_group_sums (the units as the summary sends them: UNIT_METRICS).
 _OUTER = {
     "requests": "sum(requests)::BIGINT",
     "errors": "coalesce(sum(errors), 0)::BIGINT",
@@ -35,6 +39,10 @@ _OUTER = {
     "cost_usd": "coalesce(sum(cost_usd), 0)::DECIMAL(18,9)",
     "unpriced_requests": "coalesce(sum(unpriced_requests), 0)::BIGINT",
     **{name: f"coalesce(sum({name}), 0)::BIGINT" for name in _TOKENS},
+    **{
+        name: f"coalesce(sum({name}), 0)::DOUBLE" if name == "audio_seconds" else f"coalesce(sum({name}), 0)::BIGINT"
+        for name in rollups.UNITS
+    },
 }
 MAX_GROUPS = 1000
 SMALL_GROUP = 50_000  # groups up to this many calls get exact percentiles
@@ -52,12 +60,13 @@ def breakdown(
     limit: int = 20,
     rates_for: RatesFor = pricing.rates_for,
 ) -> dict[str, Any]:
-    """Every summary field per group (top spenders first), with what cached input saved."""
+    """Every summary field per group (top spenders first), the billing units' sums included, with what cached input
+    saved."""
     if group_by not in GROUPS:
         raise QueryError("group_by", f"{group_by!r} is not one of {', '.join(GROUPS)}")
     if not 1 <= limit <= MAX_GROUPS:
         raise QueryError("limit", f"must be between 1 and {MAX_GROUPS}")
-    sums = [name for name in METRICS if name not in PERCENTILE_METRICS]
+    sums = [*(name for name in METRICS if name not in PERCENTILE_METRICS), *rollups.UNITS]
     parts = daily.split(filters) if group_by in ROLLUP_GROUPS else None
     source, params = _per_group_sums(filters, group_by, parts)
     result = con.execute(
@@ -154,11 +163,11 @@ def _cached_savings(
 
 
 def _per_group_sums(filters: Filters, group_by: str, parts: daily.Split | None) -> tuple[str, list[Any]]:
-    """Additive sums per group (requests, errors, cost, unpriced, tokens): whole days from the rollup, the rest
-    from raw calls."""
+    """Additive sums per group (requests, errors, cost, unpriced, tokens, billing units): whole days from the rollup,
+    the rest from raw calls."""
     raw = (
         f"SELECT {GROUPS[group_by]} AS grp, count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors, "
-        f"sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE {UNPRICED}) AS unpriced_requests, {_TOKEN_SUMS} "
+        f"sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE {UNPRICED}) AS unpriced_requests, {_RAW_SUMS} "
         "FROM llm_calls{where} GROUP BY ALL"
     )
     if parts is None:
@@ -167,7 +176,7 @@ def _per_group_sums(filters: Filters, group_by: str, parts: daily.Split | None) 
     rollup = (
         f"SELECT {GROUPS[group_by]} AS grp, sum(requests) AS requests, "
         "sum(requests) FILTER (WHERE status = 'error') AS errors, sum(cost_usd) AS cost_usd, "
-        f"sum(unpriced_requests) AS unpriced_requests, {_TOKEN_SUMS} FROM llm_calls_daily{{where}} GROUP BY ALL"
+        f"sum(unpriced_requests) AS unpriced_requests, {_ROLLUP_SUMS} FROM llm_calls_daily{{where}} GROUP BY ALL"
     )
     return daily.union(parts, rollup, raw)
 

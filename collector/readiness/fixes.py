@@ -35,8 +35,9 @@ def budget(scope: Scope, facts: Facts) -> dict[str, Any]:
     daily = float(facts.values.get("cost") or 0) / days
     rule = {"name": f"{scope.service}: daily spend", "metric": "cost", "window": "day", "op": ">",
             "threshold": _nice(2 * daily) or 10.0, "filters": _rule_filters(scope), "channels": []}  # fmt: skip
-    return _fix("Alert when a UTC day's spend passes about twice the usual (add a Slack or webhook channel).",
-                rule=rule)  # fmt: skip
+    return _fix("Alert when a UTC day's spend passes about twice the usual (add a Slack or webhook channel); with the "
+                "guard on in the app (llmledger.guard), give the rule an enforce action to warn, block or downgrade "
+                "calls once the budget is spent.", rule=rule)  # fmt: skip
 
 
 def alert(text: str, name: str, **rule: Any) -> Callable[[Scope, Facts], dict[str, Any]]:

@@ -7,12 +7,14 @@ from collector.readiness import fixes, judges
 from collector.readiness.model import Item
 from collector.readiness.predicates import (
     GENERATION,
+    GUARD_BUDGET_ACTION,
     LIVE_GENERATION,
     MODEL,
     NON_PROD,
     NON_PROD_ERROR,
     PINNED,
     RATE_LIMITED,
+    SENT,
     SERVER_ERROR,
     TRUNCATED,
     UNCLASSIFIED,
@@ -51,15 +53,17 @@ ITEMS: tuple[Item, ...] = (
                      "model, a cached answer or a clear message.",
                      "try:\n    answer = client.chat.completions.create(...)\nexcept openai.InternalServerError:\n"
                      "    answer = fallback()"),
-        {"bad": f"count(*) FILTER (WHERE {SERVER_ERROR})", "calls": "count(*)",
-         "unclassified": f"count(*) FILTER (WHERE {UNCLASSIFIED})"},
+        {"bad": f"count(*) FILTER (WHERE {SERVER_ERROR})", "calls": f"count(*) FILTER (WHERE {SENT})",
+         "unclassified": f"count(*) FILTER (WHERE {UNCLASSIFIED})",
+         "guarded": "count(*) FILTER (WHERE guard_enabled)",
+         "circuit_open": "count(*) FILTER (WHERE guard_action = 'circuit_open')"},
         bad=SERVER_ERROR, group=("model", MODEL),
     ),
     Item(
         "eh.rate_limited", "Under 0.5% of calls still rate-limited after retries", judges.rate_limited,
         fixes.static("Smooth bursts (a queue or token bucket), retry longer, move non-urgent work to the Batch API, "
                      "or ask OpenAI for a higher rate limit.", "client = OpenAI(max_retries=5)"),
-        {"bad": f"count(*) FILTER (WHERE {RATE_LIMITED})", "calls": "count(*)",
+        {"bad": f"count(*) FILTER (WHERE {RATE_LIMITED})", "calls": f"count(*) FILTER (WHERE {SENT})",
          "unclassified": f"count(*) FILTER (WHERE {UNCLASSIFIED})"},
         bad=RATE_LIMITED,
     ),
@@ -124,9 +128,12 @@ ITEMS: tuple[Item, ...] = (
         bad=f"{LIVE_GENERATION} AND max_tokens IS NULL",
     ),
     Item(
-        "cost.budget_rule", "A spend or forecast alert covers the service", judges.rule_item(
-            ("cost", "cost_forecast_month"), "budget"),
-        fixes.budget, {"cost": "sum(cost_usd)"}, observed=False,
+        "cost.budget_rule", "A spend or forecast alert covers the service, or the guard enforces a budget",
+        judges.budget, fixes.budget,
+        {"cost": "sum(cost_usd)", "guard_budget_calls": f"count(*) FILTER (WHERE {GUARD_BUDGET_ACTION})",
+         "guard_budget_ids": f"list(DISTINCT guard_budget_id ORDER BY guard_budget_id) "
+                             f"FILTER (WHERE {GUARD_BUDGET_ACTION})"},
+        observed=False,
     ),
     Item(
         "cost.caching", "At least 20% of long prompts' input tokens cached", judges.caching,

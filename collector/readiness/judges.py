@@ -43,6 +43,31 @@ def rule_item(metrics: tuple[str, ...], kind: str) -> Callable[[Facts], Verdict]
     return judge
 
 
+_SPEND_RULE = rule_item(("cost", "cost_forecast_month"), "budget")
+
+
+def budget(facts: Facts) -> Verdict:
+    """cost.budget_rule: a spend or forecast rule covers the service (enforced in the app or not), or the service's
+    calls show the guard enforcing a budget (a rule whose filters name a team or a feature, say, which `covers`
+    doesn't judge)."""
+    status, evidence = _SPEND_RULE(facts)
+    covering = {shown["id"] for shown in evidence["rules"]}
+    enforced = [{"id": s.id, "action": enforce.action} for s in facts.context.rules
+                if s.id in covering and (enforce := s.rule.enforce) is not None]  # fmt: skip
+    evidence["enforced"] = enforced
+    calls, ids = facts.values.get("guard_budget_calls") or 0, list(facts.values.get("guard_budget_ids") or [])
+    evidence.update(guard_budget_calls=calls, guard_budget_ids=ids)
+    if status == PASS:
+        if enforced:
+            evidence["summary"] += f"; the guard enforces {len(enforced)} of them in the app"
+        return status, evidence
+    if calls:
+        shown = ", ".join(f"#{rule_id}" for rule_id in ids[:3])
+        summary = f"the guard enforced budget rule {shown} on {calls:,} calls of {facts.scope.service}"
+        return PASS, {**evidence, "summary": summary, "basis": "observed"}
+    return status, evidence
+
+
 def attested(item_id: str) -> Callable[[Facts], Verdict]:
     """The judge of an item that can't be observed: pass once someone attests it (basis "attested")."""
 
@@ -71,12 +96,23 @@ def timeout(facts: Facts) -> Verdict:
     return verdict
 
 
+def _all_stopped(facts: Facts) -> Verdict | None:
+    """Pass when every call was stopped by the guard before it was sent: no call reached the API to fail there."""
+    if facts.values["calls"]:
+        return None
+    return PASS, observed("nothing to check: the guard stopped every call before it was sent", calls=0)
+
+
 def error_rate(facts: Facts) -> Verdict:
-    return rate_below(facts.values, Fraction(2, 100), "failed with a server error (5xx)")
+    verdict = _all_stopped(facts) or rate_below(facts.values, Fraction(2, 100), "failed with a server error (5xx)")
+    # The guard's circuit breaker (always on with the guard) is what degrades gracefully when 5xx persist.
+    guarded, opened = facts.values["guarded"], facts.values["circuit_open"]
+    verdict[1].update(circuit_breaker=bool(guarded), guarded_calls=guarded, circuit_open_calls=opened)
+    return verdict
 
 
 def rate_limited(facts: Facts) -> Verdict:
-    return rate_below(facts.values, Fraction(5, 1000), "still failed with 429 after retries")
+    return _all_stopped(facts) or rate_below(facts.values, Fraction(5, 1000), "still failed with 429 after retries")
 
 
 def truncation(facts: Facts) -> Verdict:

@@ -7,8 +7,8 @@ Models are compared without OpenAI's dated snapshot suffix (`gpt-4o-mini-2024-07
 sides. Each cost line item is set against our calls as `collector.reconcile.line_items` reads it: a model's line
 item (tokens, images, audio) against our calls of that model; a built-in tool's (web search, file search, code
 interpreter) against the calls that used the tool that day, so it joins their model (the one the line item names,
-else shared among the models of those calls by their tool-call counts); a charge no call makes (storage,
-fine-tuning training) against nothing: "billed outside calls".
+else shared among the models of those calls by their tool-call counts, which the rollup keeps too); a charge no call
+makes (storage, fine-tuning training) against nothing: "billed outside calls".
 
 Untracked spend of a day is OpenAI's cost minus ours when positive. It is attributed to line items in two steps:
 a line item that none of our calls matched that day (billed outside calls, or a model or tool only an
@@ -30,7 +30,6 @@ import duckdb
 from collector.query.filters import PROVIDER, QueryError
 from collector.reconcile import line_items
 from collector.reconcile.line_items import OUTSIDE_CALLS, SNAPSHOT_RE, TOOL, TOOL_COLUMNS
-from collector.store.rollups import UTC_DAY
 
 BY = ("day", "model")
 OPENAI_CALLS = f"{PROVIDER} = 'openai'"  # the calls OpenAI bills
@@ -88,15 +87,14 @@ ToolCalls = dict[tuple[date, str], dict[str | None, int]]  # (day, tool column) 
 
 
 def _tool_calls(con: duckdb.DuckDBPyConnection, days: list[Any]) -> ToolCalls:
-    """Built-in tool calls of our OpenAI calls per day, tool and model. From the raw calls (the rollup does not
-    count them): after retention deleted a day's calls, its tool line items match only the model they name."""
-    start, end = (datetime.combine(day, time(0), UTC) for day in days)
+    """Built-in tool calls of our OpenAI calls per day, tool and model, from the daily rollup (which sums them), so
+    a tool line item still finds the models of its calls after retention deleted them."""
     counts = ", ".join(f"coalesce(sum({column}), 0)" for column in TOOL_COLUMNS.values())
     used = " OR ".join(f"{column} > 0" for column in TOOL_COLUMNS.values())
     rows = con.execute(
-        f"SELECT {UTC_DAY} AS day, {_model_sql('coalesce(response_model, request_model)')} AS model, {counts} "
-        f"FROM llm_calls WHERE start_time >= ? AND start_time < ? AND {OPENAI_CALLS} AND ({used}) GROUP BY ALL",
-        [start, end],
+        f"SELECT day, {_model_sql('coalesce(response_model, request_model)')} AS model, {counts} "
+        f"FROM llm_calls_daily WHERE day >= ? AND day < ? AND {OPENAI_CALLS} AND ({used}) GROUP BY ALL",
+        days,
     ).fetchall()
     calls: ToolCalls = defaultdict(dict)
     for day, model, *per_tool in rows:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 SNAPSHOT_RE = r"-(\d{4}-\d{2}-\d{2}|\d{4})$"  # -2024-07-18, or the older -0613 / -0125
 _SNAPSHOT = re.compile(SNAPSHOT_RE)
-# Line item prefix → the llm_calls column counting that tool's billed calls.
+# Line item prefix → the column counting that tool's billed calls (per call in llm_calls; summed per day in
+# llm_calls_daily, which reconciliation reads).
 TOOL_COLUMNS = {
     "web search": "web_search_calls",
     "file search": "file_search_calls",

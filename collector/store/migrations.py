@@ -10,7 +10,12 @@ from collections.abc import Callable
 import duckdb
 
 from collector.store import rollups
-from collector.store.schema import LLM_CALLS_COLUMNS_M001, LLM_CALLS_COLUMNS_M005, LLM_CALLS_COLUMNS_M009
+from collector.store.schema import (
+    LLM_CALLS_COLUMNS_M001,
+    LLM_CALLS_COLUMNS_M005,
+    LLM_CALLS_COLUMNS_M009,
+    LLM_CALLS_COLUMNS_M010,
+)
 from collector.store.transactions import end_failed_transaction
 
 
@@ -154,9 +159,13 @@ def m009_billing_units(db: Schema) -> None:
     # OpenAI's, and the query API reads a NULL provider as `openai`), nor `billing_unit` or `sanity_flags`.
     for name, kind in LLM_CALLS_COLUMNS_M009:
         db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
-    # The rollup gets the provider as its last key (NULL on the days already rolled up: OpenAI's, as above), so that
-    # spend by provider, and reconciliation with OpenAI's bill alone, outlive the raw calls.
-    db.calls("ALTER TABLE llm_calls_daily ADD COLUMN provider VARCHAR")
+    # The rollup gets the provider and the billing unit as its last keys and the sums of the other units, so that
+    # spend by provider and by billing unit, the finance CSV's units, and reconciliation with OpenAI's bill alone
+    # (its tool line items included) outlive the raw calls. The rows already rolled up keep NULL keys (the provider
+    # read as OpenAI's, as above) and 0 in the sums: that is what rebuilding them would give, since no stored call
+    # has these columns yet, and unlike a rebuild it keeps the days whose raw calls retention deleted.
+    for name, kind in rollups.COLUMNS_M009:
+        db.calls(f"ALTER TABLE llm_calls_daily ADD COLUMN {name} {kind}")
     # Rates now depend on the provider too (one model, several prices: OpenAI, Azure, OpenRouter, ...), so the
     # provider joins price_rates' key; rows recorded before were OpenAI's list. A key can't be altered in place.
     db.state(
@@ -174,6 +183,32 @@ def m009_billing_units(db: Schema) -> None:
     db.state("ALTER TABLE price_rates_m009 RENAME TO price_rates")
 
 
+def m010_guard(db: Schema) -> None:
+    # The guard (llmledger/guard/): what it decided for each call, and which budget rules it enforces in the app.
+    # Calls stored before keep NULL in the new columns (they ran unguarded); rules keep NULL `enforce` (not enforced).
+    for name, kind in LLM_CALLS_COLUMNS_M010:
+        db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
+    # A rule's `enforce`: JSON text {"action": "warn" | "block" | "downgrade", "downgrade_to": model or null}
+    # (collector/alerts/rules.py). The table is rebuilt rather than altered: DuckDB 1.5.5 can't replay from its WAL an
+    # ADD COLUMN to a table whose id defaults to nextval() ("GetDefaultDatabase with no default database set"), so a
+    # collector killed before its next checkpoint would leave a file that no longer opens.
+    columns = (
+        'id, name, metric, "window", op, threshold, for_seconds, filters, channels, enabled, min_requests, '
+        "created_at, updated_at"
+    )
+    db.state(
+        "CREATE TABLE alert_rules_m010 (id BIGINT PRIMARY KEY DEFAULT nextval('alert_rule_ids'), "
+        'name VARCHAR NOT NULL, metric VARCHAR NOT NULL, "window" VARCHAR NOT NULL, op VARCHAR NOT NULL, '
+        "threshold DOUBLE NOT NULL, "
+        "for_seconds INTEGER NOT NULL, filters VARCHAR NOT NULL, channels VARCHAR NOT NULL, enabled BOOLEAN NOT NULL, "
+        "min_requests INTEGER NOT NULL, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL, "
+        "enforce VARCHAR)"
+    )
+    db.state(f"INSERT INTO alert_rules_m010 ({columns}) SELECT {columns} FROM alert_rules")
+    db.state("DROP TABLE alert_rules")
+    db.state("ALTER TABLE alert_rules_m010 RENAME TO alert_rules")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -184,6 +219,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (7, "m007_readiness", m007_readiness),
     (8, "m008_notification_claims", m008_notification_claims),
     (9, "m009_billing_units", m009_billing_units),
+    (10, "m010_guard", m010_guard),
 )
 
 

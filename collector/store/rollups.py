@@ -1,22 +1,36 @@
-"""`llm_calls_daily`: counts, tokens and cost per UTC day and label, kept exact as rows arrive.
+"""`llm_calls_daily`: counts, tokens, cost and billing units per UTC day and label, kept exact as rows arrive.
 
-Derived data (rebuildable from `llm_calls`): the finance export reads it for whole days, and retention deletes
-raw calls but keeps it, so spend by day outlives the raw rows. NULL is a label value of its own, matched with
-IS NOT DISTINCT FROM. `provider` (migration 9) is the last column: NULL on the rows of calls stored before it, which
-were priced as OpenAI's (queries read it as `coalesce(provider, 'openai')`).
+Derived data (rebuildable from `llm_calls`): the finance export, breakdowns by its keys and reconciliation read it
+for whole days, and retention deletes raw calls but keeps it, so spend by day outlives the raw rows. NULL is a
+label value of its own, matched with IS NOT DISTINCT FROM. Migration 9 appended `provider` and `billing_unit` to
+the keys (NULL on the rows of calls stored before it, which were priced as OpenAI's: queries read the provider as
+`coalesce(provider, 'openai')`) and the sums of the non-token billing units (0 on those rows: their calls recorded
+none).
 """
 
 from __future__ import annotations
 
 import duckdb
 
-# The keys migration 4 created the table with; migration 9 appended `provider`.
+# The keys migration 4 created the table with; migration 9 appended `provider` and `billing_unit`.
 KEYS_M004 = (
     "day", "service", "environment", "team", "feature", "request_model", "response_model", "status", "service_tier",
     "batch",
 )  # fmt: skip
-KEYS = (*KEYS_M004, "provider")
-SUMS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd")
+KEYS = (*KEYS_M004, "provider", "billing_unit")
+TOKENS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens")
+# What calls were billed on besides tokens (migration 9), in the order the summary and the finance CSV name them.
+UNITS = (
+    "images", "input_characters", "audio_seconds", "web_search_calls", "file_search_calls",
+    "code_interpreter_sessions", "image_generation_calls",
+)  # fmt: skip
+SUMS = (*TOKENS, "cost_usd", *UNITS)
+DECIMAL_SUMS = ("cost_usd", "audio_seconds")  # DECIMAL(38,9); every other sum is a count (BIGINT)
+# A call's audio seconds are a DOUBLE; every sum of them (the rollup's, and the query API's over raw calls) adds
+# each call's value taken to the nanosecond as a DECIMAL, so sums are exact and the same in whatever order or
+# grouping the rows are added (a DOUBLE sum can differ in its last bits). DECIMAL(38,9) holds any stored value:
+# ingest rejects 2^53 seconds and more (collector/ingest/validate.py).
+AUDIO_SECONDS = "audio_seconds::DECIMAL(38,9)"
 UTC_DAY = "(DATE '1970-01-01' + (epoch_ms(start_time) // 86400000)::INTEGER)"
 # collector/query/filters.py UNPRICED, spelled here too: store/ is below query/. Self-hosted calls have no price.
 _UNPRICED = (
@@ -25,7 +39,7 @@ _UNPRICED = (
 )
 _UNPRICED_M004 = "cost_usd IS NULL AND NOT (status = 'error' AND input_tokens IS NULL AND output_tokens IS NULL)"
 
-# Migration 4's table, as it shipped (migration 9 adds `provider`): frozen, never edited.
+# Migration 4's table, as it shipped (migration 9 adds COLUMNS_M009): frozen, never edited.
 CREATE_M004 = (
     "CREATE TABLE llm_calls_daily (day DATE NOT NULL, service VARCHAR, environment VARCHAR, team VARCHAR, "
     "feature VARCHAR, request_model VARCHAR, response_model VARCHAR, status VARCHAR, service_tier VARCHAR, "
@@ -33,18 +47,41 @@ CREATE_M004 = (
     "input_tokens BIGINT NOT NULL, cached_input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, "
     "reasoning_tokens BIGINT NOT NULL, cost_usd DECIMAL(38,9) NOT NULL, unpriced_requests BIGINT NOT NULL)"
 )
+# The columns migration 9 appends, as it shipped: frozen, never edited. The sums default to 0 (an added column can't
+# be NOT NULL in DuckDB or DuckLake): the rows already there count no units, and whatever inserts without them (a
+# backup made before migration 9, being restored; on a lake, a collector of the previous version still running
+# during an upgrade) counts none either.
+COLUMNS_M009 = (
+    ("provider", "VARCHAR"),
+    ("billing_unit", "VARCHAR"),
+    ("images", "BIGINT DEFAULT 0"),
+    ("input_characters", "BIGINT DEFAULT 0"),
+    ("audio_seconds", "DECIMAL(38,9) DEFAULT 0"),
+    ("web_search_calls", "BIGINT DEFAULT 0"),
+    ("file_search_calls", "BIGINT DEFAULT 0"),
+    ("code_interpreter_sessions", "BIGINT DEFAULT 0"),
+    ("image_generation_calls", "BIGINT DEFAULT 0"),
+)
+
+
+def call_value(name: str) -> str:
+    """SQL for one call's value of the sum `name`, as every sum of it adds it (see AUDIO_SECONDS)."""
+    return AUDIO_SECONDS if name == "audio_seconds" else name
 
 
 def aggregate(source: str, where: str = "", *, m004: bool = False) -> str:
     """SELECT of daily rows (in table column order) from a relation with llm_calls' columns (`m004`: the columns
     and the unpriced rule of migration 4's table, for that migration)."""
-    sums = ", ".join(f"coalesce(sum({name}), 0) AS {name}" for name in SUMS)
+
+    def sums(names: tuple[str, ...]) -> str:
+        return "".join(f", coalesce(sum({call_value(name)}), 0) AS {name}" for name in names)
+
     unpriced = _UNPRICED_M004 if m004 else _UNPRICED
     return (
         f"SELECT {UTC_DAY} AS day, service, environment, team, feature, request_model, response_model, status, "
-        "service_tier, batch, "
-        f"count(*) AS requests, {sums}, count(*) FILTER (WHERE {unpriced}) AS unpriced_requests"
-        f"{'' if m004 else ', provider'} FROM {source}{where} GROUP BY ALL"
+        f"service_tier, batch, count(*) AS requests{sums((*TOKENS, 'cost_usd'))}, "
+        f"count(*) FILTER (WHERE {unpriced}) AS unpriced_requests"
+        f"{'' if m004 else ', provider, billing_unit' + sums(UNITS)} FROM {source}{where} GROUP BY ALL"
     )
 
 
@@ -58,15 +95,20 @@ REBUILD = ("DELETE FROM llm_calls_daily", f"INSERT INTO llm_calls_daily BY NAME 
 def merged(source: str) -> str:
     """SELECT of `source`'s daily rows, one per key: a lake's rollup keeps a row of deltas per commit, which a file
     (whose ingest adds to the one matching row) must not receive as they are."""
-    counts = ("requests", *(name for name in SUMS if name != "cost_usd"), "unpriced_requests")
-    sums = ", ".join([*(f"sum({name})::BIGINT AS {name}" for name in counts), "sum(cost_usd) AS cost_usd"])
+    counts = ("requests", *(name for name in SUMS if name not in DECIMAL_SUMS), "unpriced_requests")
+    sums = ", ".join(
+        [
+            *(f"coalesce(sum({name}), 0)::BIGINT AS {name}" for name in counts),
+            *(f"coalesce(sum({name}), 0)::DECIMAL(38,9) AS {name}" for name in DECIMAL_SUMS),
+        ]
+    )
     return f"SELECT {', '.join(KEYS)}, {sums} FROM {source} GROUP BY ALL"
 
 
 def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
     """Add the calls in `source` (just inserted, each once) to the daily rows, in the caller's transaction."""
     match = " AND ".join(f"d.{key} IS NOT DISTINCT FROM s.{key}" for key in KEYS)
-    added = ", ".join(f"{name} = d.{name} + s.{name}" for name in ("requests", *SUMS, "unpriced_requests"))
+    added = ", ".join(f"{name} = coalesce(d.{name}, 0) + s.{name}" for name in ("requests", *SUMS, "unpriced_requests"))
     con.execute(
         f"MERGE INTO llm_calls_daily AS d USING ({aggregate(source)}) AS s ON {match} "
         f"WHEN MATCHED THEN UPDATE SET {added} WHEN NOT MATCHED THEN INSERT BY NAME"
@@ -74,6 +116,7 @@ def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute every daily row from the raw calls (in the caller's transaction)."""
+    """Recompute every daily row from the raw calls (in the caller's transaction). Not after retention: the days
+    whose raw calls it deleted would go."""
     for statement in REBUILD:
         con.execute(statement)

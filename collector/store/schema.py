@@ -84,7 +84,17 @@ LLM_CALLS_COLUMNS_M009: tuple[tuple[str, str], ...] = (
     ("sanity_flags", "VARCHAR"),  # comma-separated: tokens that contradict themselves, stored as reported
 )
 
+# Appended by migration 10: what the guard (llmledger/guard/) decided for a call (docs/architecture.md, Span contract).
+LLM_CALLS_COLUMNS_M010: tuple[tuple[str, str], ...] = (
+    ("guard_enabled", "BOOLEAN"),  # the app runs the guard (its circuit breaker is then always on)
+    ("guard_action", "VARCHAR"),  # warned | blocked | downgraded | circuit_open | rerouted | paced
+    ("guard_budget_id", "BIGINT"),  # the alert rule id of the budget that acted
+    ("guard_breaker", "VARCHAR"),  # "provider/model" of the circuit that acted
+    ("guard_original_model", "VARCHAR"),  # the model the app asked for, before a downgrade or reroute
+    ("guard_wait_ms", "DOUBLE"),  # how long the pacer held the call
+)
+
 # Every column, in table order; the query API and CSV use the same names.
 LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
-    LLM_CALLS_COLUMNS_M001 + LLM_CALLS_COLUMNS_M005 + LLM_CALLS_COLUMNS_M009
+    LLM_CALLS_COLUMNS_M001 + LLM_CALLS_COLUMNS_M005 + LLM_CALLS_COLUMNS_M009 + LLM_CALLS_COLUMNS_M010
 )

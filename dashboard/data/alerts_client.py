@@ -124,6 +124,8 @@ def editable_body(rule: dict[str, Any], channels: list[dict[str, str]], **change
         "enabled": rule["enabled"],
         "min_requests": rule.get("min_requests") or 0,
     }
+    if rule.get("enforce"):  # only when set: a collector older than the guard knows no such field
+        body["enforce"] = rule["enforce"]
     body.update(changes)
     return body
 

@@ -8,9 +8,19 @@ from typing import Any
 
 import streamlit as st
 
-from collector.alerts.rules import CALENDAR_WINDOWS, CHANNEL_TYPES, FILTERS, METRICS, OPS, ROLLING_WINDOWS
+from collector.alerts.rules import (
+    CALENDAR_WINDOWS,
+    CHANNEL_TYPES,
+    ENFORCE_ACTIONS,
+    FILTERS,
+    METRICS,
+    OPS,
+    ROLLING_WINDOWS,
+)
 
 WINDOWS = (*ROLLING_WINDOWS, *CALENDAR_WINDOWS)
+NOT_ENFORCED = "off"
+ENFORCE_CHOICES = (NOT_ENFORCED, *ENFORCE_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ def initial_values(rule: dict[str, Any] | None = None) -> dict[str, Any]:
     Stored channel URLs come back masked, so their fields start empty: left empty, the stored URL is kept."""
     rule = rule or {}
     channels = rule.get("channels") or []
+    enforce = rule.get("enforce") or {}
     values: dict[str, Any] = {
         "name": rule.get("name", ""),
         "metric": rule.get("metric", METRICS[0]),
@@ -69,6 +80,8 @@ def initial_values(rule: dict[str, Any] | None = None) -> dict[str, Any]:
         "for": rule.get("for") or "",
         "min_requests": int(rule.get("min_requests") or 0),
         "enabled": bool(rule.get("enabled", True)),
+        "enforce_action": enforce.get("action") or NOT_ENFORCED,
+        "enforce_downgrade_to": enforce.get("downgrade_to") or "",
     }
     for name in FILTERS:
         values[f"filter_{name}"] = ", ".join((rule.get("filters") or {}).get(name, []))
@@ -87,7 +100,7 @@ def form_fields(form: RuleForm) -> dict[str, Any]:
         values = [value.strip() for value in str(state.get(form.key(f"filter_{name}")) or "").split(",")]
         if values := [value for value in values if value]:
             filters[name] = values
-    return {
+    body = {
         "name": str(state.get(form.key("name")) or ""),
         "metric": state.get(form.key("metric")),
         "window": state.get(form.key("window")),
@@ -98,6 +111,19 @@ def form_fields(form: RuleForm) -> dict[str, Any]:
         "enabled": bool(state.get(form.key("enabled"), True)),
         "min_requests": int(state.get(form.key("min_requests")) or 0),
     }
+    if enforce := form_enforce(form):  # only when set: a collector older than the guard knows no such field
+        body["enforce"] = enforce
+    return body
+
+
+def form_enforce(form: RuleForm) -> dict[str, Any] | None:
+    """The rule's enforce part: None when off; the downgrade model only as typed (the collector checks it)."""
+    state = st.session_state
+    action = state.get(form.key("enforce_action")) or NOT_ENFORCED
+    if action == NOT_ENFORCED:
+        return None
+    model = str(state.get(form.key("enforce_downgrade_to")) or "").strip()
+    return {"action": action, "downgrade_to": model or None}
 
 
 def form_channels(form: RuleForm) -> list[dict[str, str]]:

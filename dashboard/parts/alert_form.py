@@ -12,7 +12,15 @@ from collector.alerts.rules import CHANNEL_TYPES, FILTERS, METRICS, OPS
 from dashboard.data import alerts_client
 from dashboard.data.client import ApiError
 from dashboard.parts import ui
-from dashboard.parts.alert_draft import WINDOWS, RuleForm, edit_form, form_body, form_fields, initial_values
+from dashboard.parts.alert_draft import (
+    ENFORCE_CHOICES,
+    WINDOWS,
+    RuleForm,
+    edit_form,
+    form_body,
+    form_fields,
+    initial_values,
+)
 
 # The page's rule picker and its notice: saving an edit reports there and selects the rule again.
 MANAGE_NOTICE = "alert_manage_notice"
@@ -145,8 +153,24 @@ def rule_fields(form: RuleForm) -> None:
     enabled.checkbox("Enabled", key=form.key("enabled"))
     st.caption("Filters (optional): comma-separated values; a rule watches calls matching all of them.")
     for column, name in zip(st.columns(len(FILTERS)), FILTERS, strict=True):
-        column.text_input(name.capitalize(), key=form.key(f"filter_{name}"))
+        column.text_input(name.replace("_", " ").capitalize(), key=form.key(f"filter_{name}"))
+    enforce_inputs(form)
     channel_inputs(form)
+
+
+def enforce_inputs(form: RuleForm) -> None:
+    """What the guard does in the apps once the budget is spent (a cost rule over a UTC day or month, > or >=)."""
+    action, model = st.columns([1, 3])
+    action.selectbox(
+        "Enforce in the app",
+        ENFORCE_CHOICES,
+        key=form.key("enforce_action"),
+        help="For a budget (metric cost, window day or month, > or >=): apps running the guard warn, block, or "
+        "downgrade their calls to a cheaper model once it is spent.",
+    )
+    model.text_input(
+        "Downgrade to (model, for downgrade)", key=form.key("enforce_downgrade_to"), placeholder="gpt-4o-mini"
+    )
 
 
 def rule_form(context: ui.Context, form: RuleForm, rule: dict[str, Any] | None = None) -> None:

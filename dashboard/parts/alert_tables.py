@@ -20,6 +20,9 @@ def condition(rule: dict[str, Any]) -> str:
         text += f" for {rule['for']}"
     if rule.get("min_requests"):
         text += f" (min {rule['min_requests']} requests)"
+    if enforce := rule.get("enforce"):
+        action = enforce["action"]
+        text += f"; enforced: {action}" + (f" to {enforce['downgrade_to']}" if action == "downgrade" else "")
     return text
 
 

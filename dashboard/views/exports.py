@@ -1,4 +1,5 @@
-"""Exports: the finance CSV (cost by day or month x team x service x model x feature) and the raw calls CSV."""
+"""Exports: the finance CSV (cost by day or month x team x service x model x feature x provider x billing unit) and
+the raw calls CSV."""
 
 from __future__ import annotations
 
@@ -61,8 +62,10 @@ def render(context: ui.Context) -> None:
 
     st.subheader("Finance")
     st.markdown(
-        "Cost per period, team, service, model and feature, with requests, token totals and the count of "
-        "unpriced calls. Costs are exact decimals (USD); cells a spreadsheet would run as formulas are neutralised."
+        "Cost per period, team, service, model, feature, provider and billing unit, with requests, token totals, "
+        "the count of unpriced calls and what the calls were billed on besides tokens (images, characters, audio "
+        "seconds, built-in tool calls), in columns after the earlier ones. Costs are exact decimals (USD); cells a "
+        "spreadsheet would run as formulas are neutralised."
     )
     period = st.segmented_control(
         "Period", list(PERIODS), format_func=PERIODS.get, default="day", required=True, key="export_period"

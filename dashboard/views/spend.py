@@ -1,9 +1,11 @@
-"""Spend: cost over time stacked by a chosen dimension (billing unit and provider among them), top spenders,
-cached-input savings, unpriced calls, calls priced on a fallback and calls whose tokens contradict themselves."""
+"""Spend: cost over time stacked by a chosen dimension (billing unit and provider among them), top spenders, what
+the spend is billed on (calls, cost and quantity per billing unit), cached-input savings, unpriced calls, calls
+priced on a fallback and calls whose tokens contradict themselves."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -21,6 +23,76 @@ DIMENSIONS = {
     "billing_unit": "Billing unit",
 }
 TOP = 20
+# What a call is billed on (llm_calls.billing_unit), as people say it.
+BILLING_UNITS = {
+    "tokens": "Tokens",
+    "images": "Images",
+    "characters": "Characters",
+    "audio_seconds": "Audio",
+    "requests": "Requests",
+}
+# The Responses API's built-in tools, billed per call (per session for Code Interpreter) on top of tokens.
+TOOLS = {
+    "web_search_calls": "web search",
+    "file_search_calls": "file search",
+    "code_interpreter_sessions": "code interpreter",
+    "image_generation_calls": "image generation",
+}
+
+
+def duration(seconds: float) -> str:
+    """Audio length for people: seconds, minutes or hours."""
+    if seconds < 60:
+        return f"{seconds:,.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def _number(group: dict[str, Any], name: str) -> float:
+    value = group.get(name)
+    return 0 if value is None or pd.isna(value) else float(value)
+
+
+def quantity(group: dict[str, Any]) -> str:
+    """How much of its billing unit a breakdown group used, with the unit's name (e.g. "images 57", "audio 3.2 h")."""
+    unit = group["group"]
+    if unit == "tokens":
+        return f"tokens {int(_number(group, 'input_tokens') + _number(group, 'output_tokens')):,}"
+    if unit == "images":
+        return f"images {int(_number(group, 'images')):,}"
+    if unit == "characters":
+        return f"characters {int(_number(group, 'input_characters')):,}"
+    if unit == "audio_seconds":
+        return f"audio {duration(_number(group, 'audio_seconds'))}"
+    if unit == "requests":
+        return f"requests {int(_number(group, 'requests')):,}"
+    return ui.NO_DATA
+
+
+def tool_calls(group: dict[str, Any]) -> str:
+    """The built-in tool calls of a group's calls, in all and per tool ("tool calls 5 (web search 3, ...)")."""
+    counts = {label: int(_number(group, name)) for name, label in TOOLS.items()}
+    if not (total := sum(counts.values())):
+        return ui.NO_DATA
+    return f"tool calls {total:,} (" + ", ".join(f"{label} {n:,}" for label, n in counts.items() if n) + ")"
+
+
+def billed_on_table(groups: pd.DataFrame) -> pd.DataFrame:
+    """Per billing unit (a breakdown by `billing_unit`): calls, cost, and the quantity of the unit billed."""
+    rows = groups.to_dict("records")
+    return pd.DataFrame(
+        {
+            "Billed on": [
+                charts.NONE_LABEL if row["group"] is None else BILLING_UNITS.get(row["group"], str(row["group"]))
+                for row in rows
+            ],
+            "Calls": [int(row["requests"]) for row in rows],
+            "Cost (USD)": [ui.cost_cell(row["cost_usd"], row["requests"], row["unpriced_requests"]) for row in rows],
+            "Quantity": [quantity(row) for row in rows],
+            "Built-in tools": [tool_calls(row) for row in rows],
+        }
+    )
 
 
 def spenders_table(groups: pd.DataFrame, label: str) -> pd.DataFrame:
@@ -131,6 +203,15 @@ def render(context: ui.Context) -> None:
     st.caption(
         f'Top {TOP} by cost. Costs are exact to the nano-dollar as stored; "unpriced" means no call in that '
         "row could be priced."
+    )
+
+    st.subheader("What the spend is billed on")
+    units = client.breakdown(context.api, context.token, context.selection.params(), "billing_unit", 1000)
+    st.dataframe(billed_on_table(units), hide_index=True, width="stretch")
+    st.caption(
+        "Tokens (input and output), images (by count, size and quality), characters of text to speech, seconds of "
+        'transcribed audio, or per request; "(none)": calls that reported no usage (most failed calls). Built-in '
+        "tools (web search, file search, Code Interpreter sessions, image generation) are billed on top of tokens."
     )
 
 

@@ -39,6 +39,10 @@ class Budget:
     spent_usd: Decimal
     action: str
     downgrade_to: str | None = None
+    op: str = ">"  # the rule's: over the limit (">"), or at it (">=")
+
+    def exceeded_by(self, total: Decimal) -> bool:
+        return total >= self.limit_usd if self.op == ">=" else total > self.limit_usd
 
     def covers(self, labels: Mapping[str, str | None]) -> bool:
         return all(labels.get(key) in values for key, values in self.filters.items())
@@ -67,6 +71,7 @@ def parse_budgets(payload: Any) -> tuple[datetime, list[Budget]]:
                 spent_usd=Decimal(str(item["spent_usd"])),
                 action=action,
                 downgrade_to=item.get("downgrade_to") or None,
+                op=">=" if item.get("op") == ">=" else ">",
             )
         )
     return as_of, budgets
@@ -224,7 +229,7 @@ class BudgetBook:
 
     def _over(self, budgets: Sequence[Budget], worst: Decimal | None, now: datetime) -> list[Budget]:
         extra = worst or Decimal(0)
-        return [budget for budget in budgets if self._spent(budget, now) + extra > budget.limit_usd]
+        return [budget for budget in budgets if budget.exceeded_by(self._spent(budget, now) + extra)]
 
     def _spent(self, budget: Budget, now: datetime) -> Decimal:
         start = window_start(budget.window, now)

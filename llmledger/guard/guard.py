@@ -23,9 +23,10 @@ from llmledger.guard.settings import GuardSettings
 from llmledger.wrapper import extract, tokens
 
 log = logging.getLogger("llmledger")
-# A settled call stays in the local ledger until a snapshot this much younger than it: the export delay (1 s by
-# default), the collector's commit and one poll's lag, with room to spare.
-_EXPORT_MARGIN_S = 10.0
+# A settled call stays in the local totals until a snapshot this much younger than it has arrived: the export delay
+# (LLMLEDGER_EXPORT_DELAY_MS) plus the collector's commit, with room to spare. Until then the collector may count it
+# too: the guard errs early (up to this long of the process's own spend), never late.
+_COMMIT_MARGIN_S = 2.0
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Guard:
         self.service = resource.get(sc.SERVICE_NAME)
         self.environment = resource.get(sc.DEPLOYMENT_ENVIRONMENT_NAME)
         self.book = (
-            BudgetBook(_EXPORT_MARGIN_S, settings.fail_closed, stale_after_s=3 * settings.poll_interval_s)
+            BudgetBook(_export_margin_s(), settings.fail_closed, stale_after_s=3 * settings.poll_interval_s)
             if settings.budgets
             else None
         )
@@ -195,6 +196,12 @@ class Guard:
         model = usage_attrs.get(sc.GEN_AI_RESPONSE_MODEL) or ticket.model
         rates = pricing.rates_for(model, usage_attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER), provider=provider)
         return rates.cost(pricing.Usage.from_attributes(usage_attrs)) if rates is not None else None
+
+
+def _export_margin_s() -> float:
+    from llmledger import config
+
+    return config.resolve("export_delay_ms") / 1000 + _COMMIT_MARGIN_S
 
 
 _PROMPT_KEYS = ("messages", "input", "instructions", "prompt", "tools")

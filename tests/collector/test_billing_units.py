@@ -6,6 +6,8 @@ llmledger/price_supplement.py carry, or against genai-prices' own `calc_price` c
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, date, datetime
@@ -26,6 +28,7 @@ from collector.metrics import Metrics
 from collector.money.overrides import PriceOverrides
 from collector.money.price_book import PriceBook
 from collector.reconcile.compare import reconciliation
+from collector.store import rollups
 from collector.store.migrations import MIGRATIONS, MIGRATIONS_TABLE, Schema, migrate
 from llmledger import pricing
 from llmledger import semconv as sc
@@ -508,8 +511,14 @@ def test_provider_filter_and_groups_through_the_api_whole_days_and_edges(collect
         assert [group["requests"] for group in filtered] == [1]
         units = collector.get("/api/v1/breakdown", group_by="billing_unit", **window)["groups"]
         assert {group["group"]: group["requests"] for group in units} == {"tokens": 2, "audio_seconds": 1}
+        assert {group["group"]: group["audio_seconds"] for group in units} == {"tokens": 0.0, "audio_seconds": 60.0}
         finance = collector.http.get("/api/v1/export.csv", params={"provider": sc.PROVIDER_AZURE, **window}).text
         assert sum(int(line.split(",")[5]) for line in finance.splitlines()[1:]) == 2
+        lines = list(csv.DictReader(io.StringIO(finance)))
+        assert sorted((line["provider"], line["billing_unit"], line["audio_seconds"]) for line in lines) == [
+            ("azure.ai.openai", "audio_seconds", "60.000000000"),
+            ("azure.ai.openai", "tokens", "0.000000000"),
+        ]
     # The calls list returns every new column.
     row = collector.get("/api/v1/calls", provider="azure.ai.openai", limit=1, **WINDOW)["calls"][0]
     assert {"provider", "deployment", "billing_unit", "audio_seconds", "sanity_flags",
@@ -599,6 +608,16 @@ def test_repricing_keeps_every_rule(collector: RunningCollector) -> None:
     done = collector.http.post("/api/v1/reprice", params=WINDOW).json()
     assert done["rows_changed"] == 3
     assert stored(collector) == before
+    # Re-pricing rebuilt the day's rollup from its calls: keys and unit sums as at ingest.
+    con = collector.collector.store.reader()
+    try:
+        kept = con.execute("SELECT * FROM llm_calls_daily ORDER BY ALL").fetchall()
+        assert kept == con.execute(f"SELECT * FROM ({rollups.aggregate('llm_calls')}) ORDER BY ALL").fetchall()
+        assert con.execute(
+            "SELECT billing_unit, audio_seconds FROM llm_calls_daily WHERE audio_seconds > 0"
+        ).fetchall() == [("audio_seconds", Decimal("90.5"))]
+    finally:
+        con.close()
 
 
 def test_migration_9_upgrades_a_database_with_data(tmp_path: Path) -> None:
@@ -613,14 +632,34 @@ def test_migration_9_upgrades_a_database_with_data(tmp_path: Path) -> None:
         con.execute("INSERT INTO llm_calls (trace_id, span_id, start_time, status, request_model, input_tokens, "
                     "cost_usd, source_dialect) VALUES ('t', 's', TIMESTAMPTZ '2026-11-20 12:00:00+00', 'ok', 'gpt-4o', "
                     "5, 1, 'llmledger')")  # fmt: skip
-        con.execute("INSERT INTO llm_calls_daily BY NAME SELECT DATE '2026-11-20' AS day, 1 AS requests, "
-                    "5 AS input_tokens, 0 AS cached_input_tokens, 0 AS output_tokens, 0 AS reasoning_tokens, "
-                    "1 AS cost_usd, 0 AS unpriced_requests")  # fmt: skip
-        assert migrate(con) == ["m009_billing_units"]
+        # The call's day, and a day whose raw calls retention deleted: the rollup alone remembers it.
+        for day, requests in (("2026-11-20", 1), ("2026-10-01", 7)):
+            con.execute(f"INSERT INTO llm_calls_daily BY NAME SELECT DATE '{day}' AS day, {requests} AS requests, "
+                        "5 AS input_tokens, 0 AS cached_input_tokens, 0 AS output_tokens, 0 AS reasoning_tokens, "
+                        "1 AS cost_usd, 0 AS unpriced_requests")  # fmt: skip
+        assert migrate(con)[:1] == ["m009_billing_units"]
         assert con.execute("SELECT provider, billing_unit, sanity_flags FROM llm_calls").fetchall() == [
             (None, None, None)
         ]
-        assert con.execute("SELECT provider, requests FROM llm_calls_daily").fetchall() == [(None, 1)]
+        # Migration 9 keeps every rolled-up day (no rebuild from raw calls: October's would go), with NULL keys and
+        # no units.
+        units = ", ".join(rollups.UNITS)
+        assert con.execute(
+            f"SELECT day, provider, billing_unit, requests, {units} FROM llm_calls_daily ORDER BY day"
+        ).fetchall() == [
+            (date(2026, 10, 1), None, None, 7, 0, 0, Decimal(0), 0, 0, 0, 0),
+            (date(2026, 11, 20), None, None, 1, 0, 0, Decimal(0), 0, 0, 0, 0),
+        ]
+        # A call stored now adds to the rollup with its provider, billing unit and units.
+        con.execute("INSERT INTO llm_calls (trace_id, span_id, start_time, status, request_model, provider, "
+                    "billing_unit, audio_seconds, web_search_calls, source_dialect) VALUES ('t', 's2', "
+                    "TIMESTAMPTZ '2026-11-20 13:00:00+00', 'ok', 'whisper-1', 'openai', 'audio_seconds', 0.1, 2, "
+                    "'llmledger')")  # fmt: skip
+        rollups.add(con, "(SELECT * FROM llm_calls WHERE span_id = 's2')")
+        assert con.execute(
+            "SELECT provider, billing_unit, audio_seconds, web_search_calls FROM llm_calls_daily "
+            "WHERE day = DATE '2026-11-20' ORDER BY ALL NULLS FIRST"
+        ).fetchall() == [(None, None, Decimal(0), 0), ("openai", "audio_seconds", Decimal("0.1"), 2)]
         assert con.execute("SELECT provider, model FROM price_rates").fetchall() == [("openai", "gpt-4o")]
         # The provider is part of the key now: the same model at another provider is a rate set of its own.
         con.execute("INSERT INTO price_rates BY NAME SELECT 'v1' AS price_version, 'gpt-4o' AS model, "

@@ -66,8 +66,8 @@ def lake(postgres_cluster: PostgresCluster, tmp_path: Path) -> Lake:
     return Lake(postgres_cluster, str(tmp_path / "lake-data"))
 
 
-def body(tag: str, count: int, *, start_ns: int | None = None, service: str = "checkout") -> bytes:
-    spans = [chat_attributes(**{sc.REQUEST_ID: f"{tag}-{i}"}) for i in range(count)]
+def body(tag: str, count: int, *, start_ns: int | None = None, service: str = "checkout", **attributes: Any) -> bytes:
+    spans = [chat_attributes(**{sc.REQUEST_ID: f"{tag}-{i}", **attributes}) for i in range(count)]
     kwargs = {} if start_ns is None else {"start_ns": start_ns}
     return request_with(spans, service=service, **kwargs).SerializeToString()
 
@@ -122,7 +122,7 @@ def test_one_collector_on_a_lake_stores_queries_and_keeps_state_in_postgres(lake
         assert {"alert_rules", "alert_state", "alert_events", "notification_attempts", "_migrations"} <= state_tables
         assert "llm_calls" not in state_tables
         assert lake.pg("SELECT name FROM llmledger.alert_rules") == [("spend",)]
-        assert len(lake.pg("SELECT id FROM llmledger._migrations")) == 9
+        assert len(lake.pg("SELECT id FROM llmledger._migrations")) == 10
     finally:
         running.stop()
 
@@ -198,8 +198,8 @@ def test_lake_specs_that_cannot_be_used_are_refused(spec: str, message: str) -> 
 
 def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start(lake: Lake) -> None:
     LakeStore(lake.spec, lake.data_path).close()
-    # As if the collector died after migrations 5-9 committed their DuckLake part (m005 and m009 add columns to
-    # llm_calls) and before their PostgreSQL part.
+    # As if the collector died after migrations 5-10 committed their DuckLake part (m005, m009 and m010 add columns
+    # to llm_calls) and before their PostgreSQL part.
     with psycopg.connect(lake.dsn, autocommit=True) as con:
         con.execute("SET search_path TO llmledger")
         con.execute("DELETE FROM _migrations WHERE id >= 5")
@@ -210,9 +210,10 @@ def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start
             con.execute(f"DROP TABLE {table}")
         for sequence in ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids"):
             con.execute(f"DROP SEQUENCE {sequence}")
+        con.execute("ALTER TABLE alert_rules DROP COLUMN enforce")  # m010's PostgreSQL part
     store = LakeStore(lake.spec, lake.data_path)  # would fail adding m005's columns a second time
     store.close()
-    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [(n,) for n in range(1, 10)]
+    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [(n,) for n in range(1, 11)]
     assert {"price_rates", "scrubbed_secrets"} <= {
         name for (name,) in lake.pg("SELECT tablename FROM pg_tables WHERE schemaname = 'llmledger'")
     }
@@ -504,7 +505,9 @@ def test_a_file_database_moves_into_a_lake_and_a_lake_backs_up(
     source = RunningCollector(tmp_path / "source.duckdb")
     try:
         for n in range(3):
-            request = body(f"file-{n}", 40, start_ns=1_764_000_000_000_000_000 + n * 86_400 * 10**9)
+            # Billing units too: the backup of a lake's rollup (delta rows merged) must keep their sums exact.
+            units = {sc.USAGE_AUDIO_SECONDS: 0.1, sc.USAGE_WEB_SEARCH_CALLS: 1} if n else {}
+            request = body(f"file-{n}", 40, start_ns=1_764_000_000_000_000_000 + n * 86_400 * 10**9, **units)
             assert source.http.post("/v1/traces", content=request, headers=PROTOBUF).status_code == 200
         for name in ("first", "second"):
             assert source.http.post("/api/v1/alert-rules", json={**rule, "name": name}).status_code == 201
@@ -526,12 +529,16 @@ def test_a_file_database_moves_into_a_lake_and_a_lake_backs_up(
         third = moved.http.post("/api/v1/alert-rules", json={**rule, "name": "third"}).json()
         assert third["id"] == 3  # the id sequence continues after the restored rules
         # More calls on a day the lake has: its rollup now holds a second (delta) row for the same key.
-        request = body("lake-0", 10, start_ns=1_764_000_000_000_000_000 + 3_600 * 10**9)
+        request = body("lake-0", 10, start_ns=1_764_000_000_000_000_000 + 86_400 * 10**9 + 3_600 * 10**9,
+                       **{sc.USAGE_AUDIO_SECONDS: 0.1, sc.USAGE_WEB_SEARCH_CALLS: 1})  # fmt: skip
         assert moved.http.post("/v1/traces", content=request, headers=PROTOBUF).status_code == 200
         answer = moved.http.post("/api/v1/backup", json={"to": str(tmp_path / "lake-backup")})
         assert answer.status_code == 200, answer.text
         assert answer.json()["rows"]["llm_calls"] == 130
         expected = snapshot(moved)
+        # 90 calls of 0.1 s: exactly 9 s (each call's seconds to the nanosecond, summed as a DECIMAL).
+        assert expected[0]["audio_seconds"] == 9.0
+        assert expected[0]["web_search_calls"] == 90
     finally:
         moved.stop()
 
@@ -556,6 +563,55 @@ def test_a_file_database_moves_into_a_lake_and_a_lake_backs_up(
         assert snapshot(copy) == expected
     finally:
         copy.stop()
+
+
+def test_a_lake_of_the_version_before_migrates_and_keeps_its_rolled_up_days(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.store import rollups
+    from collector.store.lake import schema as lake_schema
+    from collector.store.migrations import MIGRATIONS
+
+    with monkeypatch.context() as before:
+        before.setattr(lake_schema, "MIGRATIONS", MIGRATIONS[:8])
+        old = LakeStore(lake.spec, lake.data_path)
+        try:
+            with old.calls_transaction() as con:
+                # A day retention emptied of raw calls, rolled up by the version before (its columns only).
+                con.execute("INSERT INTO llm_calls_daily BY NAME SELECT DATE '2025-10-01' AS day, 7 AS requests, "
+                            "5 AS input_tokens, 0 AS cached_input_tokens, 0 AS output_tokens, 0 AS reasoning_tokens, "
+                            "1 AS cost_usd, 0 AS unpriced_requests")  # fmt: skip
+        finally:
+            old.close()
+    running = RunningCollector(Path("unused.duckdb"), *lake.args("--flush-interval", "0"))
+    try:
+        for tag in ("a", "b"):  # two commits: two delta rows per key
+            whisper = {sc.GEN_AI_REQUEST_MODEL: "whisper-1", sc.GEN_AI_RESPONSE_MODEL: "whisper-1"}
+            request = body(tag, 5, **{sc.BILLING_UNIT: "audio_seconds", sc.USAGE_AUDIO_SECONDS: 0.1, **whisper})
+            assert running.http.post("/v1/traces", content=request, headers=PROTOBUF).status_code == 200
+        finance = httpx2.get(f"{running.url}/api/v1/export.csv", params={"kind": "finance", **EVERYTHING}).text
+        lines = {line["period"]: line for line in csv.DictReader(io.StringIO(finance))}
+        kept = lines.pop("2025-10-01")
+        assert (kept["requests"], kept["provider"], kept["billing_unit"], kept["audio_seconds"], kept["images"]) == (
+            "7", "openai", "", "0.000000000", "0",
+        )  # fmt: skip
+        ((_, new),) = lines.items()
+        assert (new["requests"], new["billing_unit"], new["audio_seconds"]) == ("10", "audio_seconds", "1.000000000")
+        groups = running.get("/api/v1/breakdown", group_by="billing_unit", **EVERYTHING)["groups"]
+        assert {group["group"]: group["audio_seconds"] for group in groups} == {"audio_seconds": 1.0, None: 0.0}
+        # The rollup, delta rows merged, is what rolling up the raw calls gives (but for the day they left).
+        raw = rollups.aggregate("llm_calls")
+        con = running.collector.store.reader()
+        try:
+            kept_days = con.execute(
+                f"SELECT * FROM ({rollups.merged('llm_calls_daily')}) WHERE day <> DATE '2025-10-01' ORDER BY ALL"
+            ).fetchall()
+            rebuilt = con.execute(f"SELECT * FROM ({rollups.merged(f'({raw})')}) ORDER BY ALL").fetchall()
+        finally:
+            con.close()
+        assert kept_days == rebuilt
+    finally:
+        running.stop()
 
 
 def test_a_restore_cut_off_after_the_state_is_finished_by_running_it_again(

@@ -72,6 +72,13 @@ def failed(status: int, error_type: str, **overrides: Any) -> dict[str, Any]:
     return good(**NO_TOKENS, **{sc.ERROR_TYPE: error_type, sc.HTTP_RESPONSE_STATUS_CODE: status}, **overrides)
 
 
+def stopped(budget_id: int = 7, **overrides: Any) -> dict[str, Any]:
+    """A call the guard blocked in the app: never sent, still a span (error, no tokens, the budget that acted)."""
+    guard = {sc.GUARD_ENABLED: True, sc.GUARD_ACTION: "blocked", sc.GUARD_BUDGET_ID: budget_id,
+             sc.ERROR_TYPE: "BudgetExceeded", sc.REQUEST_ID: None}  # fmt: skip
+    return good(**NO_TOKENS, **{**guard, **overrides})
+
+
 def foreign(**overrides: Any) -> dict[str, Any]:
     """A call as another instrumentation records it: GenAI conventions only, no llmledger.* attribute."""
     return chat_attributes(**{sc.REQUEST_ID: None, sc.ATTEMPTS: None, **overrides})
@@ -300,6 +307,15 @@ BOUNDARIES: list[tuple[str, str, list[dict[str, Any]], str]] = [
     ("5xx 1.9%", "eh.error_rate", times(981, good()) + times(19, failed(500, "InternalServerError")), "pass"),
     ("429 0.5%", "eh.rate_limited", times(995, good()) + times(5, failed(429, "RateLimitError")), "fail"),
     ("429 0.4%", "eh.rate_limited", times(996, good()) + times(4, failed(429, "RateLimitError")), "pass"),
+    # Calls the guard stopped in the app never reached the API: they don't dilute its error rates.
+    ("5xx 2.0% beside calls the guard stopped", "eh.error_rate",
+     times(98, good()) + times(2, failed(503, "InternalServerError")) + times(100, stopped()), "fail"),
+    ("429 0.5% beside circuits open", "eh.rate_limited",
+     times(995, good()) + times(5, failed(429, "RateLimitError"))
+     + times(1000, stopped(**{sc.GUARD_ACTION: "circuit_open", sc.GUARD_BUDGET_ID: None,
+                              sc.ERROR_TYPE: "CircuitOpen"})), "fail"),
+    ("every call stopped by the guard, 5xx", "eh.error_rate", times(3, stopped()), "pass"),
+    ("every call stopped by the guard, 429", "eh.rate_limited", times(3, stopped()), "pass"),
     ("length 1%", "eh.truncation",
      [*times(99, good()), good(**{sc.GEN_AI_RESPONSE_FINISH_REASONS: ("length",)})], "fail"),
     ("length 0.99%", "eh.truncation",
@@ -447,6 +463,43 @@ def test_production_is_what_the_collector_says(collector: RunningCollector) -> N
     finally:
         state.production_environments = configured
     assert items(card)["eh.retries"]["status"] == "pass"
+
+
+def test_the_guard_enforcing_a_budget_covers_the_service(collector: RunningCollector) -> None:
+    service = "guarded-budget"
+    guarded = good(**{sc.GUARD_ENABLED: True})
+    post(collector, [guarded] * 3 + [good(**{sc.GUARD_ENABLED: True, sc.GUARD_ACTION: "paced"})], service)
+    before = items(scorecard(collector, service, **CRAFTED_DAY))["cost.budget_rule"]
+    assert before["status"] == "fail"
+    assert (before["evidence"]["guard_budget_calls"], before["evidence"]["guard_budget_ids"]) == (0, [])
+    downgraded = good(**{sc.GUARD_ENABLED: True, sc.GUARD_ACTION: "downgraded", sc.GUARD_BUDGET_ID: 9,
+                         sc.GUARD_ORIGINAL_MODEL: "gpt-4o"})  # fmt: skip
+    post(collector, [stopped(), downgraded, stopped()], service)
+    card = items(scorecard(collector, service, **CRAFTED_DAY))
+    item = card["cost.budget_rule"]
+    assert item["status"] == "pass"
+    assert item["evidence"] | {"summary": None} == {
+        "summary": None, "basis": "observed", "rules": [], "other_rules": item["evidence"]["other_rules"],
+        "enforced": [], "guard_budget_calls": 3, "guard_budget_ids": [7, 9],
+    }  # fmt: skip
+    assert item["evidence"]["summary"] == f"the guard enforced budget rule #7, #9 on 3 calls of {service}"
+    # The guard's circuit breaker is on wherever the guard is; the stopped calls aren't in the error rate.
+    breaker = card["eh.error_rate"]["evidence"]
+    assert (breaker["circuit_breaker"], breaker["guarded_calls"], breaker["calls"]) == (True, 7, 5)
+
+    rule = {"name": "guarded daily", "metric": "cost", "window": "day", "op": ">=", "threshold": 3,
+            "filters": {"service": [service]}, "enforce": {"action": "warn"}}  # fmt: skip
+    rule_id = collector.http.post("/api/v1/alert-rules", json=rule).json()["id"]
+    item = items(scorecard(collector, service, **CRAFTED_DAY))["cost.budget_rule"]
+    assert (item["status"], item["evidence"]["basis"]) == ("pass", "configuration")
+    assert item["evidence"]["enforced"] == [{"id": rule_id, "action": "warn"}]
+    assert item["evidence"]["summary"].endswith("; the guard enforces 1 of them in the app")
+
+
+def test_a_service_without_the_guard_has_no_circuit_breaker(collector: RunningCollector) -> None:
+    post(collector, [good()] * 2, "unguarded")
+    evidence = items(scorecard(collector, "unguarded", **CRAFTED_DAY))["eh.error_rate"]["evidence"]
+    assert (evidence["circuit_breaker"], evidence["guarded_calls"], evidence["circuit_open_calls"]) == (False, 0, 0)
 
 
 # --- alert rules, attestations, batch features ----------------------------------------------------------------

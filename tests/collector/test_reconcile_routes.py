@@ -20,7 +20,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from collector.api.auth import Tokens
+from collector.metrics import Metrics
 from collector.reconcile.line_items import MODEL, OUTSIDE_CALLS, TOOL, classify
+from collector.store.retention import Retention
 from dashboard.parts import filters
 from llmledger import pricing
 from llmledger import semconv as sc
@@ -31,8 +33,8 @@ from tests.otlp_spans import chat_attributes, request_with
 TOKENS = Tokens(ingest="ingest-token", read="read-token", admin="admin-token")
 ADMIN_KEY = "sk-admin-Wq3eR8tY1uI6oP0aS5dF2gH7jK4lZ9xC"
 APP = Path(__file__).parents[2] / "dashboard" / "app.py"
-# One day per scenario, away from test_reconcile.py's days.
-EVERY_ROUTE, OUTSIDE, NO_TOOL_CALLS, TWO_MODELS = (date(2025, 9, day) for day in (8, 9, 10, 11))
+# One day per scenario, away from test_reconcile.py's days. RETAINED's raw calls are deleted by retention.
+RETAINED, EVERY_ROUTE, OUTSIDE, NO_TOOL_CALLS, TWO_MODELS = (date(2025, 9, day) for day in (7, 8, 9, 10, 11))
 MINI = "gpt-4o-mini-2024-07-18"
 NO_WRAPPER_PROJECT = "proj_NoWrapper4Kd8Lq2"
 
@@ -93,6 +95,8 @@ OPENROUTER = chat_attributes(**{
 })  # fmt: skip
 
 OUR_CALLS = {
+    RETAINED: [WEB_SEARCH, {**WEB_SEARCH, sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
+                            sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06", sc.USAGE_WEB_SEARCH_CALLS: 3}],
     EVERY_ROUTE: [CHAT, CHAT, WEB_SEARCH, GPT_IMAGE, DALL_E, SPEECH, TRANSCRIPTION, MODERATION, AZURE, OPENROUTER],
     OUTSIDE: [CHAT, WEB_SEARCH],
     NO_TOOL_CALLS: [CHAT],
@@ -164,10 +168,14 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollecto
                 *openai_bill(NO_TOOL_CALLS),
                 FILE_SEARCH,
                 *openai_bill(TWO_MODELS),
+                *openai_bill(RETAINED),
             ]
-            window = {"from": EVERY_ROUTE.isoformat(), "to": (TWO_MODELS + timedelta(days=1)).isoformat()}
+            window = {"from": RETAINED.isoformat(), "to": (TWO_MODELS + timedelta(days=1)).isoformat()}
             pulled = running.http.post("/api/v1/reconcile", params=window, headers=auth(TOKENS.admin))
             assert pulled.status_code == 200, pulled.text
+            # Keep one whole day as of the day after EVERY_ROUTE: RETAINED's raw calls go, its rollup stays.
+            deleted = Retention(running.collector.store, 1, Metrics()).run_once(at(EVERY_ROUTE + timedelta(days=1)))
+            assert deleted == len(OUR_CALLS[RETAINED])
             yield running
         finally:
             running.stop()
@@ -263,6 +271,23 @@ def test_a_tool_line_item_is_shared_by_the_models_whose_calls_used_the_tool(ledg
     rows = {row["model"]: row for row in answer["rows"]}
     assert set(rows) == {"gpt-4o-mini", "gpt-4o"}  # no row for "web search tool calls": it joined both models
     assert {rows[model]["diff_usd"] for model in rows} == {"0.000000000"}
+
+
+def test_a_tool_line_item_finds_its_models_after_retention_deleted_their_calls(ledger: RunningCollector) -> None:
+    raw = ledger.http.get(
+        "/api/v1/summary",
+        params={"from": RETAINED.isoformat(), "to": EVERY_ROUTE.isoformat()},
+        headers=auth(TOKENS.read),
+    ).json()
+    assert raw["requests"] == 0  # retention deleted the day's calls
+    answer = compare(ledger, RETAINED, by="model")
+    # "web search tool calls" names no model: the rollup's tool-call counts share it between the two models
+    # (2 and 3 searches), as they did while the raw calls were there.
+    assert (answer["totals"]["untracked_usd"], answer["untracked"]) == ("0.000000000", [])
+    rows = {row["model"]: row for row in answer["rows"]}
+    assert set(rows) == {"gpt-4o-mini", "gpt-4o"}
+    assert {rows[model]["diff_usd"] for model in rows} == {"0.000000000"}
+    assert (rows["gpt-4o-mini"]["our_requests"], rows["gpt-4o"]["our_requests"]) == (1, 1)
 
 
 def test_the_page_names_charges_billed_outside_calls(ledger: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:

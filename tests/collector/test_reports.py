@@ -18,6 +18,14 @@ from tests.otlp_spans import BASE_NS, chat_attributes, request_with
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 DAY_NS = 86_400 * 1_000_000_000
+# The finance CSV's columns, in order: a contract with spreadsheets and scripts. Columns are only ever appended.
+FINANCE_COLUMNS = (
+    "period", "team", "service", "model", "feature", "requests", "input_tokens", "cached_input_tokens",
+    "output_tokens", "reasoning_tokens", "cost_usd", "unpriced_requests",
+    # appended with the billing units (migration 9)
+    "provider", "billing_unit", "images", "input_characters", "audio_seconds", "web_search_calls",
+    "file_search_calls", "code_interpreter_sessions", "image_generation_calls",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +89,12 @@ def test_finance_csv_totals_match_the_summary(loaded: RunningCollector) -> None:
     response = loaded.http.get("/api/v1/export.csv", params={"kind": "finance", "period": "day"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
+    assert response.text.splitlines()[0] == ",".join(FINANCE_COLUMNS)
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert {row["period"] for row in rows} == {"2025-11-24", "2025-11-25"}
+    assert {(row["provider"], row["billing_unit"], row["audio_seconds"]) for row in rows} == {
+        ("openai", "tokens", "0.000000000")
+    }  # chats: billed on tokens (derived from the counts), no audio
     assert sum(Decimal(row["cost_usd"]) for row in rows) == Decimal(loaded.get("/api/v1/summary")["cost_usd"])
     assert sum(int(row["requests"]) for row in rows) == 20
     assert "'=HYPERLINK" in response.text
@@ -130,7 +142,7 @@ def test_empty_collector_reports(tmp_path: Path) -> None:
         assert running.get("/api/v1/latency_histogram")["bins"] == []
         assert running.get("/api/v1/breakdown", group_by="model")["groups"] == []
         text = running.http.get("/api/v1/export.csv").text
-        assert text.strip().split(",")[0] == "period"
+        assert text.strip() == ",".join(FINANCE_COLUMNS)
     finally:
         running.stop()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,27 @@ from collector.query.exports import neutralise
 from collector.store import rollups
 from collector.store.schema import LLM_CALLS_COLUMNS_M001
 from llmledger import semconv as sc
+from tests.collector.test_reports import FINANCE_COLUMNS
 from tests.collector_harness import RunningCollector
 from tests.otlp_spans import BASE_NS, chat_attributes, request_with
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 HOUR_NS = 3_600 * 1_000_000_000
+NANO = Decimal("0.000000001")
 TEAMS = ("search", "support", None)
 MODELS = ("gpt-4o-mini", "gpt-4.1", "mystery-model-x")
+
+
+def units_for(batch: int, index: int) -> dict[str, Any]:
+    """What some calls are billed on besides tokens, and who billed them (no provider: read as OpenAI's)."""
+    return {
+        1: {sc.GEN_AI_PROVIDER_NAME: sc.PROVIDER_AZURE, sc.USAGE_FILE_SEARCH_CALLS: 1 + batch % 2},
+        2: {sc.GEN_AI_PROVIDER_NAME: None, sc.USAGE_WEB_SEARCH_CALLS: 2, sc.USAGE_CODE_INTERPRETER_SESSIONS: 1},
+        # Seconds no binary fraction holds exactly: a DOUBLE sum can differ in its last bits with the order of adding.
+        4: {sc.BILLING_UNIT: "audio_seconds", sc.USAGE_AUDIO_SECONDS: 12.7 + 0.1 * batch},
+        6: {sc.BILLING_UNIT: "images", sc.USAGE_IMAGES: 1 + batch % 3, sc.USAGE_IMAGE_GENERATION_CALLS: 1},
+        7: {sc.BILLING_UNIT: "characters", sc.USAGE_INPUT_CHARACTERS: 100 * batch + 7},
+    }.get(index, {})
 
 
 def spans_for(batch: int) -> list[dict[str, Any]]:
@@ -36,6 +51,7 @@ def spans_for(batch: int) -> list[dict[str, Any]]:
                 sc.END_USER: f"user-{index % 4}",
                 sc.ERROR_TYPE: "RateLimitError" if index == 5 else None,
                 sc.GEN_AI_USAGE_INPUT_TOKENS: 1000 + 37 * index + batch,
+                **units_for(batch, index),
             }
         )
         for index in range(8)
@@ -72,6 +88,22 @@ def test_the_rollup_equals_a_rebuild_from_the_raw_calls(loaded: RunningCollector
     assert kept == rebuilt
     assert sum(row[10] for row in kept) == 12 * 8 + 8  # requests
     assert len({row[0] for row in kept}) == 5  # four days of batches and the late one
+    # Every billing unit is summed, audio seconds exactly (each call's to the nanosecond, as a DECIMAL).
+    units = ", ".join(f"sum({name})" for name in rollups.UNITS)
+    (sums,) = con.execute(f"SELECT {units} FROM llm_calls_daily").fetchall()
+    seconds = sum((Decimal(12.7 + 0.1 * batch).quantize(NANO) for batch in (*range(12), 99)), Decimal(0))
+    assert dict(zip(rollups.UNITS, sums, strict=True)) == {
+        "images": sum(1 + batch % 3 for batch in (*range(12), 99)),
+        "input_characters": sum(100 * batch + 7 for batch in (*range(12), 99)),
+        "audio_seconds": seconds,
+        "web_search_calls": 2 * 13,
+        "file_search_calls": sum(1 + batch % 2 for batch in (*range(12), 99)),
+        "code_interpreter_sessions": 13,
+        "image_generation_calls": 13,
+    }
+    assert {row[0] for row in con.execute("SELECT DISTINCT billing_unit FROM llm_calls_daily").fetchall()} == {
+        "tokens", "audio_seconds", "images", "characters",
+    }  # fmt: skip
 
 
 def finance(collector: RunningCollector, **params: Any) -> list[dict[str, str]]:
@@ -88,15 +120,17 @@ def finance_from_raw(collector: RunningCollector, where: str, params: list[Any])
             "SELECT strftime(start_time, '%Y-%m-%d'), team, service, coalesce(request_model, response_model), feature, "
             "count(*), coalesce(sum(input_tokens), 0), coalesce(sum(cached_input_tokens), 0), "
             "coalesce(sum(output_tokens), 0), coalesce(sum(reasoning_tokens), 0), "
-            "coalesce(sum(cost_usd), 0)::DECIMAL(38,9), count(*) FILTER (WHERE cost_usd IS NULL) "
+            "coalesce(sum(cost_usd), 0)::DECIMAL(38,9), count(*) FILTER (WHERE cost_usd IS NULL), "
+            "coalesce(provider, 'openai'), billing_unit, coalesce(sum(images), 0), coalesce(sum(input_characters), 0), "
+            "coalesce(sum(audio_seconds::DECIMAL(38,9)), 0)::DECIMAL(38,9), coalesce(sum(web_search_calls), 0), "
+            "coalesce(sum(file_search_calls), 0), coalesce(sum(code_interpreter_sessions), 0), "
+            "coalesce(sum(image_generation_calls), 0) "
             f"FROM llm_calls {where} GROUP BY ALL ORDER BY ALL NULLS FIRST",
             params,
         )
         .fetchall()
     )
-    names = ("period", "team", "service", "model", "feature", "requests", "input_tokens", "cached_input_tokens",
-             "output_tokens", "reasoning_tokens", "cost_usd", "unpriced_requests")  # fmt: skip
-    return [{name: neutralise(value) for name, value in zip(names, row, strict=True)} for row in rows]
+    return [{name: neutralise(value) for name, value in zip(FINANCE_COLUMNS, row, strict=True)} for row in rows]
 
 
 WINDOWS = [
@@ -133,7 +167,8 @@ def test_finance_csv_equals_the_raw_roll_up(loaded: RunningCollector, params: di
     expected = finance_from_raw(loaded, where, [*bound])
     assert expected, "the window should hold calls"
     got = finance(loaded, **params)
-    key = lambda row: tuple(row[name] for name in ("period", "team", "service", "model", "feature"))  # noqa: E731
+    key = lambda row: tuple(row[name] for name in ("period", "team", "service", "model", "feature", "provider",  # noqa: E731
+                                                   "billing_unit"))  # fmt: skip
     assert sorted(got, key=key) == sorted(expected, key=key)
 
 
@@ -154,12 +189,12 @@ def test_a_new_database_backfills_the_rollup(tmp_path: Path, loaded: RunningColl
         raw = loaded.collector.store.reader().execute(f"SELECT {first_columns} FROM llm_calls").arrow()
         con.register("raw", raw)
         con.execute("INSERT INTO llm_calls SELECT * FROM raw")
-        assert migrate(con) == ["m004_daily_rollup", "m005_prices", "m006_reconciliation", "m007_readiness",
-                                "m008_notification_claims", "m009_billing_units"]  # fmt: skip
+        assert migrate(con)[:6] == ["m004_daily_rollup", "m005_prices", "m006_reconciliation", "m007_readiness",
+                                    "m008_notification_claims", "m009_billing_units"]  # fmt: skip
         assert con.execute("SELECT sum(requests) FROM llm_calls_daily").fetchone() == (104,)
 
 
-@pytest.mark.parametrize("group_by", ["team", "model", "service", "feature"])
+@pytest.mark.parametrize("group_by", ["team", "model", "service", "feature", "provider", "billing_unit"])
 @pytest.mark.parametrize(("params", "where", "bound"), WINDOWS[:8], ids=[str(w[0]) for w in WINDOWS[:8]])
 def test_breakdown_from_the_rollup_equals_the_raw_one(
     loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch, group_by: str, params: dict, where: str, bound: list

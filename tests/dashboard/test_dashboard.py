@@ -29,6 +29,7 @@ PAGES = [
     "views/errors.py",
     "views/calls.py",
     "views/exports.py",
+    "views/guard.py",
 ]
 # A fixed "now" for the dashboard, so its windows are the ones the assertions ask the API about.
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -39,8 +40,44 @@ MODELS = [("gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("gpt-4o", "gpt-4o-2024-08-
 BATCHES, PER_BATCH = 16, 20
 
 
+# Calls billed on something else than tokens, every 20th from these: (operation, API type, model, attributes).
+UNIT_CALLS = {
+    7: ("image_generation", "images", "dall-e-3", lambda n: {sc.USAGE_IMAGES: 1 + n % 3, sc.IMAGE_SIZE: "1024x1024",
+                                                             sc.IMAGE_QUALITY: "standard", sc.BILLING_UNIT: "images"}),
+    11: ("text_to_speech", "audio_speech", "tts-1", lambda n: {sc.USAGE_INPUT_CHARACTERS: 500 + n,
+                                                              sc.BILLING_UNIT: "characters"}),
+    13: ("speech_to_text", "audio_transcriptions", "whisper-1", lambda n: {sc.USAGE_AUDIO_SECONDS: 120.5 + n,
+                                                                          sc.BILLING_UNIT: "audio_seconds"}),
+}  # fmt: skip
+
+
+def web_searches(n: int) -> int:
+    return 1 + n % 2 if n % 10 == 3 else 0
+
+
 def span_attributes(n: int) -> dict[str, Any]:
-    """Call n of the data set: models, teams, features, users, streams, retries, limits and errors vary."""
+    """Call n of the data set: models, teams, features, users, streams, retries, limits and errors vary; a few are
+    images, speech and transcriptions, and some chats search the web."""
+    if n % 20 in UNIT_CALLS:
+        operation, api_type, model, units = UNIT_CALLS[n % 20]
+        return chat_attributes(
+            **{
+                sc.GEN_AI_OPERATION_NAME: operation,
+                sc.OPENAI_API_TYPE: api_type,
+                sc.GEN_AI_REQUEST_MODEL: model,
+                sc.GEN_AI_RESPONSE_MODEL: None,
+                sc.GEN_AI_USAGE_INPUT_TOKENS: None,
+                sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: None,
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS: None,
+                sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: None,
+                sc.GEN_AI_RESPONSE_FINISH_REASONS: None,
+                sc.TEAM: TEAMS[n % 3],
+                sc.FEATURE: FEATURES[n % 4 % 3],
+                sc.END_USER: f"user-{n % 7}",
+                sc.REQUEST_ID: f"req_{n:04d}",
+                **units(n),
+            }
+        )
     request_model, response_model = MODELS[n % 3]
     failed = n % 13 == 0
     return chat_attributes(
@@ -62,6 +99,7 @@ def span_attributes(n: int) -> dict[str, Any]:
             sc.RATELIMIT_REMAINING_TOKENS: 200_000 - 311 * n,
             sc.ERROR_TYPE: ("RateLimitError" if n % 2 else "APITimeoutError") if failed else None,
             sc.HTTP_RESPONSE_STATUS_CODE: (429 if n % 2 else None) if failed else 200,
+            sc.USAGE_WEB_SEARCH_CALLS: web_searches(n) or None,
         }
     )
 
@@ -223,6 +261,39 @@ def test_spend_stacks_by_billing_unit_and_provider(loaded: RunningCollector, mon
         assert list(at.dataframe[0].value[label]) == [
             charts.NONE_LABEL if group["group"] is None else group["group"] for group in breakdown
         ]
+
+
+def test_spend_shows_what_the_spend_is_billed_on(loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run(loaded.url, monkeypatch, "views/spend.py", range="7d")
+    assert "What the spend is billed on" in [header.value for header in at.subheader]
+    table = at.dataframe[1].value
+    groups = {
+        group["group"]: group
+        for group in loaded.get("/api/v1/breakdown", group_by="billing_unit", **window())["groups"]
+    }
+    rows = {row["Billed on"]: row for row in table.to_dict("records")}
+    names = {"tokens": "Tokens", "images": "Images", "characters": "Characters", "audio_seconds": "Audio"}
+    assert set(rows) == {names[unit] for unit in groups} == set(names.values())
+    for unit, group in groups.items():
+        row = rows[names[unit]]
+        assert row["Calls"] == group["requests"]
+        assert row["Cost (USD)"] == ui.cost_cell(group["cost_usd"], group["requests"], group["unpriced_requests"])
+    # The quantities are the data set's, summed by the collector (whole days from the rollup, edges from raw calls).
+    calls = range(BATCHES * PER_BATCH)
+    images = sum(1 + n % 3 for n in calls if n % 20 == 7)
+    characters = sum(500 + n for n in calls if n % 20 == 11)
+    hours = sum(120.5 + n for n in calls if n % 20 == 13) / 3600
+    searches = sum(web_searches(n) for n in calls if n % 20 not in UNIT_CALLS)
+    tokens = groups["tokens"]["input_tokens"] + groups["tokens"]["output_tokens"]
+    assert (groups["images"]["images"], groups["characters"]["input_characters"]) == (images, characters)
+    assert groups["audio_seconds"]["audio_seconds"] == pytest.approx(hours * 3600)
+    assert groups["tokens"]["web_search_calls"] == searches > 0
+    assert rows["Images"]["Quantity"] == f"images {images:,}"
+    assert rows["Characters"]["Quantity"] == f"characters {characters:,}"
+    assert rows["Audio"]["Quantity"] == f"audio {hours:,.1f} h"
+    assert rows["Tokens"]["Quantity"] == f"tokens {tokens:,}"
+    assert rows["Tokens"]["Built-in tools"] == f"tool calls {searches:,} (web search {searches:,})"
+    assert rows["Images"]["Built-in tools"] == ui.NO_DATA
 
 
 def test_calls_page_pages_through_every_call(loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -459,3 +459,55 @@ def test_an_edit_left_for_another_page_comes_back_filled(running: RunningCollect
     ok(at)
     assert at.text_input(key="alert_edit_name").value == "away"
     assert at.text_input(key="alert_edit_threshold").value == "3"
+
+
+def test_create_an_enforced_budget_through_the_form(running: RunningCollector) -> None:
+    at = page()
+    at.selectbox(key="alert_new_metric").select("cost")
+    at.selectbox(key="alert_new_window").select("day")
+    at.selectbox(key="alert_new_enforce_action").select("downgrade")
+    at = submit(at, name="search budget", threshold="5", filter_team="search", enforce_downgrade_to="gpt-17-imaginary")
+    assert texts(at.error).startswith("enforce: unknown model for downgrade: 'gpt-17-imaginary'"), texts(at.error)
+    assert running.get("/api/v1/alert-rules")["rules"] == []
+
+    at = submit(at, enforce_downgrade_to="gpt-4o-mini")
+    assert not at.error, texts(at.error)
+    [stored] = running.get("/api/v1/alert-rules")["rules"]
+    assert (stored["metric"], stored["window"], stored["filters"]) == ("cost", "day", {"team": ["search"]})
+    assert stored["enforce"] == {"action": "downgrade", "downgrade_to": "gpt-4o-mini"}
+    assert list(at.dataframe[0].value["Condition"]) == ["cost > 5 over day; enforced: downgrade to gpt-4o-mini"]
+    budgets = running.get("/api/v1/guard/budgets")["budgets"]
+    assert [(budget["id"], budget["action"]) for budget in budgets] == [(stored["id"], "downgrade")]
+
+
+def test_enforce_is_refused_on_a_rule_that_is_no_budget(running: RunningCollector) -> None:
+    at = page()
+    at.selectbox(key="alert_new_enforce_action").select("block")  # on the default metric, cost over 5m
+    at = submit(at, name="not a budget", threshold="5")
+    assert texts(at.error).startswith("enforce: a budget is per UTC day or month"), texts(at.error)
+    assert running.get("/api/v1/alert-rules")["rules"] == []
+
+
+def test_edit_and_toggle_keep_or_change_the_enforce_part(running: RunningCollector) -> None:
+    body = rule_body(name="monthly", metric="cost", window="month", op=">=", threshold=100,
+                     enforce={"action": "downgrade", "downgrade_to": "gpt-4o-mini"})  # fmt: skip
+    rule_id = running.http.post("/api/v1/alert-rules", json=body).json()["id"]
+    at = page()
+    at.button(key="alert_toggle").click().run()  # disable: the PUT keeps enforce
+    ok(at)
+    shown = running.get(f"/api/v1/alert-rules/{rule_id}")
+    assert (shown["enabled"], shown["enforce"]) == (False, body["enforce"])
+
+    at = start_editing(at, rule_id)
+    assert at.selectbox(key="alert_edit_enforce_action").value == "downgrade"
+    assert at.text_input(key="alert_edit_enforce_downgrade_to").value == "gpt-4o-mini"
+    at.selectbox(key="alert_edit_enforce_action").select("warn")
+    at.text_input(key="alert_edit_enforce_downgrade_to").input("")
+    at = save(at)
+    assert not at.error, texts(at.error)
+    assert running.get(f"/api/v1/alert-rules/{rule_id}")["enforce"] == {"action": "warn", "downgrade_to": None}
+
+    at = start_editing(at, rule_id)
+    at.selectbox(key="alert_edit_enforce_action").select("off")
+    at = save(at)
+    assert running.get(f"/api/v1/alert-rules/{rule_id}")["enforce"] is None
