@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from llmledger import diagnostics, pricing
+from llmledger import config, diagnostics, pricing
 from llmledger import semconv as sc
 from llmledger.guard.breaker import Breakers
 from llmledger.guard.budgets import BudgetBook, Reservation
@@ -42,8 +42,9 @@ class Ticket:
 class Guard:
     def __init__(self, settings: GuardSettings, resource: Mapping[str, Any]) -> None:
         self.settings = settings
-        self.service = resource.get(sc.SERVICE_NAME)
-        self.environment = resource.get(sc.DEPLOYMENT_ENVIRONMENT_NAME)
+        # The tracer provider's resource names the app; before configure() there is none yet: the settings do.
+        self.service = resource.get(sc.SERVICE_NAME) or config.resolve("service_name")
+        self.environment = resource.get(sc.DEPLOYMENT_ENVIRONMENT_NAME) or config.resolve("environment")
         self.book = (
             BudgetBook(_export_margin_s(), settings.fail_closed, stale_after_s=3 * settings.poll_interval_s)
             if settings.budgets
@@ -199,8 +200,6 @@ class Guard:
 
 
 def _export_margin_s() -> float:
-    from llmledger import config
-
     return config.resolve("export_delay_ms") / 1000 + _COMMIT_MARGIN_S
 
 

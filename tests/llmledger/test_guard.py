@@ -430,3 +430,17 @@ def test_raw_responses_are_guarded_and_settled_when_parsed(fake, client, spans, 
         ).parse()  # type: ignore[arg-type]
         with pytest.raises(llmledger.BudgetExceeded):
             client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HI, max_tokens=MAX_TOKENS)  # type: ignore[arg-type]
+
+
+def test_a_budget_for_a_service_covers_the_calls_of_the_app_named_so(fake, client, endpoint) -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: "support-bot"}))
+    settings = llmledger.GuardSettings(collector_url=endpoint.url, poll_interval_s=3600.0)
+    with llmledger.instrument(tracer_provider=provider, guard=settings) as handle:
+        give(handle, endpoint, {"id": 1, "limit_usd": "0", "filters": {"service": ["billing-worker"]}})
+        chat(client)  # another app's budget
+        give(handle, endpoint, {"id": 2, "limit_usd": "0", "filters": {"service": ["support-bot"]}})
+        with pytest.raises(llmledger.BudgetExceeded):
+            chat(client)
