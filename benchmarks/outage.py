@@ -39,7 +39,7 @@ def app(base_url: str, endpoint: str, spool: Path, calls: int) -> None:
     from llmledger.export.configure import spool_status
 
     llmledger.configure(endpoint=endpoint, service_name="outage-bench", spool_dir=spool)
-    llmledger.instrument()
+    llmledger.instrument(providers={"127.0.0.1": "openai"})  # the loopback fake stands in for OpenAI
     client = openai.OpenAI(api_key="sk-proj-bench", base_url=base_url)
     for _ in range(WARMUP):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)

@@ -47,7 +47,8 @@ def run_simulated_app(
         FakeOpenAI(latency_s=0.05, keep_requests=100) as fake,
         openai.OpenAI(base_url=fake.base_url, api_key="sk-proj-demo") as client,
     ):
-        handle = llmledger.instrument(client, tracer_provider=provider)
+        # The fake on loopback stands in for api.openai.com (loopback is otherwise a self-hosted, unpriced server).
+        handle = llmledger.instrument(client, tracer_provider=provider, providers={"127.0.0.1": "openai"})
         try:
             while not stop.wait(rng.expovariate(calls_per_second)):
                 _one_call(client, fake, rng)

@@ -3,6 +3,7 @@ SIGTERM stops everything it started."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -32,8 +33,12 @@ def demo_urls(tmp_path_factory: pytest.TempPathFactory) -> Any:
     api_port, grpc_port, dashboard_port = free_port(), free_port(), free_port()
     command = [sys.executable, "-m", "llmledger_cli", "demo", "--port", str(api_port), "--grpc-port", str(grpc_port)]
     log = tmp_path_factory.mktemp("demo") / "demo.log"
+    # As a user runs it: without the test suite's map that makes the loopback fake OpenAI (tests/conftest.py).
+    env = {name: value for name, value in os.environ.items() if name != "LLMLEDGER_PROVIDERS"}
     with log.open("w") as output:
-        process = subprocess.Popen([*command, "--dashboard-port", str(dashboard_port)], stdout=output, stderr=output)
+        process = subprocess.Popen(
+            [*command, "--dashboard-port", str(dashboard_port)], stdout=output, stderr=output, env=env
+        )
     try:
         yield process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dashboard_port}"
     finally:
@@ -62,6 +67,10 @@ def test_every_page_has_data_within_a_minute(demo_urls: Any) -> None:
     readiness = _poll(f"{api}/api/v1/readiness?service=support-bot", lambda body: body["categories"])
     assert readiness["score"] > 0
     assert _poll(f"{api}/api/v1/calls?limit=5", lambda body: body["calls"])
+    # The live app's calls (to the loopback fake standing in for OpenAI) are OpenAI's and priced.
+    live = _poll(f"{api}/api/v1/calls?service=demo-live-app&limit=20", lambda body: body["calls"])["calls"]
+    assert {call["provider"] for call in live} == {"openai"}
+    assert all(call["cost_usd"] is not None for call in live if call["status"] == "ok")
 
 
 def test_sigterm_stops_the_collector_and_the_dashboard(demo_urls: Any) -> None:

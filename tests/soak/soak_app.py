@@ -18,7 +18,7 @@ def main(endpoint: str, calls_per_second: float) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     llmledger.configure(endpoint=endpoint, service_name="soak-app", environment="soak")
-    llmledger.instrument()
+    llmledger.instrument(providers={"127.0.0.1": "openai"})  # the loopback fake stands in for OpenAI
     made = 0
     # The fake keeps only its last 100 requests: the app's memory is what the soak measures.
     with FakeOpenAI(keep_requests=100) as fake, openai.OpenAI(base_url=fake.base_url, api_key="sk-proj-soak") as client:
