@@ -34,6 +34,13 @@ class Notice:
     value: float | None
     time: datetime
     claimed_by: str | None = None  # the process whose claim on the event's delivery this is (alert_engine.py)
+    group: tuple[str, str] | None = None  # (dimension, value) of a rule with group_by: whose state changed
+    severity: str = "critical"  # "warning" or "critical": the threshold crossed (resolved: the one that had fired)
+
+    @property
+    def title(self) -> str:
+        """The rule's name, and the group whose state changed (`High spend [team=search]`)."""
+        return self.rule.name + (f" [{self.group[0]}={self.group[1]}]" if self.group else "")
 
     def payload(self, dashboard_url: str) -> dict[str, Any]:
         query = urlencode([(key, value) for key, values in self.rule.filters.items() for value in values])
@@ -41,6 +48,9 @@ class Notice:
             "rule": self.rule.name,
             "rule_id": self.rule_id,
             "state": self.state,
+            "severity": self.severity,
+            "group": dict([self.group]) if self.group else None,
+            "title": self.title,
             "metric": self.rule.metric,
             "value": self.value,
             "op": self.rule.op,
@@ -59,7 +69,7 @@ class Notice:
         value = "no data" if self.value is None else f"{self.value:,.6g}"
         where = ", ".join(f"{key}={'|'.join(values)}" for key, values in self.rule.filters.items()) or "all calls"
         return (
-            f"{mark} *{self.rule.name}*: {self.rule.metric} over {self.rule.window} is {value} "
+            f"{mark} *{self.title}*: {self.rule.metric} over {self.rule.window} is {value} "
             f"({self.rule.op} {self.rule.threshold:g}) for {where}. <{payload['link']}|Open the dashboard>"
         )
 
