@@ -80,12 +80,14 @@ TAG_PREFIX = "llmledger.tag."
 
 # The guard (llmledger/guard/): what it decided for a call
 GUARD_ENABLED = "llmledger.guard.enabled"  # on every span of a guarded process (readiness: budget and breaker items)
+GUARD_FEATURES = "llmledger.guard.features"  # the guard's parts on: "budgets,breaker,pace" (a subset, in this order)
 GUARD_ACTION = "llmledger.guard.action"  # warned | blocked | downgraded | circuit_open | rerouted | paced
 GUARD_BUDGET_ID = "llmledger.guard.budget_id"  # the collector's rule id of the budget that acted
 GUARD_BREAKER = "llmledger.guard.breaker"  # "provider/model" of the circuit that acted
 GUARD_ORIGINAL_MODEL = "llmledger.guard.original_model"  # the model the app asked for, before a downgrade/reroute
 GUARD_WAIT_MS = "llmledger.guard.wait_ms"  # how long the pacer held the call
 GUARD_WARNED_EVENT = "llmledger.guard.warned"  # span event of the call that reached a `warn` budget
+GUARD_FEATURE_NAMES = ("budgets", "breaker", "pace")
 GUARD_ACTIONS = ("warned", "blocked", "downgraded", "circuit_open", "rerouted", "paced")
 
 # Checklist signals (readiness score)

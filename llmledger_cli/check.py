@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--environment", help="score this environment only (default: the production ones)")
     parser.add_argument("--from", dest="start", help="RFC 3339 time or date (UTC), inclusive (default: 7 days ago)")
     parser.add_argument("--to", dest="end", help="RFC 3339 time or date (UTC), exclusive (default: now)")
-    parser.add_argument("--min-score", type=int, default=0, help="exit 1 when the score is below this (0-25)")
+    parser.add_argument(
+        "--min-score", type=int, default=0, help="exit 1 when the score is below this (0 to the card's max)"
+    )
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
 
 

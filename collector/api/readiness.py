@@ -112,9 +112,9 @@ def parse_attestation(payload: Any) -> dict[str, Any]:
         raise InvalidFieldError(sorted(unknown)[0], "is not an attestation field")
     service = _text(payload, "service")
     item = payload.get("item")
-    if item not in model.ATTESTED_ITEMS:
-        items = ", ".join(model.ATTESTED_ITEMS)
-        raise InvalidFieldError("item", f"must be one of {items} (the others are observed)")
+    if item not in model.ATTESTABLE_ITEMS:
+        items = ", ".join(model.ATTESTABLE_ITEMS)
+        raise InvalidFieldError("item", f"must be one of {items} (the others are observed only)")
     by = _text(payload, "by")
     link = _text(payload, "link")
     parts = urlsplit(link or "")

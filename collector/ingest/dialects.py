@@ -232,6 +232,7 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.CONTENT_CAPTURED, "content_captured", BOOL, LLMLEDGER),
     (sc.CONTENT_REDACTED, "content_redacted", BOOL, LLMLEDGER),
     (sc.GUARD_ENABLED, "guard_enabled", BOOL, LLMLEDGER),
+    (sc.GUARD_FEATURES, "guard_features", STR, LLMLEDGER),
     (sc.GUARD_ACTION, "guard_action", STR, LLMLEDGER),
     (sc.GUARD_BUDGET_ID, "guard_budget_id", INT, LLMLEDGER),
     (sc.GUARD_BREAKER, "guard_breaker", STR, LLMLEDGER),
@@ -419,6 +420,7 @@ _TOKEN_COLUMNS = (
 _OTHER_UNITS = (("images", "images"), ("input_characters", "characters"), ("audio_seconds", "audio_seconds"))
 _BILLING_UNITS = frozenset(sc.BILLING_UNITS)
 _GUARD_ACTIONS = frozenset(sc.GUARD_ACTIONS)
+_GUARD_FEATURES = frozenset(sc.GUARD_FEATURE_NAMES)
 _MAX_RULE_ID = 2**53  # alert rule ids are positive; beyond this a budget id is garbage (and validate.py's count limit)
 
 
@@ -459,10 +461,14 @@ def finish(row: dict[str, Any], extra: dict[str, Any], dialect_name: str) -> Non
 
 
 def _drop_odd_guard_values(row: dict[str, Any]) -> None:
-    """The guard's columns keep only values it can send: an unknown action, a budget id that can't be a rule's, or
-    a negative wait becomes NULL. The call itself is still stored (the guard's record is an extra, not the call)."""
+    """The guard's columns keep only values it can send: an unknown action or part, a budget id that can't be a
+    rule's, or a negative wait becomes NULL. The call itself is still stored (the guard's record is an extra, not
+    the call)."""
     if row["guard_action"] is not None and row["guard_action"] not in _GUARD_ACTIONS:
         row["guard_action"] = None
+    features = row["guard_features"]
+    if features is not None and not set(filter(None, features.split(","))) <= _GUARD_FEATURES:
+        row["guard_features"] = None
     budget_id = row["guard_budget_id"]
     if budget_id is not None and not 0 < budget_id < _MAX_RULE_ID:
         row["guard_budget_id"] = None

@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from collector.readiness.facts import aggregate, assemble, details, own, scrubbed
-from collector.readiness.items import CATEGORIES, ITEMS
+from collector.readiness.items import CATEGORIES, ITEMS, MAX_SCORE
 from collector.readiness.model import (
     FAIL,
-    MAX_SCORE,
     PASS,
     UNKNOWN,
     Context,
@@ -31,8 +30,15 @@ def judge(item: Item, facts: Facts) -> Verdict:
     return item.judge(own(item, facts))
 
 
-def band(score: int) -> str:
-    return "production ready" if score >= 20 else "needs improvement" if score >= 15 else "not ready"
+def band(score: int, maximum: int = MAX_SCORE) -> str:
+    """80% of the items passed or more: production ready; 60% or more: needs improvement."""
+    return (
+        "production ready"
+        if score * 5 >= maximum * 4
+        else "needs improvement"
+        if score * 5 >= maximum * 3
+        else ("not ready")
+    )
 
 
 def scorecard(con: Any, scope: Scope, context: Context) -> dict[str, Any]:
@@ -50,7 +56,7 @@ def scorecard(con: Any, scope: Scope, context: Context) -> dict[str, Any]:
             items.append({"id": item.id, "title": item.title, "status": status, "evidence": _jsonable(evidence),
                           "fix": fix})  # fmt: skip
         score = sum(entry["status"] == PASS for entry in items)
-        categories.append({"name": name, "score": score, "max": 5, "items": items})
+        categories.append({"name": name, "score": score, "max": len(items), "items": items})
     score = sum(category["score"] for category in categories)
     unknown = sum(entry["status"] == UNKNOWN for category in categories for entry in category["items"])
     return {

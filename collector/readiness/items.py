@@ -1,4 +1,5 @@
-"""The checklist itself: its five categories and 25 items, each with its aggregates, judge, breaking call and fix."""
+"""The checklist itself: its five categories and their items, each with its aggregates, judge, breaking call and
+fix."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collector.query.filters import UNPRICED
 from collector.readiness import fixes, judges
 from collector.readiness.model import Item
 from collector.readiness.predicates import (
+    BREAKER_ON,
     GENERATION,
     GUARD_BUDGET_ACTION,
     LIVE_GENERATION,
@@ -54,10 +56,19 @@ ITEMS: tuple[Item, ...] = (
                      "try:\n    answer = client.chat.completions.create(...)\nexcept openai.InternalServerError:\n"
                      "    answer = fallback()"),
         {"bad": f"count(*) FILTER (WHERE {SERVER_ERROR})", "calls": f"count(*) FILTER (WHERE {SENT})",
-         "unclassified": f"count(*) FILTER (WHERE {UNCLASSIFIED})",
-         "guarded": "count(*) FILTER (WHERE guard_enabled)",
-         "circuit_open": "count(*) FILTER (WHERE guard_action = 'circuit_open')"},
+         "unclassified": f"count(*) FILTER (WHERE {UNCLASSIFIED})"},
         bad=SERVER_ERROR, group=("model", MODEL),
+    ),
+    Item(
+        "eh.circuit_breaker", "A circuit breaker guards at least 95% of calls", judges.circuit_breaker,
+        fixes.static("Stop calling a model that keeps failing: turn the guard on (its breaker opens after repeated "
+                     "5xx, timeouts or connection errors, fails fast or routes to a fallback, and probes after a "
+                     "cool-down); a breaker of your own passes once attested.",
+                     "llmledger.instrument(guard=GuardSettings(fallbacks={'gpt-4o': 'gpt-4o-mini'}))"),
+        {"known": f"count(*) FILTER (WHERE {WRAPPER})", "good": f"count(*) FILTER (WHERE {WRAPPER} AND {BREAKER_ON})",
+         "unjudged": f"count(*) FILTER (WHERE NOT {WRAPPER})",
+         "circuit_open": "count(*) FILTER (WHERE guard_action IN ('circuit_open', 'rerouted'))"},
+        bad=f"{WRAPPER} AND {BREAKER_ON} IS NOT TRUE",
     ),
     Item(
         "eh.rate_limited", "Under 0.5% of calls still rate-limited after retries", judges.rate_limited,
@@ -245,3 +256,4 @@ ITEMS: tuple[Item, ...] = (
     ),
 )  # fmt: skip
 ITEM_IDS = tuple(item.id for item in ITEMS)
+MAX_SCORE = len(ITEMS)

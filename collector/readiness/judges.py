@@ -105,9 +105,20 @@ def _all_stopped(facts: Facts) -> Verdict | None:
 
 def error_rate(facts: Facts) -> Verdict:
     verdict = _all_stopped(facts) or rate_below(facts.values, Fraction(2, 100), "failed with a server error (5xx)")
-    # The guard's circuit breaker (always on with the guard) is what degrades gracefully when 5xx persist.
-    guarded, opened = facts.values["guarded"], facts.values["circuit_open"]
-    verdict[1].update(circuit_breaker=bool(guarded), guarded_calls=guarded, circuit_open_calls=opened)
+    return verdict
+
+
+def circuit_breaker(facts: Facts) -> Verdict:
+    """At least 95% of the wrapper's calls ran with the guard's breaker on; else a breaker of the app's own, attested;
+    other instrumentations can't say (unknown)."""
+    verdict = at_least(facts.values, Fraction(95, 100), "ran with the guard's circuit breaker on",
+                       "whether a circuit breaker is on")  # fmt: skip
+    verdict[1]["circuit_open_calls"] = facts.values["circuit_open"]
+    if verdict[0] == PASS:
+        return verdict
+    claimed = attested("eh.circuit_breaker")(facts)
+    if claimed[0] == PASS:
+        return PASS, {**claimed[1], "traffic": verdict[1]["summary"]}
     return verdict
 
 

@@ -30,4 +30,5 @@ MODEL = "coalesce(request_model, response_model)"
 # The guard (llmledger/guard/): a call it stopped in the app never reached the API, so it is no server's error;
 # a budget it enforced left the rule's id and what it did on the call.
 SENT = "coalesce(guard_action, '') NOT IN ('blocked', 'circuit_open')"
+BREAKER_ON = "list_contains(string_split(guard_features, ','), 'breaker')"
 GUARD_BUDGET_ACTION = "guard_budget_id IS NOT NULL AND guard_action IN ('warned', 'blocked', 'downgraded')"

@@ -15,6 +15,7 @@ from collector.store.schema import (
     LLM_CALLS_COLUMNS_M005,
     LLM_CALLS_COLUMNS_M009,
     LLM_CALLS_COLUMNS_M010,
+    LLM_CALLS_COLUMNS_M011,
 )
 from collector.store.transactions import end_failed_transaction
 
@@ -209,6 +210,13 @@ def m010_guard(db: Schema) -> None:
     db.state("ALTER TABLE alert_rules_m010 RENAME TO alert_rules")
 
 
+def m011_guard_features(db: Schema) -> None:
+    # Which of the guard's parts ran (budgets, breaker, pace): guard_enabled alone can't tell a breaker turned off.
+    # Calls stored before keep NULL: the checklist reads them as "not known to have a breaker".
+    for name, kind in LLM_CALLS_COLUMNS_M011:
+        db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -220,6 +228,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (8, "m008_notification_claims", m008_notification_claims),
     (9, "m009_billing_units", m009_billing_units),
     (10, "m010_guard", m010_guard),
+    (11, "m011_guard_features", m011_guard_features),
 )
 
 

@@ -86,7 +86,7 @@ LLM_CALLS_COLUMNS_M009: tuple[tuple[str, str], ...] = (
 
 # Appended by migration 10: what the guard (llmledger/guard/) decided for a call (docs/architecture.md, Span contract).
 LLM_CALLS_COLUMNS_M010: tuple[tuple[str, str], ...] = (
-    ("guard_enabled", "BOOLEAN"),  # the app runs the guard (its circuit breaker is then always on)
+    ("guard_enabled", "BOOLEAN"),  # the app runs the guard (which of its parts: guard_features, from migration 11)
     ("guard_action", "VARCHAR"),  # warned | blocked | downgraded | circuit_open | rerouted | paced
     ("guard_budget_id", "BIGINT"),  # the alert rule id of the budget that acted
     ("guard_breaker", "VARCHAR"),  # "provider/model" of the circuit that acted
@@ -94,7 +94,16 @@ LLM_CALLS_COLUMNS_M010: tuple[tuple[str, str], ...] = (
     ("guard_wait_ms", "DOUBLE"),  # how long the pacer held the call
 )
 
+# Appended by migration 11: which parts of the guard the app runs (a readiness item wants the circuit breaker on).
+LLM_CALLS_COLUMNS_M011: tuple[tuple[str, str], ...] = (
+    ("guard_features", "VARCHAR"),  # comma-separated, of budgets, breaker, pace
+)
+
 # Every column, in table order; the query API and CSV use the same names.
 LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
-    LLM_CALLS_COLUMNS_M001 + LLM_CALLS_COLUMNS_M005 + LLM_CALLS_COLUMNS_M009 + LLM_CALLS_COLUMNS_M010
+    LLM_CALLS_COLUMNS_M001
+    + LLM_CALLS_COLUMNS_M005
+    + LLM_CALLS_COLUMNS_M009
+    + LLM_CALLS_COLUMNS_M010
+    + LLM_CALLS_COLUMNS_M011
 )

@@ -26,7 +26,8 @@ HISTORY_PATH = "/api/v1/readiness/history"
 ATTEST_PATH = "/api/v1/readiness/attest"
 BATCH_PATH = "/api/v1/readiness/batch-features"
 TTL = 30  # seconds: scores move with traffic; a write clears the cache at once
-ATTESTED_ITEMS = ("test.load", "test.mocked")
+ATTESTED_ITEMS = ("test.load", "test.mocked")  # only attested (collector/readiness/model.py)
+ATTESTABLE_ITEMS = (*ATTESTED_ITEMS, "eh.circuit_breaker")  # observed, or attested (a breaker of the app's own)
 BATCH_ITEM = "cost.batch"
 BAND_COLORS = {"production ready": "green", "needs improvement": "orange", "not ready": "red"}
 # Material icons, not emoji: they render without an emoji font (Debian's Chromium has none).

@@ -4,6 +4,7 @@ score and band, the five categories with each item's evidence and fix, and the s
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import altair as alt
@@ -16,12 +17,16 @@ from dashboard.data.client import ApiError, EndpointMissingError
 from dashboard.data.readiness_client import Card, escape, widget_key
 from dashboard.parts import charts, filters, ui
 
-BAND_LINES = (15, 20)  # where "needs improvement" and "production ready" begin
 ABOUT = (
-    "Each service's calls in this time range, scored against the OpenAI production checklist: 5 points per category, "
-    "25 in all (20-25 production ready, 15-19 needs improvement, below 15 not ready). An item without evidence is "
-    "unknown and scores 0. The team, model and feature filters do not apply here."
+    "Each service's calls in this time range, scored against the OpenAI production checklist: a point per item passed "
+    "(80% of the items or more: production ready; 60% or more: needs improvement; less: not ready). An item without "
+    "evidence is unknown and scores 0. The team, model and feature filters do not apply here."
 )
+
+
+def band_lines(maximum: int) -> tuple[int, int]:
+    """Where "needs improvement" and "production ready" begin (the collector's bands: 60% and 80% of the items)."""
+    return math.ceil(maximum * 3 / 5), math.ceil(maximum * 4 / 5)
 
 
 def _message(key: str, kind: str, text: str) -> None:
@@ -158,7 +163,7 @@ def show_item(context: ui.Context, card: Card, item: dict[str, Any]) -> None:
         show_evidence(item)
         show_fix(context, card, item)
         _show_message(widget_key(card, item["id"], "rule_message"))
-        if item["id"] in readiness_client.ATTESTED_ITEMS:
+        if item["id"] in readiness_client.ATTESTABLE_ITEMS:
             attestation_form(context, card, item)
         if item["id"] == readiness_client.BATCH_ITEM:
             batch_form(context, card)
@@ -187,7 +192,7 @@ def score_chart(frame: pd.DataFrame, maximum: int) -> alt.LayerChart:
         )
     )
     bands = (
-        alt.Chart(pd.DataFrame({"score": BAND_LINES}))
+        alt.Chart(pd.DataFrame({"score": band_lines(maximum)}))
         .mark_rule(strokeDash=[4, 4], color="#888888")
         .encode(y=alt.Y("score:Q"))
     )
@@ -206,13 +211,14 @@ def show_history(context: ui.Context, card: Card, maximum: int, rules: str) -> N
         st.caption(f"No score history for the last {days} days yet.")
         return
     charts.show(score_chart(frame, maximum))
-    st.caption(f"Daily score over the last {days} UTC days; dashed lines at {BAND_LINES[0]} and {BAND_LINES[1]}.")
+    lower, upper = band_lines(maximum)
+    st.caption(f"Daily score over the last {days} UTC days; dashed lines at {lower} and {upper}.")
 
 
 def show_card(context: ui.Context, card: Card, card_score: dict[str, Any], rules: str) -> None:
     """One service: score and band, the score over time, then the five categories item by item."""
     categories = card_score.get("categories") or []
-    maximum = int(card_score.get("max") or 25)
+    maximum = int(card_score.get("max") or sum(len(category.get("items") or []) for category in categories))
     with st.container(border=True, key=widget_key(card, "card")):
         summary, parts, history = st.columns([1, 1.2, 2.3])
         with summary:

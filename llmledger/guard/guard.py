@@ -53,6 +53,8 @@ class Guard:
         self.breakers = Breakers(settings) if settings.breaker else None
         self.pacer = Pacer(settings.pace_max_wait_s) if settings.pace else None
         self.poller: BudgetPoller | None = None
+        parts = (("budgets", self.book), ("breaker", self.breakers), ("pace", self.pacer))
+        self.features = ",".join(name for name, part in parts if part is not None)
 
     def start(self) -> None:
         """Begin reading budgets from the collector (at the first call; `instrument()` does no I/O)."""
@@ -73,6 +75,7 @@ class Guard:
         """Decide a call: (ticket, seconds to hold it, the model to send instead or None). Raises the guard's two
         exceptions, with the decision already on `attrs` for the call's span."""
         attrs[sc.GUARD_ENABLED] = True
+        attrs[sc.GUARD_FEATURES] = self.features
         asked = attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
         provider = attrs.get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
         model, breaker, probe = self._circuit(attrs, provider, asked)

@@ -28,6 +28,7 @@ from collector.readiness import checklist, model
 from collector.readiness.items import ITEM_IDS, ITEMS
 from collector.store.schema import LLM_CALLS_COLUMNS
 from llmledger import semconv as sc
+from llmledger.guard.settings import GuardSettings
 from llmledger.testing.fake_openai import FakeOpenAI, Reply
 from llmledger_cli import main as cli
 from tests.collector_harness import RunningCollector
@@ -41,6 +42,7 @@ MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
 CRAFTED_DAY = {"from": "2025-11-24", "to": "2025-11-25"}  # the day of otlp_spans.BASE_NS
 DAY_NS = 86_400 * 10**9
 SDK_DEFAULT = object()  # leave the client option unset
+BREAKER_ONLY = GuardSettings(budgets=False)  # the guard's circuit breaker, no budgets to poll
 # What a service with only good production traffic still lacks: alert rules, other environments.
 NOT_FROM_PRODUCTION_TRAFFIC = {
     "cost.budget_rule", "mon.error_alert", "mon.latency_alert", "mon.ratelimit_alert", "test.non_prod_traffic",
@@ -58,6 +60,8 @@ GOOD = {
     sc.REQUEST_USER_SET: True,
     sc.CONTENT_CAPTURED: False,
     sc.CONTENT_REDACTED: False,
+    sc.GUARD_ENABLED: True,
+    sc.GUARD_FEATURES: "breaker",
 }
 NO_TOKENS = {sc.GEN_AI_USAGE_INPUT_TOKENS: None, sc.GEN_AI_USAGE_OUTPUT_TOKENS: None,
              sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: None, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: None,
@@ -124,9 +128,11 @@ def run_app(
     *,
     environment: str = "production",
     capture_content: bool = False,
+    guard: GuardSettings | None = BREAKER_ONLY,
     **client_options: Any,
 ) -> None:
-    """An app: the real SDK against the fake OpenAI, instrumented, exporting each span over OTLP to `collector`."""
+    """An app: the real SDK against the fake OpenAI, instrumented (with the guard's circuit breaker unless `guard` is
+    None), exporting each span over OTLP to `collector`."""
     resource = Resource.create({sc.SERVICE_NAME: service, sc.DEPLOYMENT_ENVIRONMENT_NAME: environment})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces")))
@@ -134,7 +140,7 @@ def run_app(
     options = {name: value for name, value in options.items() if value is not SDK_DEFAULT}
     with (
         openai.OpenAI(base_url=fake.base_url, **options) as client,
-        llmledger.instrument(client, tracer_provider=provider, capture_content=capture_content),
+        llmledger.instrument(client, tracer_provider=provider, capture_content=capture_content, guard=guard),
     ):
         traffic(client)
         assert llmledger.flush(30)
@@ -179,7 +185,7 @@ def without_request_ids(fake: FakeOpenAI) -> Callable[[openai.OpenAI], None]:
     return traffic
 
 
-def test_a_service_doing_everything_right_scores_25(collector: RunningCollector, fake: FakeOpenAI) -> None:
+def test_a_service_doing_everything_right_scores_full_marks(collector: RunningCollector, fake: FakeOpenAI) -> None:
     service = "exemplary"
     run_app(collector, fake, service, good_traffic)
 
@@ -211,9 +217,10 @@ def test_a_service_doing_everything_right_scores_25(collector: RunningCollector,
 
     card = scorecard(collector, service)
     assert set(card) == {"service", "environment", "from", "to", "score", "max", "band", "unknown", "categories"}
-    assert (card["score"], card["max"], card["band"], card["unknown"]) == (25, 25, "production ready", 0)
+    assert (card["score"], card["max"], card["band"], card["unknown"]) == (26, 26, "production ready", 0)
     assert [(c["name"], c["score"], c["max"], len(c["items"])) for c in card["categories"]] == [
-        (name, 5, 5, 5) for name in ("Error handling", "Security", "Cost management", "Monitoring", "Testing")
+        ("Error handling", 6, 6, 6),
+        *[(name, 5, 5, 5) for name in ("Security", "Cost management", "Monitoring", "Testing")],
     ]
     for item in items(card).values():
         assert set(item) == {"id", "title", "status", "evidence", "fix"}
@@ -234,7 +241,7 @@ def test_a_service_doing_everything_right_scores_25(collector: RunningCollector,
     assert shown["mon.error_alert"]["evidence"]["rules"][0]["metric"] == "error_rate"
     # Today's point of the history counts today's rules and attestations.
     points = collector.get("/api/v1/readiness/history", service=service, days=3)["points"]
-    assert points == [{"day": datetime.now(tz=UTC).date().isoformat(), "score": 25}]
+    assert points == [{"day": datetime.now(tz=UTC).date().isoformat(), "score": 26}]
     # Staging judged on its own: the 429 that survived its retries is 1 call in 5.
     staging_card = items(scorecard(collector, service, environment="staging"))
     assert staging_card["eh.rate_limited"]["status"] == "fail"
@@ -287,7 +294,7 @@ def test_each_item_fails_on_its_own(
     failed_item = items(card)[item_id]
     assert failed_item["fix"]["text"]
     assert failed_item["fix"]["snippet"]
-    assert card["score"] == 25 - len(failing(card)) - card["unknown"]
+    assert card["score"] == card["max"] - len(failing(card)) - card["unknown"]
 
 
 # --- each boundary, from crafted spans -----------------------------------------------------------------------
@@ -417,6 +424,7 @@ def test_spans_from_another_instrumentation_leave_what_they_lack_unknown(collect
     assert collector.get("/api/v1/calls", service="foreign", limit=1)["calls"][0]["source_dialect"] == "otel_genai"
     assert statuses(card) == {
         "eh.retries": "unknown", "eh.timeout": "unknown",
+        "eh.circuit_breaker": "unknown",  # only our wrapper can say
         "eh.error_rate": "unknown",  # 1% are 5xx, but the 2 errors of unknown kind could make it 3%
         "eh.rate_limited": "unknown",  # none was a 429, but 2 errors of unknown kind are 2%, over 0.5%
         "eh.truncation": "pass",
@@ -429,7 +437,7 @@ def test_spans_from_another_instrumentation_leave_what_they_lack_unknown(collect
         "test.model_pinned": "fail", "test.non_prod_traffic": "pass", "test.error_paths": "unknown",
         "test.load": "unknown", "test.mocked": "unknown",
     }  # fmt: skip
-    assert card["unknown"] == 14
+    assert card["unknown"] == 15
     assert card["score"] == 6
     assert items(card)["eh.retries"]["evidence"]["summary"].startswith("no call records the client's max_retries")
     assert items(card)["cost.max_tokens"]["evidence"]["summary"] == (
@@ -443,7 +451,7 @@ def test_a_service_without_calls_is_unknown_on_every_observed_item(collector: Ru
         "test.load",
         "test.mocked",
     }
-    assert (card["score"], card["unknown"], card["band"]) == (1, 20, "not ready")  # only the collector's own set-up
+    assert (card["score"], card["unknown"], card["band"]) == (1, 21, "not ready")  # only the collector's own set-up
     assert items(card)["eh.retries"]["evidence"] == {
         "summary": "no production calls of never-called in the period",
         "basis": "observed",
@@ -483,9 +491,8 @@ def test_the_guard_enforcing_a_budget_covers_the_service(collector: RunningColle
         "enforced": [], "guard_budget_calls": 3, "guard_budget_ids": [7, 9],
     }  # fmt: skip
     assert item["evidence"]["summary"] == f"the guard enforced budget rule #7, #9 on 3 calls of {service}"
-    # The guard's circuit breaker is on wherever the guard is; the stopped calls aren't in the error rate.
-    breaker = card["eh.error_rate"]["evidence"]
-    assert (breaker["circuit_breaker"], breaker["guarded_calls"], breaker["calls"]) == (True, 7, 5)
+    # The stopped calls aren't in the error rate.
+    assert card["eh.error_rate"]["evidence"]["calls"] == 5
 
     rule = {"name": "guarded daily", "metric": "cost", "window": "day", "op": ">=", "threshold": 3,
             "filters": {"service": [service]}, "enforce": {"action": "warn"}}  # fmt: skip
@@ -496,10 +503,40 @@ def test_the_guard_enforcing_a_budget_covers_the_service(collector: RunningColle
     assert item["evidence"]["summary"].endswith("; the guard enforces 1 of them in the app")
 
 
-def test_a_service_without_the_guard_has_no_circuit_breaker(collector: RunningCollector) -> None:
-    post(collector, [good()] * 2, "unguarded")
-    evidence = items(scorecard(collector, "unguarded", **CRAFTED_DAY))["eh.error_rate"]["evidence"]
-    assert (evidence["circuit_breaker"], evidence["guarded_calls"], evidence["circuit_open_calls"]) == (False, 0, 0)
+def test_the_circuit_breaker_item_passes_from_the_guards_traffic_or_an_attestation(
+    collector: RunningCollector, fake: FakeOpenAI
+) -> None:
+    service = "breaker-check"
+    run_app(collector, fake, service, good_traffic, guard=GuardSettings(breaker=False))
+    item = items(scorecard(collector, service))["eh.circuit_breaker"]
+    assert (item["status"], item["evidence"]["judged"], item["evidence"]["meeting"]) == ("fail", 4, 0)
+    summary = "0.0% of 4 calls ran with the guard's circuit breaker on (at least 95% wanted)"
+    assert item["evidence"]["summary"] == summary
+    assert item["evidence"]["worst"]  # the calls that break it are shown
+
+    # A breaker of the app's own: attested, it passes (and the traffic's verdict stays in the evidence).
+    body = {
+        "service": service,
+        "item": "eh.circuit_breaker",
+        "by": "ops@example.com",
+        "link": "https://wiki.example/cb",
+    }
+    assert collector.http.post("/api/v1/readiness/attest", json=body).status_code == 201
+    item = items(scorecard(collector, service))["eh.circuit_breaker"]
+    assert (item["status"], item["evidence"]["basis"], item["evidence"]["by"]) == (
+        "pass",
+        "attested",
+        "ops@example.com",
+    )
+    assert item["evidence"]["traffic"].startswith("0.0% of 4 calls")
+
+    # The guard with its breaker on, from real calls: passes from traffic, whatever the guard's other parts.
+    observed = "breaker-observed"
+    run_app(collector, fake, observed, good_traffic, guard=GuardSettings(budgets=False, pace=True))
+    item = items(scorecard(collector, observed))["eh.circuit_breaker"]
+    assert (item["status"], item["evidence"]["basis"], item["evidence"]["meeting"]) == ("pass", "observed", 4)
+    stored = collector.get("/api/v1/calls", service=observed, limit=10)["calls"]
+    assert [call["guard_features"] for call in stored] == ["breaker,pace"] * 4
 
 
 # --- alert rules, attestations, batch features ----------------------------------------------------------------
@@ -719,15 +756,15 @@ def test_check_formats_and_exit_codes(collector: RunningCollector, capsys: pytes
     assert f"score {score} is below --min-score {score + 1}" in err
     unknown, band = api_card["unknown"], api_card["band"]
     assert (
-        out.splitlines()[0] == f"checked (production), 2025-11-24 to 2025-11-25: {score}/25 {band}, {unknown} unknown"
+        out.splitlines()[0] == f"checked (production), 2025-11-24 to 2025-11-25: {score}/26 {band}, {unknown} unknown"
     )
     assert "  FAIL  eh.retries             1 of 2 calls were made with max_retries=0" in out
     assert "fix: Keep the SDK's automatic retries" in out
 
     code, out, _ = check(capsys, *common, "--format", "markdown")
     assert code == 0
-    assert out.startswith(f"## LLM production readiness: checked (production), 2025-11-24 to 2025-11-25: {score}/25")
-    assert "### Error handling: 4/5\n\n| | Item | Evidence |\n|---|---|---|\n| ❌ | `eh.retries`" in out
+    assert out.startswith(f"## LLM production readiness: checked (production), 2025-11-24 to 2025-11-25: {score}/26")
+    assert "### Error handling: 5/6\n\n| | Item | Evidence |\n|---|---|---|\n| ❌ | `eh.retries`" in out
     assert "| ✅ | `eh.timeout` Timeouts of 120 s or less | all 2 calls time out within 120 s |" in out
     assert "| ❔ | `test.load`" in out
     assert "### Fixes" in out

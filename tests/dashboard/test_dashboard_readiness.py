@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 from collector.api.auth import Tokens
 from dashboard.data import alerts_client, client, readiness_client
 from dashboard.parts import filters
+from dashboard.views import readiness
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
 from tests.otlp_spans import chat_attributes, request_with
@@ -290,7 +291,7 @@ def test_one_card_per_service_with_its_score_band_and_unknowns(api: Api) -> None
     badges = texts(at.markdown)
     for service in shown:
         scorecard = api.scorecard(service)
-        assert shown[service] == f"{scorecard['score']} / 25"
+        assert shown[service] == f"{scorecard['score']} / {scorecard['max']}"
         color = readiness_client.BAND_COLORS[scorecard["band"]]
         assert f":{color}-badge[:material/verified: {scorecard['band']}]" in badges
         if scorecard["unknown"]:
@@ -451,7 +452,7 @@ def test_the_sidebar_narrows_the_cards_and_the_window(api: Api) -> None:
     start, end = first.isoformat() + "T00:00:00Z", (last + timedelta(days=1)).isoformat() + "T00:00:00Z"
     scorecard = api.get(readiness_client.READINESS_PATH, service="checkout", environment="staging", to=end,
                         **{"from": start})  # fmt: skip
-    assert at.metric[0].value == f"{scorecard['score']} / 25"
+    assert at.metric[0].value == f"{scorecard['score']} / {scorecard['max']}"
     assert not at.dataframe or "Service" not in at.dataframe[0].value  # one card: no overview table
     if api.fake:
         assert asked[readiness_client.READINESS_PATH] == [
@@ -472,8 +473,13 @@ def test_the_score_over_time_is_charted(api: Api) -> None:
         return
     [chart] = charts
     line, bands = json.loads(chart.proto.spec)["layer"]
-    assert line["encoding"]["y"]["scale"]["domain"] == [0, 25]
+    maximum = api.scorecard("checkout")["max"]
+    assert line["encoding"]["y"]["scale"]["domain"] == [0, maximum]
     assert bands["mark"]["type"] == "rule"
+    lines = {data.name: data for data in chart.proto.datasets}[bands["data"]["name"]]
+    assert list(pa.ipc.open_stream(lines.data.data).read_all().to_pandas()["score"]) == list(
+        readiness.band_lines(maximum)
+    )
     tables = {data.name: pa.ipc.open_stream(data.data.data).read_all().to_pandas() for data in chart.proto.datasets}
     drawn = tables[line["data"]["name"]]
     days = [f"{day:%Y-%m-%d}" for day in drawn["day"]]
