@@ -143,6 +143,11 @@ class Rates:
             cost += usage.images * self.image_price(usage.image_quality, usage.image_size)
         return cost
 
+    def text_cost(self, input_tokens: int, output_tokens: int) -> Decimal:
+        """`cost(Usage(input_tokens=..., output_tokens=...))` without building a Usage (the guard's worst case, on the
+        app's thread)."""
+        return input_tokens * self.input.at(input_tokens) + output_tokens * self.output.at(input_tokens)
+
     def image_price(self, quality: str | None, size: str | None) -> Decimal:
         """The per-image price for a quality and size; the first listed (the API's default) when not given."""
         default_quality, default_size, default_price = self.per_image[0]

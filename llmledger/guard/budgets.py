@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -95,6 +95,8 @@ class Reservation:
     budget_ids: tuple[int, ...]
     amount: Decimal
     settled_at: datetime | None = None  # None: still reserved
+    ended_at: datetime | None = None  # the call ended: its real cost is worked out later (`BudgetBook.end`)
+    cost: Callable[[], Decimal | None] | None = None
 
 
 @dataclass
@@ -130,6 +132,11 @@ class BudgetBook:
         self._local: dict[int, _Local] = {}
         self._warned: set[tuple[int, datetime]] = set()
         self._last_ok: float | None = None  # monotonic time of the last good snapshot
+        self._ended: dict[int, Reservation] = {}  # id → reservations of ended calls, not settled yet
+        # The budgets that cover a call's labels, and the current UTC day's and month's starts: worked out once, so
+        # that a decision far from any limit is a few lookups.
+        self._covering: dict[tuple[str | None, ...], list[Budget]] = {}
+        self._windows: tuple[tuple[int, int, int], datetime, datetime] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -141,6 +148,7 @@ class BudgetBook:
         horizon = as_of - timedelta(seconds=self.export_margin_s)
         with self._lock:
             self._budgets = budgets
+            self._covering.clear()
             for local in self._local.values():
                 local.forget_before(horizon)
             self._last_ok = time.monotonic()
@@ -177,9 +185,12 @@ class BudgetBook:
                 decision.model = downgrade.downgrade_to or decision.model
                 decision.action, decision.budget_id = "downgraded", downgrade.id
             covering = self._budgets_for(labels, decision.model)
+            if not covering:
+                return decision
             worst = worst_case(decision.model, False)
             over = self._over(covering, worst, now)
-            if over:
+            if over:  # near a limit: the calls that ended count at their real cost, and this one's input exactly
+                self._settle_ended()
                 worst = worst_case(decision.model, True)
                 over = self._over(covering, worst, now)
             blocking = next((b for b in over if b.action == "block"), None)
@@ -194,45 +205,78 @@ class BudgetBook:
                     decision.warned.append(budget)
                     if decision.action is None:
                         decision.action, decision.budget_id = "warned", budget.id
-            if covering and worst is not None:
+            if worst is not None:
                 decision.reservation = Reservation(tuple(b.id for b in covering), worst)
                 for budget in covering:
                     self._local.setdefault(budget.id, _Local()).reserved += worst
             return decision
 
+    def end(self, reservation: Reservation, cost: Callable[[], Decimal | None], now: datetime) -> None:
+        """The call ended; `cost` works out what it really cost. Its worst case stays reserved until `settle_ended`
+        runs it, off the app's thread (the wrapper's finisher), or at once when a decision near a limit needs it:
+        the books err early, never late."""
+        with self._lock:
+            reservation.ended_at, reservation.cost = now, cost
+            self._ended[id(reservation)] = reservation
+
+    def settle_ended(self, reservation: Reservation) -> None:
+        """Settle an ended call at its real cost (nothing if it was settled already)."""
+        if reservation.cost is None or reservation.settled_at is not None:
+            return
+        cost = _cost_of(reservation)
+        with self._lock:
+            self._settle(reservation, cost, reservation.ended_at or datetime.now(tz=UTC))
+
     def settle(self, reservation: Reservation, cost: Decimal | None, now: datetime) -> None:
         """The call ended: its real cost replaces its worst case (an unknown cost keeps the worst case)."""
         with self._lock:
-            if reservation.settled_at is not None:
-                return
-            amount = reservation.amount if cost is None else cost
-            for budget_id in reservation.budget_ids:
-                local = self._local.setdefault(budget_id, _Local())
-                local.reserved -= reservation.amount
-                local.settled.append((now, amount))
-                local.settled_total += amount
-            reservation.amount, reservation.settled_at = amount, now
+            self._settle(reservation, cost, now)
+
+    def _settle(self, reservation: Reservation, cost: Decimal | None, now: datetime) -> None:
+        self._ended.pop(id(reservation), None)
+        if reservation.settled_at is not None:
+            return
+        amount = reservation.amount if cost is None else cost
+        for budget_id in reservation.budget_ids:
+            local = self._local.setdefault(budget_id, _Local())
+            local.reserved -= reservation.amount
+            local.settled.append((now, amount))
+            local.settled_total += amount
+        reservation.amount, reservation.settled_at = amount, now
+
+    def _settle_ended(self) -> None:
+        for reservation in list(self._ended.values()):
+            self._settle(reservation, _cost_of(reservation), reservation.ended_at or datetime.now(tz=UTC))
 
     def spent(self, budget: Budget, now: datetime) -> Decimal:
         with self._lock:
             return self._spent(budget, now)
 
-    def _budgets_for(self, labels: dict[str, str | None], model: str) -> list[Budget]:
-        labels["model"] = model
-        return [budget for budget in self._budgets if budget.covers(labels)]
+    def _budgets_for(self, labels: Mapping[str, str | None], model: str) -> list[Budget]:
+        key = (*(labels.get(name) for name in LABELS[:-1]), model)
+        found = self._covering.get(key)
+        if found is None:
+            if len(self._covering) >= _COVERING_CACHE:  # many end users: start again rather than grow
+                self._covering.clear()
+            with_model = {**labels, "model": model}
+            found = self._covering[key] = [budget for budget in self._budgets if budget.covers(with_model)]
+        return found
 
     def _over_exactly(self, budgets: Sequence[Budget], worst_case: Any, model: str, now: datetime) -> list[Budget]:
         """Budgets this call would take over their limit: a cheap upper bound of its tokens first, counted exactly
         only when the bound doesn't fit (near a limit), so most calls never run the tokenizer."""
         over = self._over(budgets, worst_case(model, False), now)
-        return self._over(budgets, worst_case(model, True), now) if over else over
+        if not over:
+            return over
+        self._settle_ended()
+        return self._over(budgets, worst_case(model, True), now)
 
     def _over(self, budgets: Sequence[Budget], worst: Decimal | None, now: datetime) -> list[Budget]:
         extra = worst or Decimal(0)
         return [budget for budget in budgets if budget.exceeded_by(self._spent(budget, now) + extra)]
 
     def _spent(self, budget: Budget, now: datetime) -> Decimal:
-        start = window_start(budget.window, now)
+        start = self._window_start(budget.window, now)
         # A snapshot from an earlier window (the day turned since the last poll) counts nothing of this one.
         spent = budget.spent_usd if budget.window_start >= start else Decimal(0)
         local = self._local.get(budget.id)
@@ -241,3 +285,21 @@ class BudgetBook:
         if local.settled and local.settled[0][0] < start:
             local.forget_before(start - timedelta(microseconds=1))
         return spent + local.reserved + local.settled_total
+
+    def _window_start(self, window: str, now: datetime) -> datetime:
+        today = (now.year, now.month, now.day)
+        if self._windows is None or self._windows[0] != today:
+            self._windows = (today, window_start("day", now), window_start("month", now))
+        return self._windows[1] if window == "day" else self._windows[2]
+
+
+_COVERING_CACHE = 10_000
+
+
+def _cost_of(reservation: Reservation) -> Decimal | None:
+    """An ended call's real cost; unknown (its worst case stays) when it can't be worked out."""
+    try:
+        return reservation.cost() if reservation.cost is not None else None
+    except Exception:  # the books keep the worst case rather than fail a decision
+        log.debug("llmledger guard: a call's cost could not be worked out", exc_info=True)
+        return None

@@ -53,6 +53,7 @@ class Guard:
         self.breakers = Breakers(settings) if settings.breaker else None
         self.pacer = Pacer(settings.pace_max_wait_s) if settings.pace else None
         self.poller: BudgetPoller | None = None
+        self._rates_seen: dict[tuple[str, str | None, str], pricing.Rates | None] = {}  # the price list is fixed
         parts = (("budgets", self.book), ("breaker", self.breakers), ("pace", self.pacer))
         self.features = ",".join(name for name, part in parts if part is not None)
 
@@ -97,14 +98,20 @@ class Guard:
 
     def release(self, ticket: Ticket, error: BaseException | None, result: Any, recorder_attrs: Mapping[str, Any],
                 endpoint: extract.Endpoint, body: Mapping[str, Any], headers: Any) -> None:  # fmt: skip
-        """The call ended: settle its reservation, tell its circuit and the pacer."""
+        """The call ended (on the app's thread): tell its circuit and the pacer, and end its reservation; what it
+        really cost is worked out in `settle`, on the finisher's thread."""
         if self.breakers is not None:
             self.breakers.record(ticket.breaker, error, ticket.probe)
         if self.pacer is not None and headers is not None:
             self.pacer.observe(ticket.breaker, headers)
         if ticket.reservation is not None and self.book is not None:
-            cost = self._cost(ticket, error, result, recorder_attrs, endpoint, body)
-            self.book.settle(ticket.reservation, cost, datetime.now(tz=UTC))
+            self.book.end(ticket.reservation, lambda: self._cost(ticket, error, result, recorder_attrs, endpoint, body),
+                          datetime.now(tz=UTC))  # fmt: skip
+
+    def settle(self, ticket: Ticket) -> None:
+        """After the call's span is out (the finisher's thread): its reservation becomes its real cost."""
+        if ticket.reservation is not None and self.book is not None:
+            self.book.settle_ended(ticket.reservation)
 
     # --- the three parts ----------------------------------------------------------------------------------------
 
@@ -145,17 +152,18 @@ class Guard:
             return None, model
         counted: dict[bool, int] = {}
         costs: dict[tuple[str, bool], Decimal | None] = {}
+        tier = attrs.get(sc.OPENAI_REQUEST_SERVICE_TIER)
 
         def worst_case(candidate: str, exact: bool) -> Decimal | None:
             key = (candidate, exact)
             if key in costs:
                 return costs[key]
-            rates = pricing.rates_for(candidate, attrs.get(sc.OPENAI_REQUEST_SERVICE_TIER), provider=provider)
+            rates = self._rates(candidate, tier, provider)
             if rates is not None and exact not in counted:
                 bound = tokens.count_prompt_tokens(candidate, body, api_type) if exact else prompt_token_bound(body)
                 counted[exact] = bound or 0
-            usage = pricing.Usage(input_tokens=counted.get(exact, 0), output_tokens=_max_output(attrs, self.settings))
-            costs[key] = cost = rates.cost(usage) if rates is not None else None
+            output = _max_output(attrs, self.settings)
+            costs[key] = cost = rates.text_cost(counted.get(exact, 0), output) if rates is not None else None
             return cost
 
         try:
@@ -178,6 +186,14 @@ class Guard:
                 except Exception as exc:  # noqa: BLE001 - the app's callback never breaks the app's call
                     diagnostics.internal_error("guard on_warn callback", exc, reraise=False)
         return decision.reservation, decision.model
+
+    def _rates(self, model: str, tier: str | None, provider: str) -> pricing.Rates | None:
+        key = (model, tier, provider)
+        if key not in self._rates_seen:
+            if len(self._rates_seen) >= 1000:
+                self._rates_seen.clear()
+            self._rates_seen[key] = pricing.rates_for(model, tier, provider=provider)
+        return self._rates_seen[key]
 
     def _cost(self, ticket: Ticket, error: BaseException | None, result: Any, attrs: Mapping[str, Any],
               endpoint: extract.Endpoint, body: Mapping[str, Any]) -> Decimal | None:  # fmt: skip

@@ -7,6 +7,7 @@ one request and its estimated tokens from what the last response said remained.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+@functools.lru_cache(maxsize=512)  # the same few durations come back with every response
 def parse_reset(text: str) -> float | None:
     """OpenAI's reset durations: `1s`, `6m0s`, `20ms`, `1h2m3.5s`."""
     parts = _DURATION.findall(text.strip())

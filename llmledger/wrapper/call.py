@@ -141,6 +141,13 @@ class CallRecorder:
         except Exception as exc:  # noqa: BLE001 - the guard's bookkeeping never reaches the app
             diagnostics.internal_error("guard release", exc)
 
+    def _settle_guard(self) -> None:
+        guard, ticket = self.guard_ticket  # type: ignore[misc]
+        try:
+            guard.settle(ticket)
+        except Exception as exc:  # noqa: BLE001
+            diagnostics.internal_error("guard settle", exc, reraise=False)
+
     @property
     def ended(self) -> bool:
         return self._ended
@@ -176,6 +183,8 @@ class CallRecorder:
         if self.error is not None:
             span.set_status(Status(StatusCode.ERROR, type(self.error).__name__))
         span.end(end_time=self.end_ns)
+        if self.guard_ticket is not None:
+            self._settle_guard()
 
     def capture_output(self, texts: list[str]) -> None:
         self.attrs[sc.GEN_AI_OUTPUT_MESSAGES], _found = content.captured_output(texts)

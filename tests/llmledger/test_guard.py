@@ -20,7 +20,7 @@ import pytest
 import llmledger
 from llmledger import pricing
 from llmledger import semconv as sc
-from llmledger.guard.budgets import parse_budgets
+from llmledger.guard.budgets import BudgetBook, parse_budgets
 from llmledger.testing.fake_openai import Reply
 from tests.conftest import API_KEY, Spans
 
@@ -120,6 +120,38 @@ def one_call_cost(client: openai.OpenAI, spans: Spans) -> Decimal:
 
 
 # --- budgets ----------------------------------------------------------------------------------------------------
+
+
+def test_ended_calls_hold_their_worst_case_until_settled_and_settle_at_once_near_a_limit() -> None:
+    """The app's thread only ends a call; its real cost is worked out later (the finisher's thread) or, when a
+    decision would be near a limit, right then: the books err early, never late, and never block one call early."""
+    now = datetime.now(tz=UTC)
+    day = datetime(now.year, now.month, now.day, tzinfo=UTC).isoformat()
+    book = BudgetBook()
+    book.apply(*parse_budgets({"as_of": now.isoformat(), "budgets": [
+        {"id": 1, "name": "daily", "window": "day", "window_start": day, "filters": {}, "limit_usd": "1",
+         "spent_usd": "0", "action": "block"}]}))  # fmt: skip
+    (budget,) = book.budgets
+    labels = {"service": "app", "model": "gpt-4o-mini"}
+    worst, real = Decimal("0.40"), Decimal("0.10")
+    first = book.decide(dict(labels), lambda model, exact: worst, now).reservation
+    assert first is not None
+    book.end(first, lambda: real, now)
+    second = book.decide(dict(labels), lambda model, exact: worst, now).reservation  # 0.40 + 0.40 fits
+    assert second is not None
+    assert first.settled_at is None  # far from the limit, the app's thread never works out a cost
+    assert book.spent(budget, now) == 2 * worst
+    book.end(second, lambda: real, now)
+    third = book.decide(dict(labels), lambda model, exact: worst, now).reservation  # 0.80 + 0.40 would not
+    assert third is not None
+    assert (first.settled_at, first.amount, second.amount) == (now, real, real)
+    assert book.spent(budget, now) == 2 * real + worst
+    book.end(third, lambda: 1 / 0, now)  # a cost that can't be worked out keeps the worst case
+    book.settle_ended(third)
+    book.settle_ended(first)  # settling twice changes nothing
+    assert book.spent(budget, now) == 2 * real + worst
+    with pytest.raises(llmledger.BudgetExceeded):
+        book.decide(dict(labels), lambda model, exact: Decimal("0.41"), now)
 
 
 def test_a_budget_blocks_at_the_call_that_would_cross_it_and_not_one_earlier(fake, client, spans, endpoint) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from genai_prices import Usage as GenaiUsage
-from genai_prices import calc_price
+from genai_prices import calc_price, data_snapshot
 
 from llmledger import pricing
 from llmledger import semconv as sc
@@ -105,3 +105,19 @@ def test_self_hosted_is_never_priced_and_moderation_is_a_known_zero() -> None:
     assert free[sc.GEN_AI_USAGE_COST_AMOUNT] == 0.0
     assert free[sc.GEN_AI_USAGE_COST_SOURCE] == sc.COST_SOURCE_LOCAL
     assert pricing.cost_attributes(pricing.Usage(), "omni-moderation-latest", None) == {}  # not free: unpriced
+
+
+def test_the_guards_text_cost_is_the_cost_of_those_tokens_for_every_listed_model() -> None:
+    """`Rates.text_cost` (the guard's worst case, without building a Usage) equals `cost` on every OpenAI model the
+    price list knows, below and above the long-context thresholds."""
+    models = [model.id for model in data_snapshot.get_snapshot().find_provider(None, "openai", None).models]
+    checked = 0
+    for model in models:
+        rates = pricing.rates_for(model, None)
+        if rates is None:
+            continue
+        for input_tokens, output_tokens in ((0, 0), (8, 40), (1_500, 4_096), (300_000, 1)):
+            usage = pricing.Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+            assert rates.text_cost(input_tokens, output_tokens) == rates.cost(usage), (model, input_tokens)
+        checked += 1
+    assert checked > 50
