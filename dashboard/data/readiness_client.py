@@ -191,6 +191,8 @@ def item_label(item: dict[str, Any]) -> str:
     title = f"**{escape(text)}**"
     if basis(item) == "attested" and item.get("status") == "pass" and "attested" not in text.lower():
         title += " (attested)"
+    if item.get("advice"):
+        title += " (advice, not scored)"
     summary = (item.get("evidence") or {}).get("summary")
     return f"{icon} {title} — {escape(summary)}" if summary else f"{icon} {title}"
 

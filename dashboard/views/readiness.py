@@ -18,9 +18,10 @@ from dashboard.data.readiness_client import Card, escape, widget_key
 from dashboard.parts import charts, filters, ui
 
 ABOUT = (
-    "Each service's calls in this time range, scored against the OpenAI production checklist: a point per item passed "
-    "(80% of the items or more: production ready; 60% or more: needs improvement; less: not ready). An item without "
-    "evidence is unknown and scores 0. The team, model and feature filters do not apply here."
+    "Each service's calls in this time range, scored against the OpenAI production checklist: 5 points per category, "
+    "25 in all (20-25 production ready, 15-19 needs improvement, below 15 not ready); advice items are judged the same "
+    "way and not scored. An item without evidence is unknown and scores 0. The team, model and feature filters do not "
+    "apply here."
 )
 
 
