@@ -22,9 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--environment", help="score this environment only (default: the production ones)")
     parser.add_argument("--from", dest="start", help="RFC 3339 time or date (UTC), inclusive (default: 7 days ago)")
     parser.add_argument("--to", dest="end", help="RFC 3339 time or date (UTC), exclusive (default: now)")
-    parser.add_argument(
-        "--min-score", type=int, default=0, help="exit 1 when the score is below this (0 to the card's max)"
-    )
+    parser.add_argument("--min-score", type=int, default=0, help="exit 1 when the score is below this (0-25)")
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
 
 
@@ -65,7 +63,8 @@ def text(card: dict[str, Any]) -> str:
     for category in card["categories"]:
         lines.append(f"\n{category['name']}: {category['score']}/{category['max']}")
         for item in category["items"]:
-            lines.append(f"  {TEXT_MARKS[item['status']]}  {item['id']:<22} {item['evidence']['summary']}")
+            advice = " (advice, not scored)" if item.get("advice") else ""
+            lines.append(f"  {TEXT_MARKS[item['status']]}  {item['id']:<22} {item['evidence']['summary']}{advice}")
             if item["status"] != "pass":
                 lines.append(f"{'':30}fix: {item['fix']['text']}")
     return "\n".join(lines)
@@ -87,7 +86,8 @@ def markdown(card: dict[str, Any]) -> str:
             evidence = item["evidence"]["summary"]
             if item["evidence"].get("basis") == "attested":
                 evidence += " *(attested, not observed)*" if item["status"] == "pass" else ""
-            lines.append(f"| {mark} | `{item['id']}` {_cell(item['title'])} | {_cell(evidence)} |")
+            title = item["title"] + (" (advice, not scored)" if item.get("advice") else "")
+            lines.append(f"| {mark} | `{item['id']}` {_cell(title)} | {_cell(evidence)} |")
             if item["status"] != "pass":
                 fixes.append(_fix_markdown(item))
         lines.append("")

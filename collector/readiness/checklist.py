@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from collector.readiness.facts import aggregate, assemble, details, own, scrubbed
-from collector.readiness.items import CATEGORIES, ITEMS, MAX_SCORE
+from collector.readiness.items import CATEGORIES, ITEMS, MAX_SCORE, SCORED
 from collector.readiness.model import (
     FAIL,
     PASS,
@@ -31,7 +31,7 @@ def judge(item: Item, facts: Facts) -> Verdict:
 
 
 def band(score: int, maximum: int = MAX_SCORE) -> str:
-    """80% of the items passed or more: production ready; 60% or more: needs improvement."""
+    """80% of the scored items passed or more (20 of 25): production ready; 60% or more: needs improvement."""
     return (
         "production ready"
         if score * 5 >= maximum * 4
@@ -54,11 +54,12 @@ def scorecard(con: Any, scope: Scope, context: Context) -> dict[str, Any]:
                 evidence.update(details(con, scope, context, item))
             fix = item.fix(scope, own(item, facts))
             items.append({"id": item.id, "title": item.title, "status": status, "evidence": _jsonable(evidence),
-                          "fix": fix})  # fmt: skip
-        score = sum(entry["status"] == PASS for entry in items)
-        categories.append({"name": name, "score": score, "max": len(items), "items": items})
+                          "fix": fix, "advice": item.advice})  # fmt: skip
+        scored = [entry for entry in items if not entry["advice"]]
+        score = sum(entry["status"] == PASS for entry in scored)
+        categories.append({"name": name, "score": score, "max": len(scored), "items": items})
     score = sum(category["score"] for category in categories)
-    unknown = sum(entry["status"] == UNKNOWN for category in categories for entry in category["items"])
+    unknown = sum(entry["status"] == UNKNOWN and not entry["advice"] for c in categories for entry in c["items"])
     return {
         "service": scope.service,
         "environment": scope.environment,
@@ -85,7 +86,7 @@ def history(con: Any, scope: Scope, context: Context) -> list[dict[str, Any]]:
         day_scope = Scope(scope.service, start, end, scope.environment, scope.production_environments)
         aggregates = {kind: per_kind[kind].get(day, {}) for kind in per_kind}
         facts = assemble(day_scope, context, aggregates, secrets.get(day, {}), end)
-        score = sum(judge(item, facts)[0] == PASS for item in ITEMS)
+        score = sum(judge(item, facts)[0] == PASS for item in SCORED)
         points.append({"day": day.isoformat(), "score": score})
     return points
 

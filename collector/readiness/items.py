@@ -1,5 +1,5 @@
-"""The checklist itself: its five categories and their items, each with its aggregates, judge, breaking call and
-fix."""
+"""The checklist itself: its five categories and their items (5 scored in each, plus advice), each with its
+aggregates, judge, breaking call and fix."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ ITEMS: tuple[Item, ...] = (
         {"known": f"count(*) FILTER (WHERE {WRAPPER})", "good": f"count(*) FILTER (WHERE {WRAPPER} AND {BREAKER_ON})",
          "unjudged": f"count(*) FILTER (WHERE NOT {WRAPPER})",
          "circuit_open": "count(*) FILTER (WHERE guard_action IN ('circuit_open', 'rerouted'))"},
-        bad=f"{WRAPPER} AND {BREAKER_ON} IS NOT TRUE",
+        bad=f"{WRAPPER} AND {BREAKER_ON} IS NOT TRUE", advice=True,
     ),
     Item(
         "eh.rate_limited", "Under 0.5% of calls still rate-limited after retries", judges.rate_limited,
@@ -256,4 +256,5 @@ ITEMS: tuple[Item, ...] = (
     ),
 )  # fmt: skip
 ITEM_IDS = tuple(item.id for item in ITEMS)
-MAX_SCORE = len(ITEMS)
+SCORED = tuple(item for item in ITEMS if not item.advice)
+MAX_SCORE = len(SCORED)

@@ -90,6 +90,9 @@ class Item:
     observed: bool = True  # judged from calls (unknown without any); False: from rules, set-up or attestations
     bad: str | None = None  # SQL of a call that breaks the rule
     group: tuple[str, str] = ("feature", "feature")  # (evidence key, SQL) the worst calls are grouped by
+    # Advice: judged and shown like the others, but not in the score, which stays the checklist's 5 x 5 so that it
+    # compares over time (README, Production readiness).
+    advice: bool = False
 
     @property
     def category(self) -> str:

@@ -185,7 +185,7 @@ def without_request_ids(fake: FakeOpenAI) -> Callable[[openai.OpenAI], None]:
     return traffic
 
 
-def test_a_service_doing_everything_right_scores_full_marks(collector: RunningCollector, fake: FakeOpenAI) -> None:
+def test_a_service_doing_everything_right_scores_25(collector: RunningCollector, fake: FakeOpenAI) -> None:
     service = "exemplary"
     run_app(collector, fake, service, good_traffic)
 
@@ -217,13 +217,15 @@ def test_a_service_doing_everything_right_scores_full_marks(collector: RunningCo
 
     card = scorecard(collector, service)
     assert set(card) == {"service", "environment", "from", "to", "score", "max", "band", "unknown", "categories"}
-    assert (card["score"], card["max"], card["band"], card["unknown"]) == (26, 26, "production ready", 0)
+    assert (card["score"], card["max"], card["band"], card["unknown"]) == (25, 25, "production ready", 0)
     assert [(c["name"], c["score"], c["max"], len(c["items"])) for c in card["categories"]] == [
-        ("Error handling", 6, 6, 6),
+        ("Error handling", 5, 5, 6),
         *[(name, 5, 5, 5) for name in ("Security", "Cost management", "Monitoring", "Testing")],
     ]
+    assert [item["id"] for item in items(card).values() if item["advice"]] == ["eh.circuit_breaker"]
+    assert items(card)["eh.circuit_breaker"]["status"] == "pass"  # advice passes too, it just isn't counted
     for item in items(card).values():
-        assert set(item) == {"id", "title", "status", "evidence", "fix"}
+        assert set(item) == {"id", "title", "status", "evidence", "fix", "advice"}
         assert set(item["fix"]) == {"text", "snippet", "rule"}
         assert item["evidence"]["summary"]
         assert item["evidence"]["basis"] in ("observed", "configuration", "attested")
@@ -241,7 +243,7 @@ def test_a_service_doing_everything_right_scores_full_marks(collector: RunningCo
     assert shown["mon.error_alert"]["evidence"]["rules"][0]["metric"] == "error_rate"
     # Today's point of the history counts today's rules and attestations.
     points = collector.get("/api/v1/readiness/history", service=service, days=3)["points"]
-    assert points == [{"day": datetime.now(tz=UTC).date().isoformat(), "score": 26}]
+    assert points == [{"day": datetime.now(tz=UTC).date().isoformat(), "score": 25}]
     # Staging judged on its own: the 429 that survived its retries is 1 call in 5.
     staging_card = items(scorecard(collector, service, environment="staging"))
     assert staging_card["eh.rate_limited"]["status"] == "fail"
@@ -437,7 +439,7 @@ def test_spans_from_another_instrumentation_leave_what_they_lack_unknown(collect
         "test.model_pinned": "fail", "test.non_prod_traffic": "pass", "test.error_paths": "unknown",
         "test.load": "unknown", "test.mocked": "unknown",
     }  # fmt: skip
-    assert card["unknown"] == 15
+    assert card["unknown"] == 14
     assert card["score"] == 6
     assert items(card)["eh.retries"]["evidence"]["summary"].startswith("no call records the client's max_retries")
     assert items(card)["cost.max_tokens"]["evidence"]["summary"] == (
@@ -451,7 +453,7 @@ def test_a_service_without_calls_is_unknown_on_every_observed_item(collector: Ru
         "test.load",
         "test.mocked",
     }
-    assert (card["score"], card["unknown"], card["band"]) == (1, 21, "not ready")  # only the collector's own set-up
+    assert (card["score"], card["unknown"], card["band"]) == (1, 20, "not ready")  # only the collector's own set-up
     assert items(card)["eh.retries"]["evidence"] == {
         "summary": "no production calls of never-called in the period",
         "basis": "observed",
@@ -756,15 +758,15 @@ def test_check_formats_and_exit_codes(collector: RunningCollector, capsys: pytes
     assert f"score {score} is below --min-score {score + 1}" in err
     unknown, band = api_card["unknown"], api_card["band"]
     assert (
-        out.splitlines()[0] == f"checked (production), 2025-11-24 to 2025-11-25: {score}/26 {band}, {unknown} unknown"
+        out.splitlines()[0] == f"checked (production), 2025-11-24 to 2025-11-25: {score}/25 {band}, {unknown} unknown"
     )
     assert "  FAIL  eh.retries             1 of 2 calls were made with max_retries=0" in out
     assert "fix: Keep the SDK's automatic retries" in out
 
     code, out, _ = check(capsys, *common, "--format", "markdown")
     assert code == 0
-    assert out.startswith(f"## LLM production readiness: checked (production), 2025-11-24 to 2025-11-25: {score}/26")
-    assert "### Error handling: 5/6\n\n| | Item | Evidence |\n|---|---|---|\n| ❌ | `eh.retries`" in out
+    assert out.startswith(f"## LLM production readiness: checked (production), 2025-11-24 to 2025-11-25: {score}/25")
+    assert "### Error handling: 4/5\n\n| | Item | Evidence |\n|---|---|---|\n| ❌ | `eh.retries`" in out
     assert "| ✅ | `eh.timeout` Timeouts of 120 s or less | all 2 calls time out within 120 s |" in out
     assert "| ❔ | `test.load`" in out
     assert "### Fixes" in out
