@@ -28,6 +28,7 @@ from collector.store.lake.compaction import compact
 from collector.store.lake.connect import LakeConfigError, catalog_conninfo
 from collector.store.lake.locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLostError
 from collector.store.lake.store import LakeStore
+from collector.store.migrations import MIGRATIONS
 from collector.store.retention import delete_before
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI
@@ -122,7 +123,7 @@ def test_one_collector_on_a_lake_stores_queries_and_keeps_state_in_postgres(lake
         assert {"alert_rules", "alert_state", "alert_events", "notification_attempts", "_migrations"} <= state_tables
         assert "llm_calls" not in state_tables
         assert lake.pg("SELECT name FROM llmledger.alert_rules") == [("spend",)]
-        assert len(lake.pg("SELECT id FROM llmledger._migrations")) == 10
+        assert len(lake.pg("SELECT id FROM llmledger._migrations")) == len(MIGRATIONS)
     finally:
         running.stop()
 
@@ -198,14 +199,14 @@ def test_lake_specs_that_cannot_be_used_are_refused(spec: str, message: str) -> 
 
 def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start(lake: Lake) -> None:
     LakeStore(lake.spec, lake.data_path).close()
-    # As if the collector died after migrations 5-10 committed their DuckLake part (m005, m009 and m010 add columns
+    # As if the collector died after migrations 5-14 committed their DuckLake part (m005, m009 and m010 add columns
     # to llm_calls) and before their PostgreSQL part.
     with psycopg.connect(lake.dsn, autocommit=True) as con:
         con.execute("SET search_path TO llmledger")
         con.execute("DELETE FROM _migrations WHERE id >= 5")
         state_tables = ("price_rates", "reprice_runs", "openai_costs", "openai_usage", "openai_pulled_days",
                         "reconcile_runs", "readiness_attestations", "readiness_batch_features", "scrubbed_secrets",
-                        "notification_claims")  # fmt: skip
+                        "notification_claims", "price_lists")  # fmt: skip
         for table in state_tables:
             con.execute(f"DROP TABLE {table}")
         for sequence in ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids"):
@@ -213,7 +214,7 @@ def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start
         con.execute("ALTER TABLE alert_rules DROP COLUMN enforce")  # m010's PostgreSQL part
     store = LakeStore(lake.spec, lake.data_path)  # would fail adding m005's columns a second time
     store.close()
-    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [(n,) for n in range(1, 11)]
+    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [(n,) for n, _, _ in MIGRATIONS]
     assert {"price_rates", "scrubbed_secrets"} <= {
         name for (name,) in lake.pg("SELECT tablename FROM pg_tables WHERE schemaname = 'llmledger'")
     }
