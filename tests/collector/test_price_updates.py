@@ -253,3 +253,23 @@ def test_a_restart_keeps_the_last_good_list_while_the_server_is_down(server: Pri
         )
     finally:
         third.stop()
+
+
+def test_an_alert_on_unpriced_requests_fires_when_an_unknown_model_appears(tmp_path: Path) -> None:
+    collector = RunningCollector(tmp_path / "ledger.duckdb", "--alert-interval", "3600")
+    try:
+        rule = {"name": "a model with no price", "metric": "unpriced_requests", "window": "1h", "op": ">",
+                "threshold": 0, "for": "0s", "min_requests": 1}  # fmt: skip
+        created = collector.http.post("/api/v1/alert-rules", json=rule)
+        assert created.status_code == 201, created.text
+        con = collector.collector.store.reader()
+        try:
+            send(collector, "known", "gpt-4o-mini")
+            assert collector.collector.alert_engine.evaluate_once(con, datetime.now(UTC)) == []
+            send(collector, "unknown", "gpt-9-nova")
+            fired = collector.collector.alert_engine.evaluate_once(con, datetime.now(UTC))
+        finally:
+            con.close()
+        assert fired == [(created.json()["id"], "firing")]
+    finally:
+        collector.stop()
