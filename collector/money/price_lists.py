@@ -95,7 +95,7 @@ def _model_count(snapshot: DataSnapshot) -> int:
 
 
 # The `price_lists` table: one row per list adopted, the data kept for the newest only (older lists are named by
-# their rows and their rates are in price_rates; the data of each is ~1.5 MB).
+# their rows and their rates are in price_rates; genai-prices bundles its data as a 1.6 MB module).
 def newest(con: Any) -> tuple[bytes, str, datetime, datetime] | None:
     """(data, source, fetched_at, checked_at) of the list last stored, or None."""
     row = con.execute(

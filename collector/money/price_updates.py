@@ -31,7 +31,7 @@ from collector.money.price_lists import PriceListError
 from collector.store.file import Store
 
 log = logging.getLogger("llmledger.collector")
-MAX_BYTES = 64 * 1024 * 1024  # genai-prices' whole list is ~1.5 MB
+MAX_BYTES = 64 * 1024 * 1024  # far above genai-prices' list (its bundled data module is 1.6 MB)
 METRIC = "llmledger_price_updates_total"
 
 
