@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +25,7 @@ from tests.collector_harness import RunningCollector
 from tests.otlp_spans import chat_attributes, request_with
 from tests.price_server import MINI, MINI_DEARER, NOVA, PriceServer, price_file
 
+ROOT = Path(__file__).resolve().parents[2]
 PROTOBUF = {"content-type": "application/x-protobuf"}
 # A call of 1000 input tokens (200 of them cached) and 100 output tokens: at MINI 800 x 0.15 + 200 x 0.075
 # + 100 x 0.60 = 195; at MINI_DEARER 800 x 0.30 + 200 x 0.15 + 100 x 1.20 = 390; at NOVA 800 x 2 + 200 x 0.5
@@ -128,6 +131,10 @@ def test_a_new_list_prices_new_calls_and_the_past_only_when_repriced(server: Pri
         }
 
         # The dry run says what would change per model, and changes nothing.
+        command = [sys.executable, "-m", "llmledger_cli", "reprice", "--api", collector.url, "--from", window()["from"],
+                   "--to", window()["to"], "--dry-run"]  # fmt: skip
+        printed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout
+        assert f"  gpt-9-nova: would change 1 (1 in cost), 0 → {NOVA_COST} USD" in printed
         dry = collector.http.post("/api/v1/reprice", params={**window(), "dry_run": "true"}).json()
         assert (dry["rows_seen"], dry["rows_changed"], dry["costs_changed"]) == (3, 2, 1)
         diff = [
