@@ -7,6 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from genai_prices.update_prices import DEFAULT_UPDATE_URL
 
 from collector.api.auth import Tokens
 from llmledger.credentials import TokenError, read_token_file
@@ -27,6 +30,8 @@ class CollectorConfig:
     grpc_port: int
     max_body_bytes: int
     prices: Path | None
+    prices_update_interval: float
+    prices_update_timeout: float
     alert_interval: float
     dashboard_url: str
     production_environments: tuple[str, ...]
@@ -40,6 +45,7 @@ class CollectorConfig:
     also_listening: tuple[tuple[str, int], ...] = ()
     # Secrets: never in a repr, a log line or argv.
     openai_admin_key: str | None = field(default=None, repr=False)
+    prices_update_url: str | None = field(default=None, repr=False)  # None: the bundled list; may carry a token
     tokens: Tokens = field(default_factory=Tokens, repr=False)
 
     @classmethod
@@ -54,6 +60,9 @@ class CollectorConfig:
         except TokenError as exc:
             raise SystemExit(f"llmledger collector: {exc}") from None
         dashboard_port = getattr(args, "dashboard_port", None)
+        update_url = prices_update_url(args.prices_update)
+        if args.prices_update_interval <= 0 or args.prices_update_timeout <= 0:
+            raise SystemExit("llmledger collector: --prices-update-interval and --prices-update-timeout must be > 0")
         return cls(
             db=Path(args.db),
             lake=args.lake,
@@ -63,6 +72,8 @@ class CollectorConfig:
             grpc_port=args.grpc_port,
             max_body_bytes=args.max_body_bytes,
             prices=Path(args.prices) if args.prices else None,
+            prices_update_interval=args.prices_update_interval,
+            prices_update_timeout=args.prices_update_timeout,
             alert_interval=args.alert_interval,
             dashboard_url=args.dashboard_url,
             production_environments=tuple(
@@ -76,8 +87,20 @@ class CollectorConfig:
             reconcile_interval=args.reconcile_interval,
             also_listening=(("--dashboard-port", dashboard_port),) if dashboard_port else (),
             openai_admin_key=key,
+            prices_update_url=update_url,
             tokens=Tokens.from_env(environ) if tokens is None else tokens,
         )
+
+
+def prices_update_url(value: str | None) -> str | None:
+    """`--prices-update`'s URL: None when not given, genai-prices' published file when given bare."""
+    if value is None:
+        return None
+    if not value:
+        return DEFAULT_UPDATE_URL
+    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+        raise SystemExit("llmledger collector: --prices-update takes an http(s) URL")
+    return value
 
 
 def admin_key(key_file: Path | None, environ: Mapping[str, str]) -> str | None:

@@ -23,6 +23,8 @@ _HELP = {
     "llmledger_secrets_scrubbed_total": "Stored values that looked like an OpenAI API key, replaced at ingest.",
     "llmledger_lake_compaction_seconds": "Time of one lake compaction pass (merge, expire, clean up).",
     "llmledger_sanity_flags_total": "Calls whose counts contradict each other (stored as reported), by flag.",
+    "llmledger_price_updates_total": "Price list fetches (--prices-update), by outcome: new, unchanged, adopted "
+    "(another collector's), timeout, unreachable, http_error, unusable, store_failed.",
     "llmledger_unpriced_units_total": "Calls priced without a unit their rates lack (left out of the cost), by unit.",
 }
 

@@ -54,6 +54,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="TOML file of negotiated rates laid over genai-prices list prices (see the README)",
     )
     parser.add_argument(
+        "--prices-update",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URL",
+        help="keep the list prices current: fetch genai-prices' price file in the background (default URL: "
+        "genai-prices' published data.json); off by default, when the list bundled with genai-prices is used",
+    )
+    parser.add_argument(
+        "--prices-update-interval",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with --prices-update: seconds between fetches (default 3600)",
+    )
+    parser.add_argument(
+        "--prices-update-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --prices-update: longest wait for the price file (default 10)",
+    )
+    parser.add_argument(
         "--production-environments",
         default="production,prod",
         metavar="NAMES",

@@ -29,6 +29,7 @@ from collector.ingest.writer import BatchWriter
 from collector.metrics import Metrics
 from collector.money.overrides import OverridesError, PriceOverrides
 from collector.money.price_book import PriceBook
+from collector.money.price_updates import PriceUpdates
 from collector.receive.grpc_service import start_grpc
 from collector.reconcile.pull import Reconciler
 from collector.schedule import Periodic
@@ -62,6 +63,17 @@ class Collector:
             max_wait_s=flush_s,
         )
         self.price_book = PriceBook(_overrides(config.prices))
+        self.price_updates = None
+        if config.prices_update_url is not None:
+            self.price_updates = PriceUpdates(
+                self.store,
+                self.price_book,
+                self.metrics,
+                config.prices_update_url,
+                interval_s=config.prices_update_interval,
+                timeout_s=config.prices_update_timeout,
+            )
+            self.price_updates.restore()  # the last good list, before the first call is priced
         self.ingest = Ingest(
             self.writer,
             self.metrics,
@@ -85,6 +97,7 @@ class Collector:
             max_body_bytes=config.max_body_bytes,
             tokens=self.tokens,
             reconciler=self.reconciler,
+            price_updates=self.price_updates,
             production_environments=config.production_environments,
             listen_host=config.host,
         )
@@ -124,6 +137,8 @@ class Collector:
                 self.reconciler.start()
             if self.compactor is not None:
                 self.compactor.start()
+            if self.price_updates is not None:
+                self.price_updates.start()
             self.state.ready = True
             log.info(
                 "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d",
@@ -170,6 +185,8 @@ class Collector:
             self.reconciler.stop()
         if self.compactor is not None:
             self.compactor.stop()
+        if self.price_updates is not None:
+            self.price_updates.stop()
         self.notifier.close()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()

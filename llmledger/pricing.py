@@ -23,6 +23,18 @@ from llmledger import price_supplement
 from llmledger import semconv as sc
 
 PRICE_VERSION = f"genai-prices=={genai_prices.__version__}+supplement.{price_supplement.SUPPLEMENT_VERSION}"
+# The list bundled with the package, held apart from genai-prices' process-wide snapshot (which its own updater, or
+# an app, may replace): the collector prices with an explicit list (collector/money/price_lists.py).
+BUNDLED_SNAPSHOT = data_snapshot.get_snapshot()
+
+
+def list_version(data_sha256: str) -> str:
+    """The version of a price list fetched at run time: the package that parses it, the data's hash, our supplement."""
+    return (
+        f"genai-prices=={genai_prices.__version__}+data.{data_sha256[:12]}"
+        f"+supplement.{price_supplement.SUPPLEMENT_VERSION}"
+    )
+
 
 _PER_MILLION = Decimal(1_000_000)
 # Tiers that the response may report and that change the per-token price; `scale` is pre-paid units.
@@ -204,10 +216,10 @@ _GENAI_PRICES_PROVIDER = {sc.PROVIDER_AZURE: "azure", "azure.ai.inference": "azu
 _OPENAI_FAMILY = frozenset({sc.PROVIDER_OPENAI, sc.PROVIDER_AZURE, sc.PROVIDER_OPENAI_COMPATIBLE})
 
 
-def _find_model(model: str, provider: str) -> tuple[Any, bool] | None:
-    """genai-prices' entry for `model` at `provider`, and whether it is OpenAI's list standing in for an OpenAI
-    model that the provider's own list (Azure's) lacks."""
-    snapshot = data_snapshot.get_snapshot()
+def _find_model(model: str, provider: str, snapshot: data_snapshot.DataSnapshot | None) -> tuple[Any, bool] | None:
+    """genai-prices' entry for `model` at `provider` in `snapshot` (None: genai-prices' current one), and whether it
+    is OpenAI's list standing in for an OpenAI model that the provider's own list (Azure's) lacks."""
+    snapshot = snapshot or data_snapshot.get_snapshot()
     provider_id = _GENAI_PRICES_PROVIDER.get(provider, provider)
     found, model_info = None, None
     if provider != sc.PROVIDER_OPENAI_COMPATIBLE:
@@ -237,10 +249,17 @@ def _unit_rates(prices: Any, provider: str) -> tuple[tuple[str, Decimal], ...]:
     return tuple(rates.items())
 
 
-def load_rates(model: str, context: dict[str, str] | None, when: datetime, provider: str = "openai") -> Rates | None:
-    """Rates for `model` at `provider` at `when` in `context`; None when neither genai-prices nor our supplement
-    of OpenAI list prices it lacks (llmledger/price_supplement.py) knows the model."""
-    found = _find_model(model, provider)
+def load_rates(
+    model: str,
+    context: dict[str, str] | None,
+    when: datetime,
+    provider: str = "openai",
+    snapshot: data_snapshot.DataSnapshot | None = None,
+) -> Rates | None:
+    """Rates for `model` at `provider` at `when` in `context`, from `snapshot` (None: genai-prices' current list);
+    None when neither that list nor our supplement of OpenAI list prices it lacks (llmledger/price_supplement.py)
+    knows the model."""
+    found = _find_model(model, provider, snapshot)
     if found is None:
         return _supplement_rates(model, provider)
     model_info, provider_fallback = found
@@ -285,11 +304,23 @@ def rates_for(
     return _rates_on((when or datetime.now(tz=UTC)).date(), model, service_tier, batch, provider)
 
 
+def rates_on(
+    day: date,
+    model: str,
+    service_tier: str | None,
+    batch: bool,
+    provider: str,
+    snapshot: data_snapshot.DataSnapshot | None = None,
+) -> Rates | None:
+    """Uncached: the rates of one UTC day (at noon) from `snapshot` (None: genai-prices' current list)."""
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    return load_rates(model, price_context(service_tier, batch), noon, provider, snapshot)
+
+
 # Bounded: model names come from spans, and a stream of made-up names must not grow memory forever.
 @functools.lru_cache(maxsize=4096)
 def _rates_on(day: date, model: str, service_tier: str | None, batch: bool, provider: str) -> Rates | None:
-    noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-    return load_rates(model, price_context(service_tier, batch), noon, provider)
+    return rates_on(day, model, service_tier, batch, provider)
 
 
 def cost_attributes(

@@ -28,4 +28,9 @@ def main(args: argparse.Namespace) -> int:
         f"total {run['old_total_usd']} → {run['new_total_usd']} USD (difference {run['difference_usd']}) "
         f"[run {run['run_id']}]"
     )
+    for change in run.get("by_model", []):  # a collector before per-model diffs sends none
+        print(
+            f"  {change['model'] or '(no model)'}: {verb} {change['rows_changed']:,} "
+            f"({change['costs_changed']:,} in cost), {change['old_usd']} → {change['new_usd']} USD"
+        )
     return 0

@@ -39,6 +39,7 @@ _SQL = {
     "ratelimit_headroom_requests_pct": SERIES_ONLY_METRICS["ratelimit_headroom_requests_pct"],
     "ratelimit_headroom_tokens_pct": SERIES_ONLY_METRICS["ratelimit_headroom_tokens_pct"],
     "cost_forecast_month": METRICS["cost_usd"],
+    "unpriced_requests": METRICS["unpriced_requests"],
 }
 
 

@@ -24,6 +24,7 @@ METRICS = (
     "ratelimit_headroom_tokens_pct",
     "cost_forecast_month",
     "reconciliation_gap_pct",  # |OpenAI's cost - ours| per UTC day, % (collector/reconcile/compare.py)
+    "unpriced_requests",  # calls the price book couldn't price (a model its list doesn't know yet)
 )
 ROLLING_WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 CALENDAR_WINDOWS = ("day", "month")  # UTC

@@ -13,7 +13,7 @@ def routes(state: AppState) -> list[Route]:
     async def healthz(request: Request) -> Response:
         if not state.ready:
             return JSONResponse({"status": "starting"}, 503)
-        return JSONResponse({"status": "ok", "database": state.store.path})
+        return JSONResponse({"status": "ok", "database": state.store.path, "prices": state.price_status()})
 
     async def prometheus(request: Request) -> Response:
         return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -16,6 +17,7 @@ from collector.api.auth import Tokens
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.money.price_book import PriceBook
+from collector.money.price_updates import PriceUpdates, list_status
 from collector.reconcile.pull import Reconciler
 from collector.store.file import Store
 
@@ -33,10 +35,17 @@ class AppState:
     max_body_bytes: int
     tokens: Tokens = field(default_factory=Tokens)
     reconciler: Reconciler | None = None  # None: no OpenAI admin key configured
+    price_updates: PriceUpdates | None = None  # None: the bundled price list, never updated
     production_environments: tuple[str, ...] = ()  # empty: the checklist's default (production, prod)
     listen_host: str | None = None
     ready: bool = False
     _readers: threading.local = field(default_factory=threading.local, repr=False)
+
+    def price_status(self) -> dict[str, Any]:
+        """The price list in use and how its updates go (/healthz, GET /api/v1/prices)."""
+        if self.price_updates is not None:
+            return self.price_updates.status()
+        return list_status(self.price_book, datetime.now(UTC))
 
     async def read(self, query: Callable[[Any], Any]) -> Any:
         """Run `query` on this worker thread's reading cursor, off the event loop, and end what it left open."""

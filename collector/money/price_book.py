@@ -9,11 +9,14 @@ In order, for each row:
   4. Otherwise the row is priced from its usage (tokens, images, characters, audio seconds, built-in tools) with
      `genai-prices` list rates for its provider (a NULL provider is OpenAI), overlaid by the optional overrides
      file (negotiated rates, collector/money/overrides.py), looked up once per provider x model x tier x batch x
-     UTC day. The row keeps `price_version` (genai-prices' version and our supplement's + the overrides file's
-     hash), `price_tier_fallback` and `price_provider_fallback` (an Azure model priced at OpenAI's list); every rate
-     set used is offered to `price_rates` once. A cost that came on the span is used only when the book can't price
-     the call; an unknown model stays unpriced (NULL), never 0, and so does a call billed only in units its rates
-     don't price (units left out of a call that also has tokens are counted by `price_rows`).
+     UTC day. The list is the one bundled with genai-prices, or the last good one fetched at run time
+     (collector/money/price_updates.py); a new list prices the rows that arrive after it, never stored ones (that is
+     re-pricing's job). The row keeps `price_version` (genai-prices' version, the fetched data's hash, our
+     supplement's version + the overrides file's hash), `price_tier_fallback` and `price_provider_fallback` (an
+     Azure model priced at OpenAI's list); every rate set used is offered to `price_rates` once. A cost that came on
+     the span is used only when the book can't price the call; an unknown model stays unpriced (NULL), never 0, and
+     so does a call billed only in units its rates don't price (units left out of a call that also has tokens are
+     counted by `price_rows`).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from collector.money import price_lists
 from collector.money.overrides import RATE_FIELDS, PriceOverrides
+from collector.money.price_lists import PriceList
 from llmledger import pricing
 from llmledger import semconv as sc
 
@@ -63,15 +68,53 @@ def tier_priced(service_tier: str | None) -> str:
     return service_tier or "default"
 
 
+@dataclass(eq=False)
+class _Edition:
+    """The book with one price list: its version (the list's and the overrides') and the rates looked up in it.
+    Swapped whole when a new list arrives, so a row is priced and versioned by one list."""
+
+    price_list: PriceList
+    version: str
+    cache: OrderedDict[RateKey, tuple[pricing.Rates | None, str]] = field(default_factory=OrderedDict)
+
+
 class PriceBook:
     """Prices rows in place: cost_usd, cost_source, price_version, price_tier_fallback, price_provider_fallback."""
 
-    def __init__(self, overrides: PriceOverrides | None = None) -> None:
+    def __init__(self, overrides: PriceOverrides | None = None, price_list: PriceList | None = None) -> None:
         self.overrides = overrides or PriceOverrides()
-        self.version = self.overrides.version(pricing.PRICE_VERSION)
-        self._cache: OrderedDict[RateKey, tuple[pricing.Rates | None, str]] = OrderedDict()
         self._lock = threading.Lock()
         self._new_rates: list[dict[str, Any]] = []
+        self._edition = self._edition_of(price_list or price_lists.bundled())
+
+    @property
+    def version(self) -> str:
+        return self._edition.version
+
+    @property
+    def price_list(self) -> PriceList:
+        return self._edition.price_list
+
+    def use(self, price_list: PriceList) -> bool:
+        """Price new rows with `price_list` from now on; False when it is the list in use already (same data)."""
+        if price_list.data_sha256 == self._edition.price_list.data_sha256:
+            return False
+        self._edition = self._edition_of(price_list)
+        return True
+
+    def knows(self, model: str, provider: str | None, when: datetime) -> bool:
+        """Whether the book has a price for `model` at `provider` on `when`'s day (its default tier), without
+        recording anything."""
+        provider = provider or sc.PROVIDER_OPENAI
+        if provider == SOURCE_SELF_HOSTED:
+            return False
+        day = when.astimezone(UTC).date()
+        listed = pricing.rates_on(day, model, None, False, provider, self._edition.price_list.snapshot)
+        override = self.overrides.find(model, "default", False, day, provider)
+        return (override.applied_to(listed) if override is not None else listed) is not None
+
+    def _edition_of(self, price_list: PriceList) -> _Edition:
+        return _Edition(price_list, self.overrides.version(price_list.version))
 
     def price_rows(self, rows: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Price every row; return how many calls used each unit their rates don't price (left out of their cost)."""
@@ -94,15 +137,16 @@ class PriceBook:
         if provider == SOURCE_SELF_HOSTED:
             _set(row, None, SOURCE_SELF_HOSTED)
             return []
+        edition = self._edition  # one list for the whole row, even if a new one arrives meanwhile
         if row.get("api_type") in FREE_OPERATIONS or row.get("operation") in FREE_OPERATIONS:
-            _set(row, _quantize(Decimal(0)), SOURCE_COLLECTOR, self.version, False, False)
+            _set(row, _quantize(Decimal(0)), SOURCE_COLLECTOR, edition.version, False, False)
             return []
-        priced = self._book_cost(row, provider)
+        priced = self._book_cost(edition, row, provider)
         if priced is not None:
             cost, rates, left_out = priced
             # A cost beyond DECIMAL(18,9) stays as it is, for collector.ingest.validate to reject the row.
             cost = _quantize(cost) if _storable(cost) else cost
-            _set(row, cost, SOURCE_COLLECTOR, self.version, rates.tier_fallback, rates.provider_fallback)
+            _set(row, cost, SOURCE_COLLECTOR, edition.version, rates.tier_fallback, rates.provider_fallback)
             return left_out
         if span_cost is not None:
             _set(row, span_cost, SOURCE_SPAN)
@@ -114,25 +158,40 @@ class PriceBook:
         self, model: str, service_tier: str | None, batch: bool, when: datetime, provider: str | None = None
     ) -> pricing.Rates | None:
         """The rates a call of `model` at `provider` (None: OpenAI) at `when` pays: list price, then any override."""
+        return self._rates(self._edition, model, service_tier, batch, when, provider)
+
+    def _rates(
+        self,
+        edition: _Edition,
+        model: str,
+        service_tier: str | None,
+        batch: bool,
+        when: datetime,
+        provider: str | None = None,
+    ) -> pricing.Rates | None:
         provider = provider or sc.PROVIDER_OPENAI
         key = (provider, model, tier_priced(service_tier), batch, when.astimezone(UTC).date())
+        cache = edition.cache
         with self._lock:
-            cached = self._cache.get(key)
+            cached = cache.get(key)
             if cached is not None:
-                self._cache.move_to_end(key)
+                cache.move_to_end(key)
                 return cached[0]
         # The tier as priced: `fast` and `priority` share. A server of one's own has no list price, whatever
         # genai-prices may find for the model's name.
-        listed = None if provider == SOURCE_SELF_HOSTED else pricing.rates_for(model, key[2], batch, when, provider)
+        snapshot = edition.price_list.snapshot
+        listed = None
+        if provider != SOURCE_SELF_HOSTED:
+            listed = pricing.rates_on(key[4], model, key[2], batch, provider, snapshot)
         override = self.overrides.find(model, key[2], batch, key[4], provider)
         rates = override.applied_to(listed) if override is not None else listed
         source = "override" if override is not None else "list"
         with self._lock:
-            if key not in self._cache and rates is not None:
-                self._new_rates.append(_rate_row(self.version, key, rates, source))
-            self._cache[key] = (rates, source)
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            if key not in cache and rates is not None:
+                self._new_rates.append(_rate_row(edition.version, key, rates, source))
+            cache[key] = (rates, source)
+            if len(cache) > _CACHE_SIZE:
+                cache.popitem(last=False)
         return rates
 
     def take_new_rates(self) -> list[dict[str, Any]]:
@@ -141,7 +200,9 @@ class PriceBook:
             taken, self._new_rates = self._new_rates, []
         return taken
 
-    def _book_cost(self, row: dict[str, Any], provider: str) -> tuple[Decimal, pricing.Rates, list[str]] | None:
+    def _book_cost(
+        self, edition: _Edition, row: dict[str, Any], provider: str
+    ) -> tuple[Decimal, pricing.Rates, list[str]] | None:
         """The row's cost from its usage at its provider's rates, the rates, and the units they leave out; None
         when the book can't price the call."""
         if all(row.get(name) is None for name in _USAGE_COLUMNS):
@@ -154,7 +215,7 @@ class PriceBook:
         rates = None
         for model in (row.get("response_model"), row.get("request_model")):
             if model:
-                rates = self.rates(model, tier, bool(row.get("batch")), row["start_time"], provider)
+                rates = self._rates(edition, model, tier, bool(row.get("batch")), row["start_time"], provider)
                 if rates is not None:
                     break
         if rates is None:

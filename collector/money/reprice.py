@@ -41,6 +41,7 @@ class RepriceResult:
     costs_changed: int
     old_total_usd: Decimal
     new_total_usd: Decimal
+    by_model: tuple[ModelChange, ...] = ()  # the models whose calls changed, the largest difference first
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,29 @@ class RepriceResult:
             "old_total_usd": format(self.old_total_usd, "f"),
             "new_total_usd": format(self.new_total_usd, "f"),
             "difference_usd": format(self.new_total_usd - self.old_total_usd, "f"),
+            "by_model": [change.as_json() for change in self.by_model],
+        }
+
+
+@dataclass
+class ModelChange:
+    """What re-pricing changes for one model: calls with any priced field changed, calls whose cost changed
+    (unpriced ones becoming priced included), and their costs before and after."""
+
+    model: str
+    rows_changed: int = 0
+    costs_changed: int = 0
+    old_usd: Decimal = Decimal(0)
+    new_usd: Decimal = Decimal(0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "rows_changed": self.rows_changed,
+            "costs_changed": self.costs_changed,
+            "old_usd": format(self.old_usd, "f"),
+            "new_usd": format(self.new_usd, "f"),
+            "difference_usd": format(self.new_usd - self.old_usd, "f"),
         }
 
 
@@ -63,6 +87,7 @@ def reprice(
     changes: list[dict[str, Any]] = []
     seen, costs_changed, old_total, new_total = 0, 0, Decimal(0), Decimal(0)
     changed_days: set[date] = set()
+    by_model: dict[str, ModelChange] = {}
     columns = ", ".join((*_INPUTS, *PRICED))
     con = store.reader()
     try:
@@ -80,6 +105,12 @@ def reprice(
                 if new != old:
                     changes.append({name: row[name] for name in ("trace_id", "span_id", *PRICED)})
                     changed_days.add(row["start_time"].astimezone(UTC).date())
+                    model = row["response_model"] or row["request_model"] or ""
+                    change = by_model.setdefault(model, ModelChange(model))
+                    change.rows_changed += 1
+                    change.costs_changed += new[0] != old[0]
+                    change.old_usd += old[0] or 0
+                    change.new_usd += new[0] or 0
     finally:
         con.close()
     if new_rates := book.take_new_rates():
@@ -96,7 +127,8 @@ def reprice(
             "rows_changed, costs_changed, old_total_usd, new_total_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, now, start, end, dry_run, book.version, seen, len(changes), costs_changed, old_total, new_total],
         )
-    return RepriceResult(run_id, dry_run, book.version, seen, len(changes), costs_changed, old_total, new_total)
+    models = tuple(sorted(by_model.values(), key=lambda c: (-abs(c.new_usd - c.old_usd), -c.rows_changed, c.model)))
+    return RepriceResult(run_id, dry_run, book.version, seen, len(changes), costs_changed, old_total, new_total, models)
 
 
 def _apply(con: Any, changes: list[dict[str, Any]], days: set[date]) -> None:

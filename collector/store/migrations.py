@@ -217,6 +217,17 @@ def m011_guard_features(db: Schema) -> None:
         db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
 
 
+def m014_price_lists(db: Schema) -> None:
+    # Price lists fetched at run time (`--prices-update`, collector/money/price_lists.py): one row per list adopted,
+    # the data (genai-prices' JSON) kept for the newest only, so a restart and every collector of a lake price with
+    # the last good list. No key: a list that comes back is deleted and inserted again, in one transaction.
+    db.state(
+        "CREATE TABLE price_lists (data_sha256 VARCHAR NOT NULL, price_version VARCHAR NOT NULL, "
+        "source VARCHAR NOT NULL, fetched_at TIMESTAMPTZ NOT NULL, checked_at TIMESTAMPTZ NOT NULL, "
+        "models INTEGER NOT NULL, data VARCHAR)"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -229,6 +240,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (9, "m009_billing_units", m009_billing_units),
     (10, "m010_guard", m010_guard),
     (11, "m011_guard_features", m011_guard_features),
+    (14, "m014_price_lists", m014_price_lists),  # 12, 13 and 15: work under way
 )
 
 

@@ -1,6 +1,7 @@
 """Spend: cost over time stacked by a chosen dimension (billing unit and provider among them), top spenders, what
 the spend is billed on (calls, cost and quantity per billing unit), cached-input savings, unpriced calls, calls
-priced on a fallback and calls whose tokens contradict themselves."""
+priced on a fallback and calls whose tokens contradict themselves; the price list in use, the models with no price,
+and re-pricing offered (a dry run first) when a newer list would price the window differently."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import client
-from dashboard.parts import charts, ui
+from dashboard.parts import charts, price_notice, ui
 
 DIMENSIONS = {
     "model": "Model",
@@ -140,8 +141,8 @@ def render(context: ui.Context) -> None:
     if summary["unpriced_requests"]:
         st.warning(
             f"{ui.count(summary['unpriced_requests'])} of {ui.count(summary['requests'])} calls are unpriced: "
-            "their model is not in the price book, so the cost above leaves them out. Add the model to the "
-            "collector's price overrides to price them."
+            "their model is not in the price book, so the cost above leaves them out. A price list that knows the "
+            "model (`--prices-update`) or the collector's price overrides price them."
         )
     if fallback := summary.get("tier_fallback_requests"):
         st.info(
@@ -183,6 +184,13 @@ def render(context: ui.Context) -> None:
         )
     )
 
+    spenders_and_units(context, dimension, label)
+    st.subheader("Price list")
+    price_notice.render(context.api, context.token, context.selection)
+
+
+def spenders_and_units(context: ui.Context, dimension: str, label: str) -> None:
+    """The top spenders by the chosen dimension, and what the spend is billed on."""
     st.subheader(f"Top spenders by {label.lower()}")
     groups = client.breakdown(context.api, context.token, context.selection.params(), dimension, TOP)
     if groups.empty:

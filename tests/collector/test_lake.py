@@ -4,6 +4,7 @@ PostgreSQL, Parquet in a folder or a local S3), behind HAProxy, with the real wr
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -30,11 +31,13 @@ from collector.store.lake.locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLo
 from collector.store.lake.store import LakeStore
 from collector.store.migrations import MIGRATIONS
 from collector.store.retention import delete_before
+from llmledger import pricing
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI
 from tests.collector_harness import RunningCollector
 from tests.lake_services import ROOT, CollectorProcess, HAProxy, MotoS3, PostgresCluster
 from tests.otlp_spans import chat_attributes, request_with
+from tests.price_server import MINI, MINI_DEARER, NOVA, PriceServer, price_file
 
 from .test_alerts import WebhookSink
 
@@ -199,14 +202,14 @@ def test_lake_specs_that_cannot_be_used_are_refused(spec: str, message: str) -> 
 
 def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start(lake: Lake) -> None:
     LakeStore(lake.spec, lake.data_path).close()
-    # As if the collector died after migrations 5-10 committed their DuckLake part (m005, m009 and m010 add columns
+    # As if the collector died after migrations 5-14 committed their DuckLake part (m005, m009 and m010 add columns
     # to llm_calls) and before their PostgreSQL part.
     with psycopg.connect(lake.dsn, autocommit=True) as con:
         con.execute("SET search_path TO llmledger")
         con.execute("DELETE FROM _migrations WHERE id >= 5")
         state_tables = ("price_rates", "reprice_runs", "openai_costs", "openai_usage", "openai_pulled_days",
                         "reconcile_runs", "readiness_attestations", "readiness_batch_features", "scrubbed_secrets",
-                        "notification_claims")  # fmt: skip
+                        "notification_claims", "price_lists")  # fmt: skip
         for table in state_tables:
             con.execute(f"DROP TABLE {table}")
         for sequence in ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids"):
@@ -706,3 +709,56 @@ def test_compaction_while_ingesting_loses_and_doubles_nothing(lake: Lake) -> Non
         assert rollup_requests(running.url) == len(ids)
     finally:
         running.stop()
+
+
+def test_on_a_lake_the_leader_fetches_the_price_list_and_every_collector_prices_with_it(
+    lake: Lake, tmp_path: Path
+) -> None:
+    server = PriceServer()
+    args = lake.args("--flush-interval", "0.05", "--prices-update", server.url, "--prices-update-interval", "0.3")
+    collectors = [CollectorProcess(args, log_path=tmp_path / f"collector-{name}.log") for name in "ab"]
+    try:
+
+        def versions() -> list[str]:
+            return [httpx2.get(f"{c.url}/healthz", timeout=10).json()["prices"]["list_version"] for c in collectors]
+
+        def outcomes(collector: CollectorProcess) -> dict[str, float]:
+            lines = httpx2.get(f"{collector.url}/metrics", timeout=10).text.splitlines()
+            prefix = 'llmledger_price_updates_total{outcome="'
+            return {
+                line[len(prefix) :].split('"')[0]: float(line.split()[-1]) for line in lines if line.startswith(prefix)
+            }
+
+        for body in (price_file(MINI), price_file(MINI_DEARER, NOVA)):
+            server.serve(body)
+            version = pricing.list_version(hashlib.sha256(body).hexdigest())
+            deadline = time.monotonic() + 60
+            while versions() != [version, version]:
+                assert time.monotonic() < deadline, f"the collectors never both priced with {version}: {versions()}"
+                time.sleep(0.1)
+        leaders = [httpx2.get(f"{c.url}/healthz", timeout=10).json()["prices"]["updates"]["leader"] for c in collectors]
+        assert sorted(leaders) == [False, True]
+        leader, follower = collectors[leaders.index(True)], collectors[leaders.index(False)]
+        # Only the leader downloads (each new list once); the other took both from the lake.
+        assert outcomes(leader)["new"] == 2
+        assert "new" not in outcomes(follower)
+        assert "unchanged" not in outcomes(follower)
+        assert outcomes(follower)["adopted"] == 2
+        # A call through the other collector is priced with the leader's list: 800 x 2 + 200 x 0.5 + 100 x 8 = 2500.
+        nova = {sc.GEN_AI_REQUEST_MODEL: "gpt-9-nova", sc.GEN_AI_RESPONSE_MODEL: "gpt-9-nova",
+                sc.GEN_AI_USAGE_INPUT_TOKENS: 1000, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 200,
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS: 100, sc.GEN_AI_USAGE_COST_AMOUNT: None}  # fmt: skip
+        content = body_at_now("nova", nova)
+        assert (
+            httpx2.post(f"{follower.url}/v1/traces", content=content, headers=PROTOBUF, timeout=30).status_code == 200
+        )
+        calls = httpx2.get(f"{follower.url}/api/v1/calls", params=EVERYTHING, timeout=30).json()["calls"]
+        assert [(c["cost_usd"], c["price_version"]) for c in calls] == [("0.002500000", version)]
+    finally:
+        for collector in collectors:
+            collector.terminate()
+        server.stop()
+
+
+def body_at_now(tag: str, attributes: dict[str, Any]) -> bytes:
+    return body(tag, 1, start_ns=time.time_ns(), **attributes)
