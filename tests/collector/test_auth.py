@@ -59,6 +59,7 @@ ENDPOINTS: list[tuple[str, str, object, str]] = [
     ("POST", "/api/v1/backup", {"to": "relative/folder"}, "admin"),
     ("POST", "/api/v1/reprice?from=2026-01-01&to=2026-01-02&dry_run=true", None, "admin"),
     ("GET", "/api/v1/reprice-runs", None, "read"),
+    ("GET", "/api/v1/prices", None, "read"),
     ("POST", "/api/v1/reconcile", None, "admin"),
     ("GET", "/api/v1/reconciliation", None, "read"),
     ("GET", "/api/v1/reconcile-runs", None, "read"),
