@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -109,13 +111,32 @@ def clip(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+class _HideChannelUrls(logging.Filter):
+    """httpx2 logs every request's URL (INFO); while a channel posts, this thread's records show its host only."""
+
+    posting = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(self.posting, "active", False) and isinstance(record.args, tuple):
+            record.args = tuple(mask(str(arg), 0, url=True) if isinstance(arg, httpx2.URL) else arg
+                                for arg in record.args)  # fmt: skip
+        return True
+
+
+_HIDE = _HideChannelUrls()
+logging.getLogger("httpx2").addFilter(_HIDE)
+
+
 def post(url: str, timeout_s: float, **request: Any) -> Outcome:
     """POST (`json=` or `content=` and `headers=`); a 2xx answer is delivered. Only the exception's type is kept:
     its text can hold the secret URL."""
+    _HIDE.posting.active = True
     try:
         response = httpx2.post(url, timeout=timeout_s, **request)
     except httpx2.HTTPError as exc:
         return Outcome(False, None, type(exc).__name__)
+    finally:
+        _HIDE.posting.active = False
     status = response.status_code
     return Outcome(True, status) if 200 <= status < 300 else Outcome(False, status, f"HTTP {status}")
 
