@@ -19,8 +19,14 @@ from tests.collector.smtp_server import LOGIN, PASSWORD, SmtpServer
 from tests.collector_harness import RunningCollector
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-RULE = {"name": "spend on search", "metric": "cost", "window": "day", "op": ">", "threshold": 5,
-        "filters": {"team": ["search"]}}  # fmt: skip
+RULE = {
+    "name": "spend on search",
+    "metric": "cost",
+    "window": "day",
+    "op": ">",
+    "threshold": 5,
+    "filters": {"team": ["search"]},
+}
 # The smallest valid PNG: one transparent pixel.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6300010000000500010d0a2db4"
@@ -44,9 +50,17 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
 
 
 def email_channel(server: SmtpServer, **changes: object) -> dict[str, object]:
-    channel = {"type": "email", "host": "127.0.0.1", "port": server.port, "username": LOGIN, "password": PASSWORD,
-               "from": "llmledger <alerts@example.test>", "to": ["oncall@example.test", "finance@example.test"],
-               "starttls": True, "tls_ca_file": str(server.cert)}  # fmt: skip
+    channel = {
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": LOGIN,
+        "password": PASSWORD,
+        "from": "llmledger <alerts@example.test>",
+        "to": ["oncall@example.test", "finance@example.test"],
+        "starttls": True,
+        "tls_ca_file": str(server.cert),
+    }
     return {**channel, **changes}
 
 
@@ -129,8 +143,16 @@ def test_an_untrusted_certificate_is_refused_before_the_password_is_sent(smtp: S
 def test_a_plain_relay_and_no_fallback_to_plain_text(tmp_path: Path) -> None:
     relay = SmtpServer(None)
     try:
-        plain = channels.parse({"type": "email", "host": "127.0.0.1", "port": relay.port, "starttls": False,
-                                "from": "alerts@example.test", "to": "oncall@example.test"})  # fmt: skip
+        plain = channels.parse(
+            {
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": relay.port,
+                "starttls": False,
+                "from": "alerts@example.test",
+                "to": "oncall@example.test",
+            }
+        )
         assert channels.deliver(plain, Message("relay", "plain SMTP."), 5).ok
         (received,) = relay.wait_for(1)
         assert (received.over_tls, received.rcpt_tos) == (False, ["oncall@example.test"])

@@ -1,16 +1,18 @@
 """A signed generic webhook: the webhook's JSON, with an HMAC-SHA256 signature a receiver checks to know the
 collector sent it and to refuse a replay (docs/signed-webhooks.md: the scheme, and a verify function to copy).
 
-    X-Llmledger-Timestamp: <unix seconds>
+    X-Llmledger-Timestamp: <unix time in milliseconds>
     X-Llmledger-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
 
-Each attempt is signed afresh, so a retry is never refused as a replay of an attempt the receiver saw and failed."""
+Each attempt is signed afresh with a later timestamp (milliseconds, never the same twice in a process), so no two
+attempts share a signature: a retry is never refused as a replay of an attempt the receiver saw and failed."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +33,8 @@ from collector.alerts.channels.message import Message
 TIMESTAMP_HEADER = "X-Llmledger-Timestamp"
 SIGNATURE_HEADER = "X-Llmledger-Signature"
 MIN_SECRET, MAX_SECRET = 16, 1000
+_clock = threading.Lock()
+_last_ms = 0
 
 
 def parse(raw: Mapping[str, Any]) -> Config:
@@ -48,9 +52,17 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"v1={digest}"
 
 
+def _timestamp() -> str:
+    """Now in Unix milliseconds, later than any this process gave before (two attempts never sign alike)."""
+    global _last_ms
+    with _clock:
+        _last_ms = max(time.time_ns() // 1_000_000, _last_ms + 1)
+        return str(_last_ms)
+
+
 def send(config: Config, message: Message, timeout_s: float) -> Outcome:
     body = json.dumps(message.json(), separators=(",", ":")).encode()
-    timestamp = str(int(time.time()))
+    timestamp = _timestamp()
     headers = {
         "content-type": "application/json",
         TIMESTAMP_HEADER: timestamp,
