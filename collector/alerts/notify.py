@@ -1,4 +1,4 @@
-"""Alert notifications: a generic JSON webhook or a Slack incoming webhook, on firing and on resolve only.
+"""Alert notifications to the rule's channels (collector/alerts/channels/), on firing and on resolve only.
 
 Deliveries run on their own small pool, so a slow or dead channel never holds up evaluation. Each
 failed attempt is retried with exponential backoff and jitter, and every attempt is recorded.
@@ -6,6 +6,7 @@ failed attempt is retried with exponential backoff and jitter, and every attempt
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
@@ -13,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-import httpx2
-
+from collector.alerts import channels
+from collector.alerts.channels import Message
 from collector.alerts.rules import Rule
 from collector.store.file import Store
 
@@ -61,17 +62,42 @@ class Notice:
             "link": f"{dashboard_url.rstrip('/')}/alerts" + (f"?{query}" if query else ""),
         }
 
-    def slack_text(self, dashboard_url: str) -> str:
+    def message(self, dashboard_url: str) -> Message:
+        """The notice as every channel is told it (the generic webhook's JSON is `payload`)."""
         payload = self.payload(dashboard_url)
-        mark = {"firing": ":rotating_light: FIRING", "resolved": ":white_check_mark: resolved"}.get(
-            self.state, ":test_tube: test notification"
-        )
         value = "no data" if self.value is None else f"{self.value:,.6g}"
-        where = ", ".join(f"{key}={'|'.join(values)}" for key, values in self.rule.filters.items()) or "all calls"
-        return (
-            f"{mark} *{self.title}*: {self.rule.metric} over {self.rule.window} is {value} "
-            f"({self.rule.op} {self.rule.threshold:g}) for {where}. <{payload['link']}|Open the dashboard>"
+        group = f"{self.group[0]}={self.group[1]}" if self.group else None
+        filters = [f"{key}={'|'.join(values)}" for key, values in self.rule.filters.items()]
+        where = ", ".join([group] * bool(group) + filters) or "all calls"
+        threshold = f"{self.rule.op} {self.rule.threshold:g}"
+        facts = [("Severity", self.severity), ("Metric", f"{self.rule.metric} over {self.rule.window}"),
+                 ("Value", value), ("Threshold", threshold), ("Group", group), ("Filters", ", ".join(filters)),
+                 ("Time", self.time.isoformat())]  # fmt: skip
+        return Message(
+            title=self.title,
+            summary=f"{self.rule.metric} over {self.rule.window} is {value} ({threshold}) for {where}.",
+            state=self.state,
+            severity="info" if self.state == "test" else self.severity,
+            link=payload["link"],
+            facts=tuple((name, text) for name, text in facts if text),
+            data=payload,
+            dedup_key=dedup_key(self.rule_id, self.group, test=self.state == "test"),
+            source=where,
         )
+
+
+MAX_DEDUP_KEY = 255  # PagerDuty's limit
+
+
+def dedup_key(rule_id: int, group: tuple[str, str] | None, *, test: bool = False) -> str:
+    """The same key for every notice of one rule and group (`llmledger-rule-7-team=search`), so a resolve closes
+    what the firing opened; a group too long for the limit is hashed. A test has its own key: it never closes a
+    real alert."""
+    key = f"llmledger-rule-{rule_id}" + (f"-{group[0]}={group[1]}" if group else "") + ("-test" if test else "")
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    digest = hashlib.sha256(f"{group[0]}={group[1]}".encode()).hexdigest() if group else ""
+    return f"llmledger-rule-{rule_id}-{group[0] if group else ''}-{digest}" + ("-test" if test else "")
 
 
 class Notifier:
@@ -97,27 +123,20 @@ class Notifier:
         self._closed.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
-    def _deliver(self, notice: Notice, channel: dict[str, str]) -> bool:
-        body: dict[str, Any] = (
-            {"text": notice.slack_text(self.dashboard_url)}
-            if channel["type"] == "slack"
-            else notice.payload(self.dashboard_url)
-        )
+    def _deliver(self, notice: Notice, channel: dict[str, Any]) -> bool:
+        message = notice.message(self.dashboard_url)
         if notice.claimed_by is not None and not self._still_claimed(notice):
             log.info("alert event %d: another collector took over its delivery", notice.event_id)
             return False
         for attempt in range(1, self.attempts + 1):
             if self._closed.is_set():
                 return False
-            status, error = None, None
             try:
-                response = httpx2.post(channel["url"], json=body, timeout=self.timeout_s)
-                status = response.status_code
-                ok = 200 <= status < 300
-                if not ok:
-                    error = f"HTTP {status}"
-            except httpx2.HTTPError as exc:
-                ok, error = False, type(exc).__name__
+                ok, status, error = channels.deliver(channel, message, self.timeout_s)
+            except Exception as exc:  # noqa: BLE001
+                # A channel's bug: recorded and retried; its text is not logged, as it may hold the secret.
+                ok, status, error = False, None, type(exc).__name__
+                log.error("the %s channel failed with %s", channel["type"], type(exc).__name__)
             self._record(notice, channel, attempt, ok, status, error)  # even when closing: it was sent
             if ok:
                 return True
@@ -143,14 +162,14 @@ class Notifier:
         return bool(renewed)
 
     def _record(
-        self, notice: Notice, channel: dict[str, str], attempt: int, ok: bool, status: int | None, error: str | None
+        self, notice: Notice, channel: dict[str, Any], attempt: int, ok: bool, status: int | None, error: str | None
     ) -> None:
         try:
             with self.store.transaction() as con:
                 con.execute(
                     "INSERT INTO notification_attempts (event_id, rule_id, channel_type, channel_host, attempt, "
                     "attempted_at, ok, http_status, error) VALUES (?, ?, ?, ?, ?, now(), ?, ?, ?)",
-                    [notice.event_id, notice.rule_id, channel["type"], urlsplit(channel["url"]).hostname, attempt,
+                    [notice.event_id, notice.rule_id, channel["type"], channels.host(channel), attempt,
                      ok, status, error],
                 )  # fmt: skip
         except Exception:  # recording must never stop a delivery
@@ -158,7 +177,7 @@ class Notifier:
 
 
 def attempts(con: Any, limit: int = 100) -> list[dict[str, Any]]:
-    """The latest delivery attempts (never the channel's secret URL, only its host)."""
+    """The latest delivery attempts (never the channel's secret URL or key, only its server's host)."""
     rows = con.execute(
         "SELECT id, event_id, rule_id, channel_type, channel_host, attempt, attempted_at, ok, http_status, error "
         "FROM notification_attempts ORDER BY attempted_at DESC, id DESC LIMIT ?",

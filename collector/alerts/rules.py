@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
+from collector.alerts import channels
 from llmledger import pricing
 
 METRICS = (
@@ -38,7 +38,7 @@ _END_USER = re.compile(r"^[0-9a-f]{32}$")
 ENFORCE_ACTIONS = ("warn", "block", "downgrade")
 ENFORCE_WINDOWS = CALENDAR_WINDOWS
 ENFORCE_OPS = (">", ">=")
-CHANNEL_TYPES = ("webhook", "slack")
+CHANNEL_TYPES = channels.TYPES  # collector/alerts/channels/registry.py
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -198,21 +198,18 @@ def _filters(value: Any) -> dict[str, list[str]]:
     return filters
 
 
-def _channels(value: Any) -> list[dict[str, str]]:
+def _channels(value: Any) -> list[dict[str, Any]]:
     if value in (None, []):
         return []
     if not isinstance(value, list):
         raise RuleError("channels", 'must be a list like [{"type": "webhook", "url": "https://..."}]')
-    channels = []
+    parsed = []
     for index, channel in enumerate(value):
-        if not isinstance(channel, Mapping) or channel.get("type") not in CHANNEL_TYPES:
-            raise RuleError("channels", f"channel {index}: type must be one of {', '.join(CHANNEL_TYPES)}")
-        url = channel.get("url")
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RuleError("channels", f"channel {index}: url must be an http(s) URL")
-        channels.append({"type": channel["type"], "url": url})
-    return channels
+        try:
+            parsed.append(channels.parse(channel))
+        except channels.ChannelConfigError as exc:
+            raise RuleError("channels", f"channel {index}: {exc}") from None
+    return parsed
 
 
 def _boolean(payload: Mapping[str, Any], name: str, default: bool) -> bool:
@@ -229,37 +226,20 @@ def _count(payload: Mapping[str, Any], name: str) -> int:
     return value
 
 
-MASK = "•••"
-_MASKED = re.compile(r"•••(\d+)$")
+def masked(stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Channels as the API shows them: every secret masked with the channel's position (a URL keeps its scheme and
+    host: `https://hooks.slack.com/•••1`), which is what a mask sent back stands for (collector/alerts/channels/)."""
+    return [channels.masked(channel, position) for position, channel in enumerate(stored, start=1)]
 
 
-def masked(channels: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Channels as the API shows them: a URL is a secret, so only its scheme and host are shown, with the
-    channel's position (`https://hooks.slack.com/•••1`), which is what a masked URL sent back stands for."""
-    return [
-        {"type": channel["type"], "url": _masked_url(channel["url"], position)}
-        for position, channel in enumerate(channels, start=1)
-    ]
-
-
-def _masked_url(url: str, position: int) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}/{MASK}{position}"
-
-
-def with_stored_urls(rule: Rule, stored: list[dict[str, str]]) -> Rule:
-    """A rule sent back as it was read keeps its URLs: a masked URL stands for the stored channel at its position
-    (same type and host). A masked URL that stands for nothing is refused, so a mask is never stored."""
-    channels = []
+def with_stored_urls(rule: Rule, stored: list[dict[str, Any]]) -> Rule:
+    """A rule sent back as it was read keeps its channels' secrets (URLs, keys, passwords): a mask stands for the
+    stored channel at its position (same type, same mask, same server). A mask that stands for nothing is refused,
+    so a mask is never stored."""
+    kept = []
     for index, channel in enumerate(rule.channels):
-        if MASK not in channel["url"]:
-            channels.append(channel)
-            continue
-        found = _MASKED.search(channel["url"])
-        position = int(found.group(1)) if found else 0
-        old = stored[position - 1] if 1 <= position <= len(stored) else None
-        if old is None or old["type"] != channel["type"] or _masked_url(old["url"], position) != channel["url"]:
-            raise RuleError("channels", f"channel {index}: {channel['url']} is a masked URL this rule does not have; "
-                                        "give the full URL")  # fmt: skip
-        channels.append(old)
-    return replace(rule, channels=channels)
+        try:
+            kept.append(channels.keep_stored_secrets(channel, stored))
+        except channels.ChannelConfigError as exc:
+            raise RuleError("channels", f"channel {index}: {exc}") from None
+    return replace(rule, channels=kept)
