@@ -10,8 +10,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collector.alerts import notify
-from collector.alerts.engine import preview
 from collector.alerts.notify import Notice
+from collector.alerts.preview import preview
 from collector.alerts.rules import Rule, parse_rule
 from collector.api.errors import InvalidFieldError, NotFoundError
 from collector.api.params import Params, json_body
