@@ -128,7 +128,7 @@ def _buckets(
         params = [*params, *groups]
     seconds = int(width.total_seconds())
     rows = con.execute(
-        f"SELECT {group_sql(rule)} AS g, (epoch(start_time) // {seconds})::BIGINT AS b, "
+        f"SELECT {group_sql(rule)} AS g, floor(epoch(start_time) / {seconds})::BIGINT AS b, "
         f"{', '.join(parts.values())} FROM llm_calls{clause} GROUP BY g, b",
         params,
     ).fetchall()

@@ -154,9 +154,10 @@ def _anomaly(con: Any, rule: Rule, now: datetime) -> dict[str, Reading]:
     span_start = now - (max(hours) + 1) * _HOUR
     clause, params = where(rule, span_start, now)
     group = group_sql(rule)
+    # Hour j is [now - (j+1)h, now - j·h), as in the preview's aligned buckets: a call exactly an hour old is in hour 0.
     rows = con.execute(
         f"SELECT g, j, {SQL[rule.metric]}, count(*) FROM (SELECT *, {group} AS g, "
-        f"floor((epoch(?::TIMESTAMPTZ) - epoch(start_time)) / 3600)::BIGINT AS j FROM llm_calls{clause}) "
+        f"ceil((epoch(?::TIMESTAMPTZ) - epoch(start_time)) / 3600)::BIGINT - 1 AS j FROM llm_calls{clause}) "
         f"WHERE j IN ({', '.join('?' * len(hours))}) GROUP BY g, j",
         [now, *params, *hours],
     ).fetchall()
