@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
 
-from collector.alerts.engine import window_bounds
+from collector.alerts.readings import window_bounds
 from collector.alerts.rules import Rule
 from collector.query import daily
 from collector.query.filters import Filters, jsonable

@@ -1,7 +1,13 @@
 """Evaluating alert rules on the collector, every `--alert-interval` seconds, whether or not anyone watches.
 
-A rule moves ok → pending (condition true) → firing (true for `for`) → resolved (false again) → ok; a
-pending rule whose condition turns false goes back to ok. Every change is an event row with its value.
+Each group of a rule (the rule itself without group_by) moves ok → pending (its condition true) → firing (true for
+`for`) → resolved (false again) → ok; a pending group whose condition turns false goes back to ok. A firing group
+whose level changes between warning and critical stays firing: the escalation or de-escalation is one event (firing
+→ firing, with the old and new severity), never a resolved/firing pair. Every change is an event row with its value.
+
+A grouped rule holds at most `max_groups` groups in a non-ok state: groups already there are always evaluated (so
+they can resolve); new ones are admitted critical first, then by rank (the metric's value in the direction the op
+watches), and the rest are counted as left out.
 """
 
 from __future__ import annotations
@@ -10,91 +16,73 @@ import logging
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector.alerts.notify import Notice, Notifier
-from collector.alerts.rules import ROLLING_WINDOWS, Rule
-from collector.alerts.store import AlertStore
-from collector.query.filters import METRICS, SERIES_ONLY_METRICS, Filters
-from collector.reconcile.compare import gap_pct
+from collector.alerts.readings import Reading, read
+from collector.alerts.rules import Rule
+from collector.alerts.silences import Silence, SilenceStore, muting
+from collector.alerts.store import AlertStore, GroupState
 from collector.schedule import Periodic
 from collector.store.file import Store
 
 log = logging.getLogger("llmledger.collector")
-NOTIFIED = ("firing", "resolved")  # never "pending": one notification when it fires, one when it ends
+NOTIFIED = ("firing", "resolved")  # never "pending": one notification when it fires (or changes level), one at its end
 # An event whose claim is this old without any delivery attempt (a first attempt records within the notifier's 10 s
 # timeout) was left by a collector that died first: the leader, or this collector restarted, takes it over.
 RESEND_AFTER = timedelta(minutes=1)
 RESEND_WITHIN = timedelta(hours=1)  # older ones would be news of the past
 
-_SQL = {
-    "cost": METRICS["cost_usd"],
-    "error_rate": METRICS["error_rate"],
-    "errors": METRICS["errors"],
-    "requests": METRICS["requests"],
-    "latency_p95_ms": METRICS["latency_p95_ms"],
-    "latency_p99_ms": METRICS["latency_p99_ms"],
-    "ttft_p95_ms": METRICS["ttft_p95_ms"],
-    "ratelimit_headroom_requests_pct": SERIES_ONLY_METRICS["ratelimit_headroom_requests_pct"],
-    "ratelimit_headroom_tokens_pct": SERIES_ONLY_METRICS["ratelimit_headroom_tokens_pct"],
-    "cost_forecast_month": METRICS["cost_usd"],
-    "unpriced_requests": METRICS["unpriced_requests"],
-}
 
+@dataclass(frozen=True)
+class Step:
+    """A group's state after one evaluation; `event` is the event's to-state, or None when nothing changed."""
 
-def month_bounds(now: datetime) -> tuple[datetime, datetime]:
-    start = datetime(now.year, now.month, 1, tzinfo=UTC)
-    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
-
-
-def window_bounds(window: str, now: datetime) -> tuple[datetime, datetime]:
-    """[start, end) of a rule's window at `now`; calendar windows are UTC days and months so far."""
-    if window in ROLLING_WINDOWS:
-        return now - ROLLING_WINDOWS[window], now
-    if window == "day":
-        return datetime(now.year, now.month, now.day, tzinfo=UTC), now
-    return month_bounds(now)[0], now
-
-
-def measure(con: Any, rule: Rule, now: datetime) -> tuple[float | None, int]:
-    """The rule's metric over its window and filters at `now`, and how many calls that covered."""
-    start, end = window_bounds(rule.window, now)
-    if rule.metric == "reconciliation_gap_pct":
-        return gap_pct(con, start, end)
-    equals = {name: values for name, values in rule.filters.items() if name != "model"}
-    filters = Filters(start=start, end=end, equals=equals, models=rule.filters.get("model", []))
-    where, params = filters.where()
-    value, requests = con.execute(f"SELECT {_SQL[rule.metric]}, count(*) FROM llm_calls{where}", params).fetchone()
-    value = None if value is None else float(value)
-    if rule.metric == "cost_forecast_month" and value is not None:
-        month_start, month_end = month_bounds(now)
-        elapsed = max((now - month_start) / (month_end - month_start), 1e-9)
-        value = value / elapsed
-    return value, requests
+    state: str
+    severity: str | None
+    since: datetime
+    event: str | None
 
 
 def next_state(
-    state: str, since: datetime | None, holds: bool, for_seconds: int, now: datetime
-) -> tuple[str, datetime, str | None]:
-    """(new state, since when, the event's to-state or None): the rule's state machine, pure."""
-    if holds:
+    state: str, severity: str | None, since: datetime | None, level: str | None, for_seconds: int, now: datetime
+) -> Step:
+    """The state machine, pure: from the stored state and severity, and the level the group reaches now (None,
+    "warning" or "critical")."""
+    if level is not None:
         if state == "firing":
-            return "firing", since or now, None
+            if level == severity:
+                return Step("firing", severity, since or now, None)
+            return Step("firing", level, now, "firing")  # escalated or de-escalated
         if state == "pending":
             started = since or now
             if now - started >= timedelta(seconds=for_seconds):
-                return "firing", now, "firing"
-            return "pending", started, None
+                return Step("firing", level, now, "firing")
+            return Step("pending", level, started, None)
         if for_seconds == 0:
-            return "firing", now, "firing"
-        return "pending", now, "pending"
+            return Step("firing", level, now, "firing")
+        return Step("pending", level, now, "pending")
     if state == "firing":
-        return "ok", now, "resolved"
+        return Step("ok", None, now, "resolved")
     if state == "pending":
-        return "ok", now, "ok"
-    return "ok", since or now, None
+        return Step("ok", None, now, "ok")
+    return Step("ok", None, since or now, None)
+
+
+def admitted(rule: Rule, readings: dict[str, Reading], states: dict[str, GroupState]) -> tuple[list[str], int]:
+    """The groups to evaluate, and how many holding groups the cap left out (see the module's docstring)."""
+    if rule.group_by is None:
+        return [""], 0
+    holding = sorted(group for group, stored in states.items() if stored.state != "ok")
+    candidates = sorted(
+        (group for group, reading in readings.items() if reading.level is not None and group not in holding),
+        key=lambda group: (readings[group].level == "critical", readings[group].rank),
+        reverse=True,
+    )
+    room = max(0, rule.max_groups - len(holding))
+    return holding + candidates[:room], max(0, len(candidates) - room)
 
 
 class AlertEngine:
@@ -108,6 +96,7 @@ class AlertEngine:
     ) -> None:
         self.store = store
         self.alerts = AlertStore(store)
+        self.silences = SilenceStore(store)
         self.notifier = notifier
         self.interval_s = interval_s
         # Who claims events for delivery: unique per process, so a restarted collector takes over its own old claims.
@@ -128,28 +117,58 @@ class AlertEngine:
             con.close()
 
     def evaluate_once(self, con: Any, now: datetime) -> list[tuple[int, str]]:
-        """Evaluate every enabled rule at `now`; returns the (rule id, event) changes made."""
-        changes = []
+        """Evaluate every enabled rule at `now`; returns the (rule id, event) changes made (one per group's)."""
+        changes: list[tuple[int, str]] = []
+        silences = self.silences.active(con, now)
         for rule_id, rule in self.alerts.rules(con):
             if not rule.enabled:
                 continue
             try:
-                value, requests = measure(con, rule, now)
-                holds = requests >= rule.min_requests and rule.holds(value)
-                state, since = self.alerts.state(con, rule_id)
-                new_state, new_since, event = next_state(state, since, holds, rule.for_seconds, now)
-                claim = self.identity if event in NOTIFIED and self.notifier is not None else None
-                event_id = self.alerts.record(
-                    rule_id, rule, state, new_state, new_since, value, requests, now, event, claimed_by=claim
-                )
-                if event is None or event_id is None:
-                    continue
-                changes.append((rule_id, event))
-                if claim is not None and self.notifier is not None:  # (the second test is for the type checker)
-                    self.notifier.send(Notice(event_id, rule_id, rule, event, value, now, claim))
+                changes += self._evaluate(con, rule_id, rule, now, silences)
             except Exception:  # one broken rule never stops the others
                 log.exception("evaluating alert rule %d failed", rule_id)
         self.send_undelivered(con, now)
+        return changes
+
+    def _evaluate(
+        self, con: Any, rule_id: int, rule: Rule, now: datetime, silences: list[tuple[int, Silence]]
+    ) -> list[tuple[int, str]]:
+        readings = read(con, rule, now)
+        states = self.alerts.states(con, rule_id)
+        groups, left_out = admitted(rule, readings, states)
+        if rule.group_by is not None:
+            self.alerts.record_group_counts(rule_id, now, len(readings), left_out)
+        changes = []
+        for group in groups:
+            stored = states.get(group)
+            state, severity, since = (stored.state, stored.severity, stored.since) if stored else ("ok", None, None)
+            reading = readings.get(group)
+            # No calls at all: a no-data rule's group unseen for long stays as it is; other rules have no value.
+            level = reading.level if reading is not None else severity if rule.kind == "no_data" else None
+            step = next_state(state, severity, since, level, rule.for_seconds, now)
+            if step.event is None and step.state == "ok" and rule.group_by is not None:
+                continue  # a quiet group keeps no row
+            event_severity = step.severity if step.state != "ok" else severity
+            silence_id = muting(silences, rule_id, rule, group) if step.event is not None else None
+            # The end of a firing that was muted is muted too: its channels never heard of it.
+            silenced = silence_id is not None or (step.event == "resolved" and stored is not None and stored.silenced)
+            notify = step.event in NOTIFIED and self.notifier is not None and not silenced
+            claim = self.identity if notify else None
+            value = reading.value if reading is not None else None
+            bound = reading.threshold if reading is not None and rule.kind != "threshold" else None
+            event_id = self.alerts.record(
+                rule_id, rule, state, step.state, step.since, value, reading.requests if reading else 0, now,
+                step.event, claimed_by=claim, group=group, severity=event_severity, previous_severity=severity,
+                threshold=bound, silenced=silenced, silence_id=silence_id, groups_left_out=left_out,
+            )  # fmt: skip
+            if step.event is None or event_id is None:
+                continue
+            changes.append((rule_id, step.event))
+            if claim is not None and self.notifier is not None:  # (the second test is for the type checker)
+                group_of = (rule.group_by, group) if rule.group_by is not None else None
+                notice = Notice(event_id, rule_id, rule, step.event, value, now, claim, group_of,
+                                event_severity or "critical", bound, left_out)  # fmt: skip
+                self.notifier.send(notice)
         return changes
 
     def send_undelivered(self, con: Any, now: datetime) -> list[int]:
@@ -170,25 +189,18 @@ class AlertEngine:
                 continue
             log.info("alert event %d was recorded but never delivered; delivering it now", event.event_id)
             notice = Notice(
-                event.event_id, event.rule_id, event.rule, event.state, event.value, event.time, self.identity
+                event.event_id,
+                event.rule_id,
+                event.rule,
+                event.state,
+                event.value,
+                event.time,
+                self.identity,
+                event.group,
+                event.severity,
+                event.threshold if event.rule.kind != "threshold" else None,
+                event.groups_left_out,
             )
             self.notifier.send(notice)
             sent.append(event.event_id)
         return sent
-
-
-def preview(con: Any, rule: Rule, now: datetime, days: int = 7) -> dict[str, Any]:
-    """The rule replayed hour by hour over the last `days`: its value, and when it would have fired."""
-    points, fired_at = [], []
-    state, since = "ok", None
-    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
-    steps = [start + timedelta(hours=hour) for hour in range(days * 24 + 1)]
-    steps = [at for at in steps if at < now] + [now]  # hourly, and the present moment last
-    for at in steps:
-        value, requests = measure(con, rule, at)
-        holds = requests >= rule.min_requests and rule.holds(value)
-        state, since, event = next_state(state, since, holds, rule.for_seconds, at)
-        if event == "firing":
-            fired_at.append(at.isoformat())
-        points.append({"time": at.isoformat(), "value": value, "requests": requests, "state": state})
-    return {"points": points, "fired_at": fired_at, "step": "1h"}

@@ -37,6 +37,8 @@ class Notice:
     claimed_by: str | None = None  # the process whose claim on the event's delivery this is (alert_engine.py)
     group: tuple[str, str] | None = None  # (dimension, value) of a rule with group_by: whose state changed
     severity: str = "critical"  # "warning" or "critical": the threshold crossed (resolved: the one that had fired)
+    bound: float | None = None  # the bound judged against (an anomaly band's edge); None: the severity's threshold
+    groups_left_out: int = 0  # groups of a grouped rule past its cap (max_groups) at this evaluation
 
     @property
     def title(self) -> str:
@@ -55,7 +57,8 @@ class Notice:
             "metric": self.rule.metric,
             "value": self.value,
             "op": self.rule.op,
-            "threshold": self.rule.threshold,
+            "threshold": self.rule.threshold_of(self.severity) if self.bound is None else self.bound,
+            "groups_left_out": self.groups_left_out,
             "window": self.rule.window,
             "filters": self.rule.filters,
             "time": self.time.isoformat(),

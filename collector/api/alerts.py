@@ -1,4 +1,5 @@
-"""Alert rules over HTTP: CRUD, a draft's preview, a test notification, the events and the delivery attempts."""
+"""Alert rules over HTTP: CRUD, a draft's preview, a test notification, the events (and acknowledging a firing one)
+and the delivery attempts."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collector.alerts import notify
-from collector.alerts.engine import preview
 from collector.alerts.notify import Notice
+from collector.alerts.preview import preview
 from collector.alerts.rules import Rule, parse_rule
-from collector.api.errors import InvalidFieldError, NotFoundError
+from collector.alerts.store import AckError
+from collector.api.errors import ConflictError, InvalidFieldError, NotFoundError
 from collector.api.params import Params, json_body
 from collector.api.state import AppState
 from collector.query.filters import MAX_LIMIT, QueryError
@@ -30,6 +32,7 @@ def routes(state: AppState) -> list[Route]:
         Route("/api/v1/alert-rules/{rule_id:int}", handlers.update_rule, methods=["PUT"]),
         Route("/api/v1/alert-rules/{rule_id:int}", handlers.delete_rule, methods=["DELETE"]),
         Route("/api/v1/alert-events", handlers.alert_events, methods=["GET"]),
+        Route("/api/v1/alert-events/{event_id:int}/ack", handlers.acknowledge, methods=["POST"]),
         Route("/api/v1/notification-attempts", handlers.notification_attempts, methods=["GET"]),
     ]
 
@@ -107,3 +110,18 @@ class _Handlers:
         rule_id = int(rule_text) if rule_text is not None else None
         events = await self.state.read(lambda con: self.alerts.events(con, limit, rule_id))
         return JSONResponse({"events": events})
+
+    async def acknowledge(self, request: Request) -> Response:
+        """`{"by": who}`: who is on a firing alert; shown with the event and, while it lasts, the rule's state."""
+        event_id = request.path_params["event_id"]
+        body = await json_body(request)
+        by = body.get("by") if isinstance(body, dict) else None
+        if not isinstance(by, str) or not by.strip() or len(by) > 200:
+            raise InvalidFieldError("by", "is required: who acknowledges, in at most 200 characters")
+        try:
+            event = await run_in_threadpool(self.alerts.acknowledge, event_id, by.strip(), datetime.now(tz=UTC))
+        except AckError as exc:
+            raise ConflictError(str(exc)) from None
+        if event is None:
+            raise NotFoundError(f"no alert event {event_id}")
+        return JSONResponse(event)

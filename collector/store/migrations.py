@@ -217,6 +217,68 @@ def m011_guard_features(db: Schema) -> None:
         db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
 
 
+def m012_alert_groups(db: Schema) -> None:
+    # Alerting a team can run on (collector/alerts/): a rule may be per group (`group_by`, capped at `max_groups`),
+    # have a warning level, be an anomaly or a no-data rule; a group has its own state and events; silences mute
+    # transitions, acknowledgements mark firing ones. Tables whose id defaults to nextval() are rebuilt, not altered
+    # (the DuckDB 1.5.5 WAL replay bug m010 describes); alert_state is rebuilt for its new key (rule, group).
+    columns = (
+        'id, name, metric, "window", op, threshold, for_seconds, filters, channels, enabled, min_requests, '
+        "created_at, updated_at, enforce"
+    )
+    db.state(
+        "CREATE TABLE alert_rules_m012 (id BIGINT PRIMARY KEY DEFAULT nextval('alert_rule_ids'), "
+        'name VARCHAR NOT NULL, metric VARCHAR NOT NULL, "window" VARCHAR NOT NULL, op VARCHAR NOT NULL, '
+        "threshold DOUBLE NOT NULL, "
+        "for_seconds INTEGER NOT NULL, filters VARCHAR NOT NULL, channels VARCHAR NOT NULL, enabled BOOLEAN NOT NULL, "
+        "min_requests INTEGER NOT NULL, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL, "
+        "enforce VARCHAR, kind VARCHAR NOT NULL DEFAULT 'threshold', group_by VARCHAR, "
+        "max_groups INTEGER NOT NULL DEFAULT 50, warning_threshold DOUBLE, baseline VARCHAR, sensitivity DOUBLE)"
+    )
+    db.state(f"INSERT INTO alert_rules_m012 ({columns}) SELECT {columns} FROM alert_rules")
+    db.state("DROP TABLE alert_rules")
+    db.state("ALTER TABLE alert_rules_m012 RENAME TO alert_rules")
+    # One row per rule and group ('' for a rule without group_by) that is not ok, and always one for an ungrouped
+    # rule; `event_id` is the event that began the current state and severity (what an acknowledgement marks).
+    db.state(
+        "CREATE TABLE alert_state_m012 (rule_id BIGINT NOT NULL, group_key VARCHAR NOT NULL, state VARCHAR NOT NULL, "
+        "severity VARCHAR, since TIMESTAMPTZ NOT NULL, value DOUBLE, requests BIGINT, "
+        "evaluated_at TIMESTAMPTZ NOT NULL, event_id BIGINT, acked_by VARCHAR, acked_at TIMESTAMPTZ, "
+        "PRIMARY KEY (rule_id, group_key))"
+    )
+    db.state(
+        "INSERT INTO alert_state_m012 (rule_id, group_key, state, severity, since, value, requests, evaluated_at) "
+        "SELECT rule_id, '', state, CASE WHEN state <> 'ok' THEN 'critical' END, since, value, requests, evaluated_at "
+        "FROM alert_state"
+    )
+    db.state("DROP TABLE alert_state")
+    db.state("ALTER TABLE alert_state_m012 RENAME TO alert_state")
+    event_columns = "id, rule_id, occurred_at, from_state, to_state, value, threshold"
+    db.state(
+        "CREATE TABLE alert_events_m012 (id BIGINT PRIMARY KEY DEFAULT nextval('alert_event_ids'), "
+        "rule_id BIGINT NOT NULL, occurred_at TIMESTAMPTZ NOT NULL, from_state VARCHAR NOT NULL, "
+        "to_state VARCHAR NOT NULL, value DOUBLE, threshold DOUBLE NOT NULL, group_by VARCHAR, group_value VARCHAR, "
+        "severity VARCHAR NOT NULL DEFAULT 'critical', from_severity VARCHAR, "
+        "silenced BOOLEAN NOT NULL DEFAULT false, silence_id BIGINT, groups_left_out INTEGER NOT NULL DEFAULT 0, "
+        "acked_by VARCHAR, acked_at TIMESTAMPTZ)"
+    )
+    db.state(f"INSERT INTO alert_events_m012 ({event_columns}) SELECT {event_columns} FROM alert_events")
+    db.state("DROP TABLE alert_events")
+    db.state("ALTER TABLE alert_events_m012 RENAME TO alert_events")
+    # A silence mutes a rule, one group of a rule, or every rule and group its filters match, until `ends_at`.
+    db.state("CREATE SEQUENCE alert_silence_ids START 1")
+    db.state(
+        "CREATE TABLE alert_silences (id BIGINT PRIMARY KEY DEFAULT nextval('alert_silence_ids'), rule_id BIGINT, "
+        "group_value VARCHAR, filters VARCHAR NOT NULL, ends_at TIMESTAMPTZ NOT NULL, created_by VARCHAR NOT NULL, "
+        "reason VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL)"
+    )
+    # A grouped rule's last evaluation: how many groups it measured and how many its cap left out.
+    db.state(
+        "CREATE TABLE alert_group_counts (rule_id BIGINT PRIMARY KEY, evaluated_at TIMESTAMPTZ NOT NULL, "
+        "groups BIGINT NOT NULL, groups_left_out BIGINT NOT NULL)"
+    )
+
+
 def m014_price_lists(db: Schema) -> None:
     # Price lists fetched at run time (`--prices-update`, collector/money/price_lists.py): one row per list adopted,
     # the data (genai-prices' JSON) kept for the newest only, so a restart and every collector of a lake price with
@@ -240,7 +302,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (9, "m009_billing_units", m009_billing_units),
     (10, "m010_guard", m010_guard),
     (11, "m011_guard_features", m011_guard_features),
-    (14, "m014_price_lists", m014_price_lists),  # 12, 13 and 15: work under way
+    (12, "m012_alert_groups", m012_alert_groups),
+    (14, "m014_price_lists", m014_price_lists),  # 13 and 15: work under way
 )
 
 

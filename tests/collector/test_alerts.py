@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.alerts.engine import AlertEngine, next_state
+from collector.alerts.engine import AlertEngine, Step, next_state
 from collector.alerts.rules import RuleError, parse_rule
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
@@ -124,14 +124,19 @@ def test_invalid_rules_name_the_field(change: dict, field: str) -> None:
 
 def test_state_machine() -> None:
     later = NOW + timedelta(minutes=5)
-    assert next_state("ok", None, True, 0, NOW) == ("firing", NOW, "firing")
-    assert next_state("ok", None, True, 300, NOW) == ("pending", NOW, "pending")
-    assert next_state("pending", NOW, True, 300, NOW + timedelta(minutes=4)) == ("pending", NOW, None)
-    assert next_state("pending", NOW, True, 300, later) == ("firing", later, "firing")
-    assert next_state("pending", NOW, False, 300, later) == ("ok", later, "ok")
-    assert next_state("firing", NOW, True, 300, later) == ("firing", NOW, None)
-    assert next_state("firing", NOW, False, 300, later) == ("ok", later, "resolved")
-    assert next_state("ok", NOW, False, 0, later) == ("ok", NOW, None)
+    c = "critical"
+    assert next_state("ok", None, None, c, 0, NOW) == Step("firing", c, NOW, "firing")
+    assert next_state("ok", None, None, c, 300, NOW) == Step("pending", c, NOW, "pending")
+    assert next_state("pending", c, NOW, c, 300, NOW + timedelta(minutes=4)) == Step("pending", c, NOW, None)
+    assert next_state("pending", c, NOW, c, 300, later) == Step("firing", c, later, "firing")
+    assert next_state("pending", c, NOW, None, 300, later) == Step("ok", None, later, "ok")
+    assert next_state("firing", c, NOW, c, 300, later) == Step("firing", c, NOW, None)
+    assert next_state("firing", c, NOW, None, 300, later) == Step("ok", None, later, "resolved")
+    assert next_state("ok", None, NOW, None, 0, later) == Step("ok", None, NOW, None)
+    # A level change while firing is one event, firing → firing, never a resolved/firing pair.
+    assert next_state("firing", "warning", NOW, c, 300, later) == Step("firing", c, later, "firing")
+    assert next_state("firing", c, NOW, "warning", 300, later) == Step("firing", "warning", later, "firing")
+    assert next_state("pending", "warning", NOW, c, 300, NOW + timedelta(minutes=1)) == Step("pending", c, NOW, None)
 
 
 def test_rules_api(collector: RunningCollector, webhook: WebhookSink) -> None:
@@ -289,6 +294,7 @@ def test_notifies_once_on_firing_and_once_on_resolve(collector: RunningCollector
         "value": 1.0,
         "op": ">",
         "threshold": 0.1,
+        "groups_left_out": 0,
         "window": "1h",
         "filters": {"team": ["search"]},
         "time": NOW.isoformat(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -55,6 +56,10 @@ ENDPOINTS: list[tuple[str, str, object, str]] = [
     ("DELETE", "/api/v1/alert-rules/1", None, "admin"),
     ("GET", "/api/v1/alert-events", None, "read"),
     ("GET", "/api/v1/notification-attempts", None, "read"),
+    ("POST", "/api/v1/alert-events/1/ack", {"by": "ops"}, "admin"),
+    ("GET", "/api/v1/silences", None, "read"),
+    ("POST", "/api/v1/silences", {"rule_id": 1, "ends_at": "2100-01-01", "created_by": "ops", "reason": "x"}, "admin"),
+    ("DELETE", "/api/v1/silences/1", None, "admin"),
     ("GET", "/api/v1/guard/budgets", None, "read"),
     ("POST", "/api/v1/backup", {"to": "relative/folder"}, "admin"),
     ("POST", "/api/v1/reprice?from=2026-01-01&to=2026-01-02&dry_run=true", None, "admin"),
@@ -93,7 +98,11 @@ def test_every_route_is_covered(guarded: RunningCollector) -> None:
         for method in route.methods or ()
         if method != "HEAD"
     }
-    covered = {(method, path.split("?")[0].replace("/1", "/{rule_id:int}")) for method, path, _, _ in ENDPOINTS}
+    ids = {"alert-rules": "rule_id", "alert-events": "event_id", "silences": "silence_id"}
+    covered = {
+        (method, re.sub(r"/([a-z-]+)/1\b", lambda found: f"/{found[1]}/{{{ids[found[1]]}:int}}", path.split("?")[0]))
+        for method, path, _, _ in ENDPOINTS
+    }
     assert routes == covered
     for method, path, _, kind in ENDPOINTS:
         assert scope_for(method, path.split("?")[0]) == kind

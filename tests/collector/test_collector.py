@@ -415,7 +415,7 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
     assert migrations == [
         (1, "m001_llm_calls"), (2, "m002_alerts"), (3, "m003_notification_attempts"), (4, "m004_daily_rollup"),
         (5, "m005_prices"), (6, "m006_reconciliation"), (7, "m007_readiness"), (8, "m008_notification_claims"),
-        (9, "m009_billing_units"), (10, "m010_guard"), (11, "m011_guard_features"),
+        (9, "m009_billing_units"), (10, "m010_guard"), (11, "m011_guard_features"), (12, "m012_alert_groups"),
         (14, "m014_price_lists"),
     ]  # fmt: skip
     assert columns == [
@@ -448,9 +448,13 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert alert_tables == {
         "alert_rules": ["id", "name", "metric", "window", "op", "threshold", "for_seconds", "filters", "channels",
-                        "enabled", "min_requests", "created_at", "updated_at", "enforce"],
-        "alert_state": ["rule_id", "state", "since", "value", "requests", "evaluated_at"],
-        "alert_events": ["id", "rule_id", "occurred_at", "from_state", "to_state", "value", "threshold"],
+                        "enabled", "min_requests", "created_at", "updated_at", "enforce", "kind", "group_by",
+                        "max_groups", "warning_threshold", "baseline", "sensitivity"],
+        "alert_state": ["rule_id", "group_key", "state", "severity", "since", "value", "requests", "evaluated_at",
+                        "event_id", "acked_by", "acked_at"],
+        "alert_events": ["id", "rule_id", "occurred_at", "from_state", "to_state", "value", "threshold", "group_by",
+                         "group_value", "severity", "from_severity", "silenced", "silence_id", "groups_left_out",
+                         "acked_by", "acked_at"],
     }  # fmt: skip
 
 

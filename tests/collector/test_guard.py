@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from collector.alerts.engine import measure
+from collector.alerts.readings import measure
 from collector.alerts.rules import Enforce, RuleError, parse_rule
 from collector.api.auth import Tokens
 from collector.ingest.normalize import normalize
@@ -402,7 +402,7 @@ def test_migration_10_keeps_the_rules_and_survives_a_crash_before_any_checkpoint
         "from collector.store.migrations import migrate\n"
         "con = duckdb.connect(sys.argv[1])\n"
         "con.execute(\"SET checkpoint_threshold = '1GB'\")\n"
-        "assert migrate(con)[0] == 'm010_guard'\n"
+        "assert migrate(con)[0] == 'm010_guard'\n"  # and every later one, in the same WAL
         "os._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, check=True, timeout=60)

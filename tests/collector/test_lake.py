@@ -212,7 +212,9 @@ def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start
                         "notification_claims", "price_lists")  # fmt: skip
         for table in state_tables:
             con.execute(f"DROP TABLE {table}")
-        for sequence in ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids"):
+        for table in ("alert_silences", "alert_group_counts"):  # m012's new tables
+            con.execute(f"DROP TABLE {table}")
+        for sequence in ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids", "alert_silence_ids"):
             con.execute(f"DROP SEQUENCE {sequence}")
         con.execute("ALTER TABLE alert_rules DROP COLUMN enforce")  # m010's PostgreSQL part
     store = LakeStore(lake.spec, lake.data_path)  # would fail adding m005's columns a second time
@@ -455,6 +457,50 @@ def test_leader_killed_while_an_alert_fires_notifies_once_per_transition(pair: P
             ("ok", "firing"),
             ("firing", "resolved"),
         ]
+    finally:
+        webhook.close()
+
+
+def test_leader_killed_while_a_grouped_alert_fires_notifies_once_per_group_transition(pair: Pair) -> None:
+    webhook = WebhookSink()
+    try:
+        a, b = pair.collectors
+        channels = [{"type": "webhook", "url": webhook.url}]
+        rule = {"name": "busy", "metric": "requests", "window": "5m", "op": ">", "threshold": 5, "group_by": "service",
+                "filters": {"environment": ["production"]}, "channels": channels}  # fmt: skip
+        assert httpx2.post(f"{pair.balancer.url}/api/v1/alert-rules", json=rule).status_code == 201
+        # Calls that leave the 5-minute window about 20 s from now, so each group resolves on its own.
+        start_ns = time.time_ns() - (300 - 20) * 10**9
+        for service in ("alerting-a", "alerting-b"):
+            answer = httpx2.post(f"{a.url}/v1/traces", content=body(service, 10, start_ns=start_ns, service=service),
+                                 headers=PROTOBUF, timeout=30)  # fmt: skip
+            assert answer.status_code == 200
+        firing = webhook.wait_for(2, timeout=15)
+        assert sorted((m["state"], m["title"]) for m in firing) == [
+            ("firing", "busy [service=alerting-a]"),
+            ("firing", "busy [service=alerting-b]"),
+        ]
+        leaders = [c for c in (a, b) if "now the leader" in c.log_text()]
+        assert len(leaders) == 1
+        leader = leaders[0]
+        follower = b if leader is a else a
+        leader.kill()
+        deadline = time.monotonic() + 10
+        while "now the leader" not in follower.log_text():
+            assert time.monotonic() < deadline, "no collector took over"
+            time.sleep(0.1)
+
+        received = webhook.wait_for(4, timeout=40)
+        assert sorted((m["state"], m["group"]["service"]) for m in received) == [
+            ("firing", "alerting-a"), ("firing", "alerting-b"), ("resolved", "alerting-a"), ("resolved", "alerting-b"),
+        ]  # fmt: skip
+        time.sleep(2)  # evaluations go on; nothing more is sent
+        assert len(webhook.received) == 4
+        events = httpx2.get(f"{follower.url}/api/v1/alert-events", timeout=30).json()["events"]
+        assert sorted((e["group"]["service"], e["from_state"], e["to_state"]) for e in events) == [
+            ("alerting-a", "firing", "resolved"), ("alerting-a", "ok", "firing"),
+            ("alerting-b", "firing", "resolved"), ("alerting-b", "ok", "firing"),
+        ]  # fmt: skip
     finally:
         webhook.close()
 

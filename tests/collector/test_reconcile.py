@@ -17,7 +17,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from collector.alerts.engine import measure
+from collector.alerts.readings import measure
 from collector.alerts.rules import parse_rule
 from collector.api.auth import Tokens
 from dashboard.parts import filters, ui
