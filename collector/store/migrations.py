@@ -15,6 +15,7 @@ from collector.store.schema import (
     LLM_CALLS_COLUMNS_M005,
     LLM_CALLS_COLUMNS_M009,
     LLM_CALLS_COLUMNS_M010,
+    LLM_CALLS_COLUMNS_M015,
 )
 from collector.store.transactions import end_failed_transaction
 
@@ -209,6 +210,14 @@ def m010_guard(db: Schema) -> None:
     db.state("ALTER TABLE alert_rules_m010 RENAME TO alert_rules")
 
 
+def m015_same_call(db: Schema) -> None:
+    # A call reported by several instrumentations (ours, OpenTelemetry's openai-v2, OpenLLMetry, ...) is one row
+    # (collector/store/same_call.py): the response id to find the other reports by, and who else reported it.
+    # Calls stored before keep NULL: they are never merged (no response id), as before.
+    for name, kind in LLM_CALLS_COLUMNS_M015:
+        db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -220,6 +229,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (8, "m008_notification_claims", m008_notification_claims),
     (9, "m009_billing_units", m009_billing_units),
     (10, "m010_guard", m010_guard),
+    (15, "m015_same_call", m015_same_call),
 )
 
 

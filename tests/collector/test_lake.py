@@ -122,7 +122,7 @@ def test_one_collector_on_a_lake_stores_queries_and_keeps_state_in_postgres(lake
         assert {"alert_rules", "alert_state", "alert_events", "notification_attempts", "_migrations"} <= state_tables
         assert "llm_calls" not in state_tables
         assert lake.pg("SELECT name FROM llmledger.alert_rules") == [("spend",)]
-        assert len(lake.pg("SELECT id FROM llmledger._migrations")) == 10
+        assert len(lake.pg("SELECT id FROM llmledger._migrations")) == 11
     finally:
         running.stop()
 
@@ -213,7 +213,7 @@ def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start
         con.execute("ALTER TABLE alert_rules DROP COLUMN enforce")  # m010's PostgreSQL part
     store = LakeStore(lake.spec, lake.data_path)  # would fail adding m005's columns a second time
     store.close()
-    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [(n,) for n in range(1, 11)]
+    assert lake.pg("SELECT id FROM llmledger._migrations ORDER BY id") == [*((n,) for n in range(1, 11)), (15,)]
     assert {"price_rates", "scrubbed_secrets"} <= {
         name for (name,) in lake.pg("SELECT tablename FROM pg_tables WHERE schemaname = 'llmledger'")
     }

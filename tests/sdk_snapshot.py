@@ -1,0 +1,28 @@
+"""The openai SDK's resource classes as they were: some instrumentations leave a wrapper behind when uninstrumented
+(OpenLLMetry 0.62.4 keeps its `Completions.create` layer), which must not reach later tests."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def openai_sdk_restored() -> Iterator[None]:
+    """Put back every method of the openai SDK's classes on exit, as it was on entry."""
+    saved = [
+        (cls, dict(cls.__dict__))
+        for name, module in list(sys.modules.items())
+        if name == "openai" or name.startswith("openai.")
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if cls.__module__.startswith("openai")
+    ]
+    try:
+        yield
+    finally:
+        for cls, attributes in saved:
+            for attribute, value in attributes.items():
+                if callable(value) and cls.__dict__.get(attribute) is not value:
+                    setattr(cls, attribute, value)
