@@ -4,14 +4,18 @@
    spans, 200k spans in all; every request is acknowledged only after its rows are committed.
 2. Raw limit: the same bodies parsed, normalized, priced from cached rates and inserted through Arrow
    in one thread, no HTTP.
+3. Merging (one row per call, collector/store/same_call.py): the raw limit with merging on (the default) next to
+   merging off (every report stored, as before it), median of `--rounds` alternating runs, on unique calls (the
+   lookup's cost every batch pays) and on calls reported twice (ours and openai-v2's, half the spans merged).
 
-    python benchmarks/ingest.py [--spans 200000] [--batch 512] [--senders 4]
+    python benchmarks/ingest.py [--spans 200000] [--batch 512] [--senders 4] [--rounds 3] [--merge-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,8 +38,9 @@ from llmledger.testing.waiting import free_port, wait_until_ok
 MODELS = ["gpt-4o-mini", "gpt-4.1", "gpt-5-mini", "text-embedding-3-small", "o3-mini", "gpt-4o"]
 
 
-def make_bodies(total: int, batch: int, seed: int = 7) -> list[bytes]:
-    """Serialized OTLP requests shaped like our wrapper's spans, with unique ids."""
+def make_bodies(total: int, batch: int, seed: int = 7, *, reported_twice: bool = False) -> list[bytes]:
+    """Serialized OTLP requests shaped like our wrapper's spans, with unique ids; `reported_twice`: every other span
+    is another instrumentation's report of the call before it (same response id and start, no llmledger.*)."""
     rng = random.Random(seed)
     start = time.time_ns() - 3_600_000_000_000
     bodies = []
@@ -47,8 +52,9 @@ def make_bodies(total: int, batch: int, seed: int = 7) -> list[bytes]:
         )
         spans = resource.scope_spans.add().spans
         for index in range(first, min(first + batch, total)):
-            model = MODELS[index % len(MODELS)]
-            begin = start + index * 10_000_000
+            call = index // 2 if reported_twice else index
+            model = MODELS[call % len(MODELS)]
+            begin = start + call * 10_000_000
             span = spans.add(
                 trace_id=rng.randbytes(16),
                 span_id=rng.randbytes(8),
@@ -57,46 +63,52 @@ def make_bodies(total: int, batch: int, seed: int = 7) -> list[bytes]:
                 start_time_unix_nano=begin,
                 end_time_unix_nano=begin + rng.randrange(200, 3000) * 1_000_000,
             )
-            span.attributes.extend(
-                key_values(
-                    {
-                        sc.GEN_AI_OPERATION_NAME: "chat",
-                        sc.GEN_AI_PROVIDER_NAME: "openai",
-                        sc.OPENAI_API_TYPE: "chat_completions",
-                        sc.GEN_AI_REQUEST_MODEL: model,
-                        sc.GEN_AI_RESPONSE_MODEL: model,
-                        sc.GEN_AI_RESPONSE_ID: f"chatcmpl-{index}",
-                        sc.GEN_AI_REQUEST_STREAM: False,
-                        sc.GEN_AI_USAGE_INPUT_TOKENS: rng.randrange(50, 5000),
-                        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 0,
-                        sc.GEN_AI_USAGE_OUTPUT_TOKENS: rng.randrange(10, 800),
-                        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 0,
-                        sc.OPENAI_RESPONSE_SERVICE_TIER: "default",
-                        sc.REQUEST_ID: f"req_{index}",
-                        sc.ATTEMPTS: 1,
-                        sc.HTTP_RESPONSE_STATUS_CODE: 200,
-                        sc.RATELIMIT_LIMIT_REQUESTS: 10000,
-                        sc.RATELIMIT_REMAINING_REQUESTS: 9000,
-                        sc.RATELIMIT_LIMIT_TOKENS: 2_000_000,
-                        sc.RATELIMIT_REMAINING_TOKENS: 1_500_000,
-                        sc.TEAM: f"team-{index % 4}",
-                        sc.FEATURE: f"feature-{index % 7}",
-                        sc.END_USER: f"{index % 300:032x}",
-                        sc.CLIENT_KEY_KIND: "project",
-                        sc.CLIENT_TIMEOUT_S: 60.0,
-                        sc.CLIENT_MAX_RETRIES: 2,
-                        sc.GEN_AI_USAGE_COST_AMOUNT: 0.0012,
-                        sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
-                        sc.GEN_AI_USAGE_COST_SOURCE: "wrapper",
-                    }
-                )
-            )
+            attributes = {
+                sc.GEN_AI_OPERATION_NAME: "chat",
+                sc.GEN_AI_PROVIDER_NAME: "openai",
+                sc.OPENAI_API_TYPE: "chat_completions",
+                sc.GEN_AI_REQUEST_MODEL: model,
+                sc.GEN_AI_RESPONSE_MODEL: model,
+                sc.GEN_AI_RESPONSE_ID: f"chatcmpl-{call}",
+                sc.GEN_AI_REQUEST_STREAM: False,
+                sc.GEN_AI_USAGE_INPUT_TOKENS: rng.randrange(50, 5000),
+                sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 0,
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS: rng.randrange(10, 800),
+                sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 0,
+                sc.OPENAI_RESPONSE_SERVICE_TIER: "default",
+                sc.REQUEST_ID: f"req_{call}",
+                sc.ATTEMPTS: 1,
+                sc.HTTP_RESPONSE_STATUS_CODE: 200,
+                sc.RATELIMIT_LIMIT_REQUESTS: 10000,
+                sc.RATELIMIT_REMAINING_REQUESTS: 9000,
+                sc.RATELIMIT_LIMIT_TOKENS: 2_000_000,
+                sc.RATELIMIT_REMAINING_TOKENS: 1_500_000,
+                sc.TEAM: f"team-{index % 4}",
+                sc.FEATURE: f"feature-{index % 7}",
+                sc.END_USER: f"{index % 300:032x}",
+                sc.CLIENT_KEY_KIND: "project",
+                sc.CLIENT_TIMEOUT_S: 60.0,
+                sc.CLIENT_MAX_RETRIES: 2,
+                sc.GEN_AI_USAGE_COST_AMOUNT: 0.0012,
+                sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
+                sc.GEN_AI_USAGE_COST_SOURCE: "wrapper",
+            }
+            if reported_twice and index % 2:
+                attributes = {key: value for key, value in attributes.items() if key in _OTHER_INSTRUMENTATION}
+            span.attributes.extend(key_values(attributes))
         bodies.append(request.SerializeToString())
     return bodies
 
 
-def raw_limit(bodies: list[bytes], db: Path) -> float:
-    store, book = Store(db), PriceBook()
+# What openai-v2 reports of a call: the GenAI conventions only.
+_OTHER_INSTRUMENTATION = frozenset(
+    {sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL,
+     sc.GEN_AI_RESPONSE_ID, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS}
+)  # fmt: skip
+
+
+def raw_limit(bodies: list[bytes], db: Path, *, merge_reports: bool = True) -> float:
+    store, book = Store(db, merge_reports=merge_reports), PriceBook()
     started = time.perf_counter()
     count = 0
     for body in bodies:
@@ -164,12 +176,34 @@ def over_http(bodies: list[bytes], db: Path, senders: int, spans: int) -> tuple[
         process.wait(30)
 
 
+def merging(spans: int, batch: int, rounds: int, folder: Path) -> None:
+    """The raw limit with merging on and off, alternating, medians; on unique calls and on calls reported twice."""
+    for label, bodies in (
+        ("unique calls", make_bodies(spans, batch)),
+        ("every call reported twice", make_bodies(spans, batch, reported_twice=True)),
+    ):
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        for number in range(rounds):
+            for merge in (False, True):
+                rates[merge].append(raw_limit(bodies, folder / f"merge-{merge}-{label[:5]}-{number}.duckdb",
+                                              merge_reports=merge))  # fmt: skip
+        on, off = statistics.median(rates[True]), statistics.median(rates[False])
+        print(f"{label}: merging off {off:,.0f} spans/s, on {on:,.0f} spans/s (on/off {on / off:.3f}; "
+              f"median of {rounds})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--merge-only", action="store_true", help="only part 3: merging on next to off")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        merging(args.spans, args.batch, args.rounds, Path(folder))
+    if args.merge_only:
+        return
     bodies = make_bodies(args.spans, args.batch)
     with tempfile.TemporaryDirectory() as folder:
         raw = raw_limit(bodies, Path(folder) / "raw.duckdb")

@@ -9,6 +9,9 @@ _HELP = {
     "llmledger_spans_received_total": "Spans received over OTLP (all kinds).",
     "llmledger_rows_stored_total": "LLM-call rows newly stored.",
     "llmledger_rows_duplicate_total": "LLM-call rows already stored (re-sent spans).",
+    "llmledger_duplicate_reports_total": (
+        "Reports of a call another instrumentation's report already holds (one row kept), by the merged one's dialect."
+    ),
     "llmledger_spans_rejected_total": "Spans rejected as malformed.",
     "llmledger_spans_non_llm_total": "Spans that were not LLM calls (counted and dropped).",
     "llmledger_requests_total": "OTLP and API requests, by path and status.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -18,6 +19,8 @@ BASE_NS = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z
 
 
 def chat_attributes(**overrides: Any) -> dict[str, Any]:
+    """A call as our wrapper reports it, with a request id of its own: reports that share one are of the same call
+    (collector/store/same_call.py)."""
     attrs: dict[str, Any] = {
         sc.GEN_AI_OPERATION_NAME: "chat",
         sc.GEN_AI_PROVIDER_NAME: "openai",
@@ -30,11 +33,20 @@ def chat_attributes(**overrides: Any) -> dict[str, Any]:
         sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 0,
         sc.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
         sc.OPENAI_RESPONSE_SERVICE_TIER: "default",
-        sc.REQUEST_ID: "req_1",
+        sc.REQUEST_ID: new_request_id(),
         sc.ATTEMPTS: 1,
     }
     attrs.update(overrides)
     return {key: value for key, value in attrs.items() if value is not None}
+
+
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+def alike(attrs: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """`count` calls alike but for their request ids (reports sharing one would be one call)."""
+    return [{**attrs, sc.REQUEST_ID: new_request_id()} if sc.REQUEST_ID in attrs else attrs for _ in range(count)]
 
 
 def request_with(

@@ -168,6 +168,7 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.GEN_AI_PROVIDER_NAME, "provider", STR, OTEL_GENAI),
     (sc.GEN_AI_REQUEST_MODEL, "request_model", STR, OTEL_GENAI),
     (sc.GEN_AI_RESPONSE_MODEL, "response_model", STR, OTEL_GENAI),
+    (sc.GEN_AI_RESPONSE_ID, "response_id", STR, OTEL_GENAI),
     (sc.GEN_AI_RESPONSE_FINISH_REASONS, "finish_reason", REASONS, OTEL_GENAI),
     (sc.GEN_AI_REQUEST_MAX_TOKENS, "max_tokens", INT, OTEL_GENAI),
     (sc.GEN_AI_REQUEST_TEMPERATURE, "temperature", FLOAT, OTEL_GENAI),

@@ -29,6 +29,7 @@ class OverloadedError(Exception):
 class WriteResult:
     stored: int
     duplicates: int
+    merged: int = 0  # reports of a call another report's row holds (collector/store/same_call.py)
 
 
 @dataclass
@@ -142,15 +143,20 @@ class BatchWriter:
                 self._pending_rows -= size
 
     def _commit(self, batch: list[_Pending]) -> None:
-        new_keys = self.store.insert([row for item in batch for row in item.rows])
+        inserted = self.store.insert([row for item in batch for row in item.rows])
+        new_keys, merged = inserted.new_keys, inserted.merged
+        for dialect in inserted.merged_dialects:
+            self.metrics.add("llmledger_duplicate_reports_total", 1, dialect=dialect)
         for item in batch:
-            stored = 0
+            stored = merged_here = 0
             for row in item.rows:
                 key = (row["trace_id"], row["span_id"])
                 if key in new_keys:
                     new_keys.discard(key)  # a key repeated later in the batch is a duplicate
                     stored += 1
-            result = WriteResult(stored, len(item.rows) - stored)
+                elif merged.pop(key, None) is not None:
+                    merged_here += 1
+            result = WriteResult(stored, len(item.rows) - stored - merged_here, merged_here)
             self.metrics.add("llmledger_rows_stored_total", result.stored)
             self.metrics.add("llmledger_rows_duplicate_total", result.duplicates)
             _settle(item.future, result=result)

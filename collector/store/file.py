@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.store import rollups
+from collector.store import rollups, same_call
 from collector.store.migrations import migrate
 from collector.store.schema import LLM_CALLS_COLUMNS
 from collector.store.transactions import end_failed_transaction
@@ -102,7 +102,8 @@ class Store:
     # collector may do (alerts, reconciliation, retention, compaction). A file has one collector: None.
     leader_check: Callable[[], bool] | None = None
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, merge_reports: bool = True) -> None:
+        self.merge_reports = merge_reports  # one row per call (same_call.py); off only to measure what it costs
         self.path = str(path)  # what /healthz and the log call the database
         self._con = _connect(self.path)
         self._con.execute("SET TimeZone = 'UTC'")
@@ -113,16 +114,18 @@ class Store:
         (database,) = self._con.execute("SELECT current_database()").fetchone()
         self.table_places: tuple[tuple[str, str], ...] = ((database, "main"),)  # (database, schema) of our tables
 
-    def insert(self, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
-        """Insert rows in one committed transaction; return the keys that were new (the rest were stored already)."""
+    def insert(self, rows: Sequence[dict[str, Any]]) -> same_call.Inserted:
+        """Insert rows in one committed transaction, one row per call (collector/store/same_call.py); return the
+        keys that were new (the rest were stored already, or merged into another report's row)."""
         if not rows:
-            return set()
-        table = rows_to_arrow(_first_of_each_key(rows))
+            return same_call.Inserted(set())
         with self._write_lock:
             con = self._con
-            con.register("incoming_calls", table)
             try:
                 con.execute("BEGIN TRANSACTION")
+                unique = _first_of_each_key(rows)
+                merge = same_call.merge(con, unique) if self.merge_reports else same_call.Plan(unique)
+                con.register("incoming_calls", rows_to_arrow(merge.rows))
                 inserted = con.execute(
                     "INSERT INTO llm_calls SELECT * FROM incoming_calls "
                     "ON CONFLICT DO NOTHING RETURNING trace_id, span_id"
@@ -138,7 +141,8 @@ class Store:
             finally:
                 con.unregister("incoming_calls")
                 con.unregister("inserted_keys")
-        return {(trace_id, span_id) for trace_id, span_id in inserted}
+        keys = {(trace_id, span_id) for trace_id, span_id in inserted}
+        return same_call.Inserted(keys, merge.merged, merge.merged_dialects)
 
     def record_rates(self, rates: Sequence[dict[str, Any]]) -> None:
         """Rate sets the price book applied (collector/money/price_book.py), each kept once per version x key."""

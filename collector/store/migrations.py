@@ -16,6 +16,7 @@ from collector.store.schema import (
     LLM_CALLS_COLUMNS_M009,
     LLM_CALLS_COLUMNS_M010,
     LLM_CALLS_COLUMNS_M011,
+    LLM_CALLS_COLUMNS_M015,
 )
 from collector.store.transactions import end_failed_transaction
 
@@ -290,6 +291,14 @@ def m014_price_lists(db: Schema) -> None:
     )
 
 
+def m015_same_call(db: Schema) -> None:
+    # A call reported by several instrumentations (ours, OpenTelemetry's openai-v2, OpenLLMetry, ...) is one row
+    # (collector/store/same_call.py): the response id to find the other reports by, and who else reported it.
+    # Calls stored before keep NULL: they are never merged (no response id), as before.
+    for name, kind in LLM_CALLS_COLUMNS_M015:
+        db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -303,7 +312,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (10, "m010_guard", m010_guard),
     (11, "m011_guard_features", m011_guard_features),
     (12, "m012_alert_groups", m012_alert_groups),
-    (14, "m014_price_lists", m014_price_lists),  # 13 and 15: work under way
+    (14, "m014_price_lists", m014_price_lists),  # 13: unused
+    (15, "m015_same_call", m015_same_call),
 )
 
 

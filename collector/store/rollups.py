@@ -120,3 +120,23 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     whose raw calls it deleted would go."""
     for statement in REBUILD:
         con.execute(statement)
+
+
+def subtract(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Take the calls in `source` (stored, each once) out of the daily rows, in the caller's transaction. Each key
+    they touch is left as one row of what remains, or none when no call remains, so no reader meets a key of zero
+    requests (on a lake this also folds that key's delta rows into one)."""
+    removed = con.execute(aggregate(source)).to_arrow_table()
+    con.register("removed_daily", removed)
+    try:
+        match = " AND ".join(f"llm_calls_daily.{key} IS NOT DISTINCT FROM r.{key}" for key in KEYS)
+        touched = f"SELECT * FROM llm_calls_daily WHERE EXISTS (SELECT 1 FROM removed_daily AS r WHERE {match})"
+        negated = ", ".join(f"-{name} AS {name}" for name in ("requests", *SUMS, "unpriced_requests"))
+        both = f"({touched} UNION ALL BY NAME SELECT {', '.join(KEYS)}, {negated} FROM removed_daily)"
+        left = con.execute(f"{merged(both)} HAVING sum(requests) <> 0").to_arrow_table()
+        con.execute(f"DELETE FROM llm_calls_daily WHERE EXISTS (SELECT 1 FROM removed_daily AS r WHERE {match})")
+        con.register("left_daily", left)
+        con.execute("INSERT INTO llm_calls_daily BY NAME SELECT * FROM left_daily")
+    finally:
+        con.unregister("removed_daily")
+        con.unregister("left_daily")

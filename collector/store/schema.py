@@ -99,6 +99,13 @@ LLM_CALLS_COLUMNS_M011: tuple[tuple[str, str], ...] = (
     ("guard_features", "VARCHAR"),  # comma-separated, of budgets, breaker, pace
 )
 
+# Appended by migration 15: one row per call however many instrumentations reported it (collector/store/same_call.py).
+LLM_CALLS_COLUMNS_M015: tuple[tuple[str, str], ...] = (
+    ("response_id", "VARCHAR"),  # gen_ai.response.id: with request_id, what tells two reports of one call
+    ("also_reported_by", "VARCHAR"),  # comma-separated dialects of the other reports merged into this row
+    ("also_reported_spans", "VARCHAR"),  # their "trace_id/span_id", in the same order: re-sends are recognised
+)
+
 # Every column, in table order; the query API and CSV use the same names.
 LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
     LLM_CALLS_COLUMNS_M001
@@ -106,4 +113,5 @@ LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
     + LLM_CALLS_COLUMNS_M009
     + LLM_CALLS_COLUMNS_M010
     + LLM_CALLS_COLUMNS_M011
+    + LLM_CALLS_COLUMNS_M015
 )

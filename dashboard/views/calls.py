@@ -29,6 +29,7 @@ COLUMNS = {
     "output_tokens": "Output tokens",
     "reasoning_tokens": "Reasoning tokens",
     "cost_usd": "Cost (USD)",
+    "reported_by": "Reported by",
     "request_id": "Request id",
     "trace_id": "Trace id",
     "span_id": "Span id",
@@ -43,9 +44,19 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
     )
     rows["cost_usd"] = rows["cost_usd"].map(ui.cost_cell)
     rows["request_model"] = rows["request_model"].where(rows["request_model"].notna(), rows["response_model"])
+    if "also_reported_by" in rows.columns:  # collectors before migration 15 don't send it
+        rows["reported_by"] = [
+            reported_by(kept, others)
+            for kept, others in zip(rows["source_dialect"], rows["also_reported_by"], strict=True)
+        ]
     first = [name for name in COLUMNS if name in rows.columns]
     rest = [name for name in rows.columns if name not in COLUMNS]
     return rows[first + rest].rename(columns=COLUMNS)
+
+
+def reported_by(kept: str, others: str | None) -> str:
+    """The instrumentations that reported a call, the one whose report is the row first: "llmledger + otel_genai"."""
+    return " + ".join([kept, *(others.split(",") if isinstance(others, str) and others else [])])
 
 
 def _pages(key: str) -> list[str | None]:

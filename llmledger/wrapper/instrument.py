@@ -35,7 +35,7 @@ from llmledger.guard import settings as guard_settings
 from llmledger.guard.errors import BudgetExceeded, CircuitOpen
 from llmledger.guard.guard import Guard
 from llmledger.guard.settings import GuardSettings
-from llmledger.wrapper import batch_results, realtime
+from llmledger.wrapper import batch_results, peers, realtime
 from llmledger.wrapper.call import CallRecorder
 from llmledger.wrapper.extract import ENDPOINTS
 from llmledger.wrapper.streams import observe_stream
@@ -76,6 +76,7 @@ class _Instrumentation:
         if endpoint is None:
             return None, options, False
         try:
+            peers.warn_once(client)  # once per process: another instrumentation reports these calls too
             body = options.json_data if isinstance(options.json_data, Mapping) else {}
             hide_usage_chunk = False
             if (

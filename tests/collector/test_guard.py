@@ -25,7 +25,7 @@ from collector.store.file import Store
 from collector.store.migrations import MIGRATIONS, MIGRATIONS_TABLE, Schema
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
-from tests.otlp_spans import chat_attributes, request_with
+from tests.otlp_spans import alike, chat_attributes, request_with
 
 from .test_lake import Lake, lake  # noqa: F401 - the lake fixture
 
@@ -317,8 +317,9 @@ def test_guard_attributes_become_columns_and_odd_values_become_null() -> None:
 
 def test_guard_actions_filter_and_group_the_query_api(collector: RunningCollector) -> None:
     today = midnight()
-    post(collector, [guarded(**BLOCKED)] * 2 + [guarded(**{sc.GUARD_ACTION: "downgraded"})] + [guarded()] * 3
-         + [guarded(**{sc.GUARD_ACTION: "circuit_open", sc.GUARD_BREAKER: "openai/gpt-4o"})], today)  # fmt: skip
+    circuit = guarded(**{sc.GUARD_ACTION: "circuit_open", sc.GUARD_BREAKER: "openai/gpt-4o"})
+    post(collector, [*alike(guarded(**BLOCKED), 2), guarded(**{sc.GUARD_ACTION: "downgraded"}),
+                     *alike(guarded(), 3), circuit], today)  # fmt: skip
     post(collector, [guarded(**BLOCKED)], today - timedelta(days=2))
     every_day = {"from": (today - timedelta(days=3)).date().isoformat(),
                  "to": (today + timedelta(days=1)).date().isoformat()}  # fmt: skip

@@ -192,6 +192,7 @@ def test_llmledger_dialect_whole_row() -> None:
         content_redacted=False,
         tags='{"tenant": "acme"}',
         source_dialect="llmledger",
+        response_id="chatcmpl-1",
         provider="openai",
         billing_unit="tokens",
     )
@@ -224,6 +225,7 @@ def test_otel_genai_current_names_whole_row() -> None:
         finish_reason="tool_calls,stop",
         max_tokens=50,
         source_dialect="otel_genai",
+        response_id="chatcmpl-2",
         provider="openai",
         billing_unit="tokens",
     )
@@ -293,6 +295,7 @@ def test_openllmetry_whole_row() -> None:
         finish_reason="length,stop",
         temperature=0.7,
         source_dialect="openllmetry",
+        response_id="chatcmpl-3",
         provider="openai",
         billing_unit="tokens",
     )

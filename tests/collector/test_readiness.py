@@ -32,7 +32,7 @@ from llmledger.guard.settings import GuardSettings
 from llmledger.testing.fake_openai import FakeOpenAI, Reply
 from llmledger_cli import main as cli
 from tests.collector_harness import RunningCollector
-from tests.otlp_spans import chat_attributes, request_with
+from tests.otlp_spans import alike, chat_attributes, request_with
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -303,7 +303,7 @@ def test_each_item_fails_on_its_own(
 
 
 def times(count: int, attrs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [attrs] * count
+    return alike(attrs, count)
 
 
 STREAM = {sc.GEN_AI_REQUEST_STREAM: True, sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.25}
@@ -402,7 +402,7 @@ def test_error_paths_need_an_error_and_a_retry_outside_production(
 
 
 def test_evidence_names_the_worst_features_and_example_request_ids(collector: RunningCollector) -> None:
-    spans = [good(**{sc.FEATURE: "search"})] * 6 + [
+    spans = alike(good(**{sc.FEATURE: "search"}), 6) + [
         good(**{sc.FEATURE: "search", sc.GEN_AI_REQUEST_MAX_TOKENS: None, sc.REQUEST_ID: f"req_s{n}"}) for n in range(3)
     ] + [good(**{sc.FEATURE: "digest", sc.GEN_AI_REQUEST_MAX_TOKENS: None, sc.REQUEST_ID: "req_d"})]  # fmt: skip
     post(collector, spans, "worst")
@@ -478,7 +478,7 @@ def test_production_is_what_the_collector_says(collector: RunningCollector) -> N
 def test_the_guard_enforcing_a_budget_covers_the_service(collector: RunningCollector) -> None:
     service = "guarded-budget"
     guarded = good(**{sc.GUARD_ENABLED: True})
-    post(collector, [guarded] * 3 + [good(**{sc.GUARD_ENABLED: True, sc.GUARD_ACTION: "paced"})], service)
+    post(collector, [*alike(guarded, 3), good(**{sc.GUARD_ENABLED: True, sc.GUARD_ACTION: "paced"})], service)
     before = items(scorecard(collector, service, **CRAFTED_DAY))["cost.budget_rule"]
     assert before["status"] == "fail"
     assert (before["evidence"]["guard_budget_calls"], before["evidence"]["guard_budget_ids"]) == (0, [])
@@ -626,7 +626,7 @@ def test_attestation_is_stored_and_shown_as_attested(collector: RunningCollector
 def test_batch_eligible_features(collector: RunningCollector) -> None:
     service = "batchy"
     nightly = good(**{sc.FEATURE: "nightly", sc.BATCH: True})
-    post(collector, [nightly] * 3 + [good(**{sc.FEATURE: "chat"})], service)
+    post(collector, [*alike(nightly, 3), good(**{sc.FEATURE: "chat"})], service)
     assert items(scorecard(collector, service, **CRAFTED_DAY))["cost.batch"]["status"] == "unknown"
     put = collector.http.put
     assert put("/api/v1/readiness/batch-features", json={"service": service, "features": "nightly"}).status_code == 422
@@ -704,9 +704,9 @@ def test_history_scores_each_day_counting_rules_and_attestations_from_when_they_
     service = "historic"
     today = datetime.now(tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     today_ns = time.time_ns() // DAY_NS * DAY_NS
-    post(collector, [good()] * 3, service, start_ns=today_ns - 4 * DAY_NS)
+    post(collector, [good() for _ in range(3)], service, start_ns=today_ns - 4 * DAY_NS)
     post(collector, [good(), good(**{sc.CLIENT_MAX_RETRIES: 0})], service, start_ns=today_ns - 2 * DAY_NS)
-    post(collector, [good()] * 3, service, start_ns=today_ns)
+    post(collector, [good() for _ in range(3)], service, start_ns=today_ns)
     post(collector, [good()], service, environment="staging", start_ns=today_ns - 2 * DAY_NS)
     rule = {"name": "errors", "metric": "errors", "window": "5m", "op": ">", "threshold": 5,
             "filters": {"service": [service]}}  # fmt: skip

@@ -25,7 +25,7 @@ from llmledger import semconv as sc
 from llmledger.testing.fake_openai_admin import COSTS_PATH, USAGE_PATH, CostItem, FakeOpenAIAdmin, UsageItem
 from llmledger_cli import main as cli
 from tests.collector_harness import RunningCollector
-from tests.otlp_spans import chat_attributes, request_with
+from tests.otlp_spans import alike, chat_attributes, request_with
 
 D1, D2, D3, END = date(2025, 11, 22), date(2025, 11, 23), date(2025, 11, 24), date(2025, 11, 25)
 TOKENS = Tokens(ingest="ingest-token", read="read-token", admin="admin-token")
@@ -39,7 +39,7 @@ def at(day: date, hour: int) -> datetime:
 
 
 def calls(model: str, response_model: str, count: int) -> list[dict[str, Any]]:
-    return [chat_attributes(**{sc.GEN_AI_REQUEST_MODEL: model, sc.GEN_AI_RESPONSE_MODEL: response_model})] * count
+    return alike(chat_attributes(**{sc.GEN_AI_REQUEST_MODEL: model, sc.GEN_AI_RESPONSE_MODEL: response_model}), count)
 
 
 # Our traffic: 1000 input (200 cached) and 100 output tokens per call. D2 has a response model without its date.

@@ -28,7 +28,7 @@ from llmledger import pricing
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai_admin import CostItem, FakeOpenAIAdmin
 from tests.collector_harness import RunningCollector
-from tests.otlp_spans import chat_attributes, request_with
+from tests.otlp_spans import chat_attributes, new_request_id, request_with
 
 TOKENS = Tokens(ingest="ingest-token", read="read-token", admin="admin-token")
 ADMIN_KEY = "sk-admin-Wq3eR8tY1uI6oP0aS5dF2gH7jK4lZ9xC"
@@ -156,7 +156,8 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollecto
         try:
             headers = {"content-type": "application/x-protobuf", "Authorization": f"Bearer {TOKENS.ingest}"}
             for day, spans in OUR_CALLS.items():
-                body = request_with(spans, service="app", start_ns=int(at(day).timestamp() * 1e9))
+                calls = [{**span, sc.REQUEST_ID: new_request_id()} for span in spans]  # each its own call
+                body = request_with(calls, service="app", start_ns=int(at(day).timestamp() * 1e9))
                 answer = running.http.post("/v1/traces", content=body.SerializeToString(), headers=headers)
                 assert answer.status_code == 200, answer.text
             fake.costs = [

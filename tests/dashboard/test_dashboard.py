@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -309,6 +310,18 @@ def test_calls_page_pages_through_every_call(loaded: RunningCollector, monkeypat
         older.click().run()
         assert not at.exception
     assert sorted(seen) == sorted(f"req_{n:04d}" for n in range(BATCHES * PER_BATCH))
+
+
+def test_the_calls_table_names_every_instrumentation_that_reported_a_call() -> None:
+    from dashboard.views import calls
+
+    rows = pd.DataFrame([
+        {"start_time": "2026-03-10T12:00:00Z", "request_model": "gpt-4o-mini", "response_model": None,
+         "cost_usd": "0.000283200", "source_dialect": "llmledger", "also_reported_by": "otel_genai,openllmetry"},
+        {"start_time": "2026-03-10T12:00:01Z", "request_model": "gpt-4o-mini", "response_model": None,
+         "cost_usd": "0.000360000", "source_dialect": "otel_genai", "also_reported_by": None},
+    ])  # fmt: skip
+    assert list(calls.table(rows)["Reported by"]) == ["llmledger + otel_genai + openllmetry", "otel_genai"]
 
 
 def test_exports_offer_both_csvs_and_the_curl_line(loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from dashboard.data import guard_client
 from dashboard.parts import filters, ui
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
-from tests.otlp_spans import chat_attributes, request_with
+from tests.otlp_spans import alike, chat_attributes, request_with
 
 APP = Path(__file__).parents[2] / "dashboard" / "app.py"
 PAGE = "views/guard.py"
@@ -51,13 +51,13 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
     st.cache_data.clear()
     try:
         send(collector, [guarded(), guarded(), guarded("paced", **{sc.GUARD_WAIT_MS: 250.0})], NOW - timedelta(hours=3))
-        send(collector, [guarded("blocked", **STOPPED, **{sc.GUARD_BUDGET_ID: 1})] * 2, NOW - timedelta(minutes=40))
+        send(collector, alike(guarded("blocked", **STOPPED, **{sc.GUARD_BUDGET_ID: 1}), 2), NOW - timedelta(minutes=40))
         send(collector, [guarded("downgraded", **{sc.GUARD_BUDGET_ID: 2, sc.GUARD_ORIGINAL_MODEL: "gpt-4o"})],
              NOW - timedelta(minutes=30))  # fmt: skip
         circuit = {**STOPPED, sc.ERROR_TYPE: "CircuitOpen"}
         send(collector, [guarded("circuit_open", **circuit, **{sc.GUARD_BREAKER: "openai/gpt-4.1"})],
              NOW - timedelta(hours=2))  # fmt: skip
-        send(collector, [guarded("circuit_open", **circuit, **{sc.GUARD_BREAKER: "openai/gpt-4o"})] * 2,
+        send(collector, alike(guarded("circuit_open", **circuit, **{sc.GUARD_BREAKER: "openai/gpt-4o"}), 2),
              NOW - timedelta(minutes=5))  # fmt: skip
         yield collector
     finally:

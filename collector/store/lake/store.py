@@ -22,7 +22,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.store import rollups
+from collector.store import rollups, same_call
 from collector.store.file import Store, _first_of_each_key, rows_to_arrow
 from collector.store.lake.connect import (
     LAKE,
@@ -43,7 +43,8 @@ log = logging.getLogger("llmledger.collector")
 class LakeStore(Store):
     is_lake = True
 
-    def __init__(self, lake: str, path: str) -> None:  # not super().__init__: that opens a file
+    def __init__(self, lake: str, path: str, *, merge_reports: bool = True) -> None:  # not super().__init__: a file
+        self.merge_reports = merge_reports
         self.conninfo = catalog_conninfo(lake)
         self.data_path = data_path(path)
         self.path = f"lake postgres:{self.conninfo} data {self.data_path}"  # no password: see catalog_conninfo
@@ -70,12 +71,18 @@ class LakeStore(Store):
         cursor.execute(f"USE {LAKE}")
         cursor.execute(SEARCH_PATH)
 
-    def insert(self, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    def insert(self, rows: Sequence[dict[str, Any]]) -> same_call.Inserted:
         if not rows:
-            return set()
-        incoming = rows_to_arrow(_first_of_each_key(rows))
-        bounds = pc.min_max(incoming["start_time"])
+            return same_call.Inserted(set())
         with self.calls_transaction() as con:
+            unique = _first_of_each_key(rows)
+            # Merging first: a stored row it replaces is gone before the anti-join, and the reports it merged away
+            # (re-sends of merged reports included) never reach it.
+            merge = same_call.merge(con, unique) if self.merge_reports else same_call.Plan(unique)
+            if not merge.rows:
+                return same_call.Inserted(set(), merge.merged, merge.merged_dialects)
+            incoming = rows_to_arrow(merge.rows)
+            bounds = pc.min_max(incoming["start_time"])
             con.register("incoming_calls", incoming)
             try:
                 new = con.execute(
@@ -92,7 +99,8 @@ class LakeStore(Store):
             finally:
                 con.unregister("incoming_calls")
                 con.unregister("new_calls")
-        return set(zip(new["trace_id"].to_pylist(), new["span_id"].to_pylist(), strict=True))
+        keys = set(zip(new["trace_id"].to_pylist(), new["span_id"].to_pylist(), strict=True))
+        return same_call.Inserted(keys, merge.merged, merge.merged_dialects)
 
     @contextlib.contextmanager
     def calls_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
