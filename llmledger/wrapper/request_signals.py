@@ -78,7 +78,7 @@ def input_attributes(turns: Turns) -> dict[str, Any]:
     attrs: dict[str, Any] = {sc.INPUT_SPECIAL_TOKENS: special}
     user = turns.texts("user")
     if user:
-        attrs[sc.INPUT_INJECTION_PHRASES] = sum(len(patterns.INJECTION.findall(text)) for text in user)
+        attrs[sc.INPUT_INJECTION_PHRASES] = sum(patterns.injection_phrases(text) for text in user)
         attrs[sc.INPUT_USER_DELIMITED] = any(patterns.delimited(text) for text in user)
     return attrs
 
