@@ -135,6 +135,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Record prompt and completion text on spans (off by default).",
     ),
     Setting(
+        "signals",
+        ("LLMLEDGER_SIGNALS",),
+        lambda: True,
+        _bool,
+        "Record safety and quality signals about content (counts and flags; the text never leaves the process).",
+    ),
+    Setting(
         "stream_usage",
         ("LLMLEDGER_STREAM_USAGE",),
         lambda: True,

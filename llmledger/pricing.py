@@ -235,6 +235,13 @@ def _find_model(model: str, provider: str, snapshot: data_snapshot.DataSnapshot 
     return (model_info, False) if model_info is not None else None
 
 
+def context_window(model: str, provider: str = sc.PROVIDER_OPENAI) -> int | None:
+    """The model's context window in tokens as genai-prices lists it (None: not listed)."""
+    found = _find_model(model, provider, None)
+    window = getattr(found[0], "context_window", None) if found is not None else None
+    return window if isinstance(window, int) and window > 0 else None
+
+
 def _unit_rates(prices: Any, provider: str) -> tuple[tuple[str, Decimal], ...]:
     rates: dict[str, Decimal] = {}
     for name, keys, per in _UNIT_PRICE_KEYS:

@@ -98,6 +98,39 @@ REQUEST_USER_SET = "llmledger.request.user_set"
 CONTENT_CAPTURED = "llmledger.content.captured"
 CONTENT_REDACTED = "llmledger.content.redacted"
 
+# Safety and quality signals (llmledger/wrapper/signals.py): facts about a call's content — counts, flags, lengths —
+# worked out in the app's process on the finisher's thread; the text itself never leaves. Absent when signals are off
+# (instrument(signals=False), LLMLEDGER_SIGNALS=false) or when the call has nothing to say it about.
+SIGNALS_VERSION = "llmledger.signals.version"  # the pattern lists' version the counts come from (on every call)
+INPUT_SPECIAL_TOKENS = "llmledger.input.special_tokens"  # special-token strings (<|im_start|>, ...) in any message
+INPUT_INJECTION_PHRASES = "llmledger.input.injection_phrases"  # prompt-injection phrases in user-role content
+INPUT_CONTEXT_USED_PCT = "llmledger.input.context_used_pct"  # user-role input tokens / model's context window x 100
+INPUT_USER_DELIMITED = "llmledger.input.user_delimited"  # user-role content holds a tagged or fenced block
+OUTPUT_PII_MATCHES = "llmledger.output.pii_matches"  # e-mail, card, phone, API-key patterns in the model's answer
+OUTPUT_REFUSAL = "llmledger.output.refusal"  # the answer is a refusal (message.refusal, a refusal output item)
+OUTPUT_PARSE_FAILED = "llmledger.output.parse_failed"  # parse() could not validate the answer against its schema
+OUTPUT_JSON_TRUNCATED = "llmledger.output.json_truncated"  # a JSON answer (response format set) cut off by length
+REQUEST_MODERATED = "llmledger.request.moderated"  # a moderations call ended earlier in the same trace or scope
+REQUEST_RESPONSE_FORMAT = "llmledger.request.response_format"  # json_schema | json_object | text, when set
+REQUEST_SYSTEM_MESSAGE = "llmledger.request.system_message"  # a system/developer message or instructions present
+REQUEST_STOP_SET = "llmledger.request.stop_set"  # stop sequences set
+REQUEST_DIMENSIONS_SET = "llmledger.request.dimensions_set"  # embeddings: `dimensions` set (embeddings calls only)
+REQUEST_TOOLS = "llmledger.request.tools"  # function tools offered
+REQUEST_TOOLS_DESCRIBED = "llmledger.request.tools_described"  # of those, with a description
+REQUEST_TOOL_CHOICE_SET = "llmledger.request.tool_choice_set"  # tool_choice set (when tools are offered)
+REQUEST_TOOL_RESULTS_UNMATCHED = "llmledger.request.tool_results_unmatched"  # tool results answering no call of the
+# assistant turn before them (tool_call_id / call_id unknown there)
+REQUEST_TOOL_CALLS_UNANSWERED = "llmledger.request.tool_calls_unanswered"  # calls of an assistant turn with no
+# result before the next turn (parallel tool calls must all be answered at once)
+CLIENT_REUSED = "llmledger.client.reused"  # the call's HTTP connection pool served an earlier call of this process
+SIGNAL_ATTRIBUTES = (
+    SIGNALS_VERSION, INPUT_SPECIAL_TOKENS, INPUT_INJECTION_PHRASES, INPUT_CONTEXT_USED_PCT, INPUT_USER_DELIMITED,
+    OUTPUT_PII_MATCHES, OUTPUT_REFUSAL, OUTPUT_PARSE_FAILED, OUTPUT_JSON_TRUNCATED, REQUEST_MODERATED,
+    REQUEST_RESPONSE_FORMAT, REQUEST_SYSTEM_MESSAGE, REQUEST_STOP_SET, REQUEST_DIMENSIONS_SET, REQUEST_TOOLS,
+    REQUEST_TOOLS_DESCRIBED, REQUEST_TOOL_CHOICE_SET, REQUEST_TOOL_RESULTS_UNMATCHED, REQUEST_TOOL_CALLS_UNANSWERED,
+    CLIENT_REUSED,
+)  # fmt: skip
+
 # Fixed values
 PROVIDER_OPENAI = "openai"
 COST_CURRENCY_USD = "USD"

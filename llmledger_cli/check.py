@@ -66,6 +66,9 @@ def text(card: dict[str, Any]) -> str:
             advice = " (advice, not scored)" if item.get("advice") else ""
             lines.append(f"  {TEXT_MARKS[item['status']]}  {item['id']:<22} {item['evidence']['summary']}{advice}")
             if item["status"] != "pass":
+                examples = item["evidence"].get("example_request_ids")
+                if examples:
+                    lines.append(f"{'':30}examples: {', '.join(examples)}")
                 lines.append(f"{'':30}fix: {item['fix']['text']}")
     return "\n".join(lines)
 

@@ -15,11 +15,17 @@ from llmledger import semconv as sc
 from .conftest import API_KEY  # noqa: F401 - re-exported for tests
 
 TIMING = "<timing>"
+_SIGNALS = frozenset(sc.SIGNAL_ATTRIBUTES)
 
 
 def view(span: ReadableSpan) -> dict[str, Any]:
-    """name, kind, status and every attribute; ports and timings replaced by placeholders."""
-    attrs = {key: list(value) if isinstance(value, tuple) else value for key, value in span.attributes.items()}
+    """name, kind, status and every attribute but the content signals (tests/llmledger/test_signals.py checks those);
+    ports and timings replaced by placeholders."""
+    attrs = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in span.attributes.items()
+        if key not in _SIGNALS
+    }
     assert span.end_time is not None
     assert span.start_time is not None
     duration_s = (span.end_time - span.start_time) / 1e9

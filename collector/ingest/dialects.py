@@ -159,6 +159,33 @@ _KINDS: dict[int, tuple[str | None, Converter | None, Converter]] = {
     JSON: ("string_value", to_json_object, to_json_object),
 }
 
+# The content signals' columns (migration 17): attribute → (column, value kind).
+SIGNAL_COLUMNS: dict[str, tuple[str, int]] = {
+    sc.SIGNALS_VERSION: ("signals_version", STR),
+    sc.INPUT_SPECIAL_TOKENS: ("input_special_tokens", INT),
+    sc.INPUT_INJECTION_PHRASES: ("input_injection_phrases", INT),
+    sc.INPUT_CONTEXT_USED_PCT: ("input_context_used_pct", FLOAT),
+    sc.INPUT_USER_DELIMITED: ("input_user_delimited", BOOL),
+    sc.OUTPUT_PII_MATCHES: ("output_pii_matches", INT),
+    sc.OUTPUT_REFUSAL: ("output_refusal", BOOL),
+    sc.OUTPUT_PARSE_FAILED: ("output_parse_failed", BOOL),
+    sc.OUTPUT_JSON_TRUNCATED: ("output_json_truncated", BOOL),
+    sc.REQUEST_MODERATED: ("request_moderated", BOOL),
+    sc.REQUEST_RESPONSE_FORMAT: ("response_format", STR),
+    sc.REQUEST_SYSTEM_MESSAGE: ("system_message", BOOL),
+    sc.REQUEST_STOP_SET: ("stop_set", BOOL),
+    sc.REQUEST_DIMENSIONS_SET: ("dimensions_set", BOOL),
+    sc.REQUEST_TOOLS: ("tools", INT),
+    sc.REQUEST_TOOLS_DESCRIBED: ("tools_described", INT),
+    sc.REQUEST_TOOL_CHOICE_SET: ("tool_choice_set", BOOL),
+    sc.REQUEST_TOOL_RESULTS_UNMATCHED: ("tool_results_unmatched", INT),
+    sc.REQUEST_TOOL_CALLS_UNANSWERED: ("tool_calls_unanswered", INT),
+    sc.CLIENT_REUSED: ("client_reused", BOOL),
+}
+_SIGNAL_COUNTS = tuple(column for column, kind in SIGNAL_COLUMNS.values() if kind == INT)
+_MAX_SIGNAL_COUNT = 2**31 - 1  # INTEGER columns
+_MAX_CONTEXT_PCT = 1e6  # far beyond any window (a prompt can't exceed it by much): a bigger share is garbage
+
 # (attribute, slot, value kind, dialect rank). A slot is a column, or a private name ("_...") read after the
 # walk: older or foreign names for a column are private slots so that the preferred name wins whatever the order.
 
@@ -239,6 +266,8 @@ _TABLE: tuple[tuple[str, str, int, int], ...] = (
     (sc.GUARD_BREAKER, "guard_breaker", STR, LLMLEDGER),
     (sc.GUARD_ORIGINAL_MODEL, "guard_original_model", STR, LLMLEDGER),
     (sc.GUARD_WAIT_MS, "guard_wait_ms", FLOAT, LLMLEDGER),
+    # Content signals (llmledger/wrapper/signals.py), attribute → column by SIGNAL_COLUMNS below
+    *((attribute, column, kind, LLMLEDGER) for attribute, (column, kind) in SIGNAL_COLUMNS.items()),
     # OpenLLMetry
     (sc.LLM_REQUEST_TYPE, "_llm_request_type", STR, OPENLLMETRY),
     (sc.LLM_IS_STREAMING, "_is_streaming", BOOL, OPENLLMETRY),
@@ -452,6 +481,7 @@ def finish(row: dict[str, Any], extra: dict[str, Any], dialect_name: str) -> Non
     if row["billing_unit"] not in _BILLING_UNITS:
         row["billing_unit"] = _billing_unit(row)
     _drop_odd_guard_values(row)
+    _drop_odd_signal_values(row)
     reported_input = row["input_tokens"]
     flags: list[str] = []
     if reported_input is not None and row["provider"] is not None and is_anthropic_family(row):
@@ -476,6 +506,17 @@ def _drop_odd_guard_values(row: dict[str, Any]) -> None:
     wait_ms = row["guard_wait_ms"]
     if wait_ms is not None and wait_ms < 0:
         row["guard_wait_ms"] = None
+
+
+def _drop_odd_signal_values(row: dict[str, Any]) -> None:
+    """A content signal that can't be a count or a share becomes NULL (not measured); the call is still stored."""
+    for column in _SIGNAL_COUNTS:
+        value = row[column]
+        if value is not None and not 0 <= value <= _MAX_SIGNAL_COUNT:
+            row[column] = None
+    used = row["input_context_used_pct"]
+    if used is not None and not 0 <= used <= _MAX_CONTEXT_PCT:
+        row["input_context_used_pct"] = None
 
 
 def _billing_unit(row: dict[str, Any]) -> str | None:

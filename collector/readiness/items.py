@@ -22,6 +22,7 @@ from collector.readiness.predicates import (
     UNCLASSIFIED,
     WRAPPER,
 )
+from collector.readiness.signal_items import SIGNAL_ITEMS
 
 CATEGORIES = (
     ("eh", "Error handling"),
@@ -255,6 +256,7 @@ ITEMS: tuple[Item, ...] = (
         observed=False,
     ),
 )  # fmt: skip
+ITEMS += SIGNAL_ITEMS  # advice evidenced by the wrapper's content signals, after each category's own items
 ITEM_IDS = tuple(item.id for item in ITEMS)
 SCORED = tuple(item for item in ITEMS if not item.advice)
 MAX_SCORE = len(SCORED)

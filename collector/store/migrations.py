@@ -17,6 +17,7 @@ from collector.store.schema import (
     LLM_CALLS_COLUMNS_M010,
     LLM_CALLS_COLUMNS_M011,
     LLM_CALLS_COLUMNS_M015,
+    LLM_CALLS_COLUMNS_M017,
 )
 from collector.store.transactions import end_failed_transaction
 
@@ -299,6 +300,13 @@ def m015_same_call(db: Schema) -> None:
         db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
 
 
+def m017_signals(db: Schema) -> None:
+    # Safety and quality signals the wrapper counts about content (llmledger/wrapper/signals.py). Calls stored before
+    # keep NULL: not measured, which the readiness advice items read as unknown, never as a pass.
+    for name, kind in LLM_CALLS_COLUMNS_M017:
+        db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -312,8 +320,9 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (10, "m010_guard", m010_guard),
     (11, "m011_guard_features", m011_guard_features),
     (12, "m012_alert_groups", m012_alert_groups),
-    (14, "m014_price_lists", m014_price_lists),  # 13: unused
+    (14, "m014_price_lists", m014_price_lists),  # 13 and 16: unused
     (15, "m015_same_call", m015_same_call),
+    (17, "m017_signals", m017_signals),
 )
 
 

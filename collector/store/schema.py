@@ -106,6 +106,31 @@ LLM_CALLS_COLUMNS_M015: tuple[tuple[str, str], ...] = (
     ("also_reported_spans", "VARCHAR"),  # their "trace_id/span_id", in the same order: re-sends are recognised
 )
 
+# Appended by migration 17: safety and quality signals about content, counted in the app (llmledger/wrapper/signals.py;
+# docs/architecture.md, Span contract). NULL: not recorded (signals off, an older wrapper, another instrumentation).
+LLM_CALLS_COLUMNS_M017: tuple[tuple[str, str], ...] = (
+    ("signals_version", "VARCHAR"),  # the pattern lists' version the counts come from
+    ("input_special_tokens", "INTEGER"),  # special-token strings (<|im_start|>, ...) in the request's messages
+    ("input_injection_phrases", "INTEGER"),  # prompt-injection phrases in user-role content
+    ("input_context_used_pct", "DOUBLE"),  # user-role input tokens as a percentage of the model's context window
+    ("input_user_delimited", "BOOLEAN"),  # user-role content holds a tagged or fenced block
+    ("output_pii_matches", "INTEGER"),  # e-mail, card, phone and API-key patterns in the answer
+    ("output_refusal", "BOOLEAN"),  # the model refused
+    ("output_parse_failed", "BOOLEAN"),  # parse() could not validate the answer (structured output)
+    ("output_json_truncated", "BOOLEAN"),  # a JSON answer cut off by the token limit
+    ("request_moderated", "BOOLEAN"),  # a moderations call ended earlier in the same trace or attributes() scope
+    ("response_format", "VARCHAR"),  # json_schema | json_object | text, when the request set one
+    ("system_message", "BOOLEAN"),  # a system or developer message (or instructions) present
+    ("stop_set", "BOOLEAN"),  # stop sequences set
+    ("dimensions_set", "BOOLEAN"),  # embeddings: dimensions set
+    ("tools", "INTEGER"),  # function tools offered
+    ("tools_described", "INTEGER"),  # of those, with a description
+    ("tool_choice_set", "BOOLEAN"),  # tool_choice set when tools were offered
+    ("tool_results_unmatched", "INTEGER"),  # tool results answering no call of the turn before them
+    ("tool_calls_unanswered", "INTEGER"),  # tool calls left without a result before the next turn
+    ("client_reused", "BOOLEAN"),  # the client's connection pool had served an earlier call
+)
+
 # Every column, in table order; the query API and CSV use the same names.
 LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
     LLM_CALLS_COLUMNS_M001
@@ -114,4 +139,5 @@ LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
     + LLM_CALLS_COLUMNS_M010
     + LLM_CALLS_COLUMNS_M011
     + LLM_CALLS_COLUMNS_M015
+    + LLM_CALLS_COLUMNS_M017
 )

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from llmledger import diagnostics, pricing
 from llmledger import semconv as sc
 from llmledger.context import current_attributes, hash_user
-from llmledger.wrapper import content, extract, tokens
+from llmledger.wrapper import content, extract, signals, tokens
 from llmledger.wrapper.clientinfo import call_overrides, client_attributes
 from llmledger.wrapper.finisher import finisher
 from llmledger.wrapper.providers import azure_deployment, client_provider
@@ -43,8 +43,12 @@ class CallRecorder:
         "http_response",
         "name",
         "parent",
+        "pool",
         "result",
+        "scope",
+        "signals",
         "start_ns",
+        "stream_texts",
         "tracer",
     )
 
@@ -57,6 +61,7 @@ class CallRecorder:
         body: Mapping[str, Any],
         capture_content: bool,
         providers: Mapping[str, str],
+        signals: bool = False,
     ) -> None:
         self.tracer = tracer
         self.endpoint = endpoint
@@ -72,7 +77,8 @@ class CallRecorder:
             if deployment is not None:
                 attrs[sc.DEPLOYMENT] = deployment
         attrs.update(call_overrides(options))
-        attrs.update(current_attributes())
+        scope = current_attributes()
+        attrs.update(scope)
         if sc.END_USER not in attrs:
             request_user = extract.request_end_user(body)
             if request_user is not None:
@@ -87,6 +93,11 @@ class CallRecorder:
         self.error: BaseException | None = None
         self.estimate: tuple[str | None, list[str]] | None = None
         self.guard_ticket: tuple[Any, Any] | None = None  # (Guard, Ticket) when the guard decided this call
+        # Signals (llmledger/wrapper/signals.py) cost the app's thread these two references; the rest is emit()'s.
+        self.signals = signals
+        self.scope = scope if signals else None  # the attributes() block, linking moderation calls to generations
+        self.pool = getattr(client, "_client", None) if signals else None  # the HTTP client: is it reused?
+        self.stream_texts: list[str] | None = None  # a chat stream's text, kept by the stream when signals are on
         self._ended = False
         self._lock = threading.Lock()
 
@@ -175,6 +186,11 @@ class CallRecorder:
             self._add_cost()
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("emit attributes", exc, reraise=False)
+        if self.signals:
+            try:
+                attrs.update(signals.attributes(self))
+            except Exception as exc:  # noqa: BLE001
+                diagnostics.internal_error("signals", exc, reraise=False)
         span = self.tracer.start_span(
             self.name, context=self.parent, kind=SpanKind.CLIENT, start_time=self.start_ns, attributes=attrs
         )

@@ -61,9 +61,11 @@ class _Instrumentation:
         stream_usage: bool,
         providers: Mapping[str, str],
         guard: Guard | None = None,
+        signals: bool = False,
     ) -> None:
         self.tracer = tracer
         self.capture_content = capture_content
+        self.signals = signals
         self.stream_usage = stream_usage
         self.providers = providers
         self.guard = guard
@@ -90,7 +92,9 @@ class _Instrumentation:
                     options = model_copy(options)
                     options.json_data = {**body, "stream_options": {**(stream_options or {}), "include_usage": True}}
                     hide_usage_chunk = True
-            recorder = CallRecorder(self.tracer, endpoint, client, options, body, self.capture_content, self.providers)
+            recorder = CallRecorder(
+                self.tracer, endpoint, client, options, body, self.capture_content, self.providers, self.signals
+            )
             return recorder, options, hide_usage_chunk
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("begin", exc)
@@ -316,6 +320,7 @@ def instrument(
     capture_content: bool | None = None,
     providers: Mapping[str, str] | None = None,
     guard: bool | GuardSettings | None = None,
+    signals: bool | None = None,
 ) -> InstrumentHandle:
     """Instrument the openai SDK process-wide, or only `client`; idempotent.
 
@@ -323,6 +328,7 @@ def instrument(
     a host (or host:port) to who bills calls to it, for servers the URL doesn't tell (llmledger/wrapper/providers.py).
     `guard=True` (or a `GuardSettings`, or `LLMLEDGER_GUARD`) enforces budgets, breaks circuits and paces calls in
     this process (llmledger/guard/); an unusable guard setting raises `ValueError` here, never mid-call.
+    `signals=False` (or `LLMLEDGER_SIGNALS=false`) records no safety and quality signals (llmledger/wrapper/signals.py).
     `handle.uninstrument()` (or leaving `with instrument(...)`) undoes exactly this patching.
     """
     global _process_handle
@@ -335,6 +341,7 @@ def instrument(
         config.resolve("stream_usage"),
         {key.lower(): value for key, value in config.resolve("providers", providers).items()},
         _guard_for(guard, provider),
+        config.resolve("signals", signals),
     )
     with _lock:
         if client is None:

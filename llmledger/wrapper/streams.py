@@ -175,6 +175,8 @@ class StreamState:
                 self._record_last_chunk(attrs)
             if recorder.capture_content:
                 recorder.capture_output(["".join(self.texts)])
+            if recorder.signals:
+                recorder.stream_texts = self.texts  # joined on the finisher's thread
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("stream end", exc)
 

@@ -416,7 +416,7 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
         (1, "m001_llm_calls"), (2, "m002_alerts"), (3, "m003_notification_attempts"), (4, "m004_daily_rollup"),
         (5, "m005_prices"), (6, "m006_reconciliation"), (7, "m007_readiness"), (8, "m008_notification_claims"),
         (9, "m009_billing_units"), (10, "m010_guard"), (11, "m011_guard_features"), (12, "m012_alert_groups"),
-        (14, "m014_price_lists"), (15, "m015_same_call"),
+        (14, "m014_price_lists"), (15, "m015_same_call"), (17, "m017_signals"),
     ]  # fmt: skip
     assert columns == [
         ("trace_id", "VARCHAR"), ("span_id", "VARCHAR"), ("parent_span_id", "VARCHAR"),
@@ -446,6 +446,13 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
         ("guard_breaker", "VARCHAR"), ("guard_original_model", "VARCHAR"), ("guard_wait_ms", "DOUBLE"),
         ("guard_features", "VARCHAR"),
         ("response_id", "VARCHAR"), ("also_reported_by", "VARCHAR"), ("also_reported_spans", "VARCHAR"),
+        ("signals_version", "VARCHAR"), ("input_special_tokens", "INTEGER"), ("input_injection_phrases", "INTEGER"),
+        ("input_context_used_pct", "DOUBLE"), ("input_user_delimited", "BOOLEAN"), ("output_pii_matches", "INTEGER"),
+        ("output_refusal", "BOOLEAN"), ("output_parse_failed", "BOOLEAN"), ("output_json_truncated", "BOOLEAN"),
+        ("request_moderated", "BOOLEAN"), ("response_format", "VARCHAR"), ("system_message", "BOOLEAN"),
+        ("stop_set", "BOOLEAN"), ("dimensions_set", "BOOLEAN"), ("tools", "INTEGER"), ("tools_described", "INTEGER"),
+        ("tool_choice_set", "BOOLEAN"), ("tool_results_unmatched", "INTEGER"), ("tool_calls_unanswered", "INTEGER"),
+        ("client_reused", "BOOLEAN"),
     ]  # fmt: skip
     assert alert_tables == {
         "alert_rules": ["id", "name", "metric", "window", "op", "threshold", "for_seconds", "filters", "channels",

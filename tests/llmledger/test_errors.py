@@ -12,6 +12,7 @@ from llmledger import semconv as sc
 from llmledger.testing.fake_openai import FakeOpenAI, Reply
 from tests import recordings
 from tests.conftest import make_async_client, make_client
+from tests.spanview import view
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 FAST_RETRY = {"retry-after-ms": "1"}
@@ -40,7 +41,7 @@ def test_client_errors(fake: FakeOpenAI, client: openai.OpenAI, spans, instrumen
     assert _raised_in_sdk(caught.value)
     span = spans.one()
     assert span.status.status_code.name == "ERROR"
-    assert dict(span.attributes) | {sc.SERVER_PORT: 0} == {
+    assert view(span)["attributes"] | {sc.SERVER_PORT: 0} == {
         sc.GEN_AI_OPERATION_NAME: "chat",
         sc.GEN_AI_PROVIDER_NAME: "openai",
         sc.OPENAI_API_TYPE: "chat_completions",
