@@ -5,6 +5,7 @@ in-process transport carries the request to the fake, so the client's configured
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -101,7 +102,11 @@ def test_compatible_providers_are_recognised_from_the_url_and_priced_at_their_ra
     assert attrs[sc.GEN_AI_PROVIDER_NAME] == provider
     from genai_prices import Usage, calc_price
 
-    expected = calc_price(Usage(input_tokens=30, output_tokens=7), model, provider_id=provider).total_price
+    # Prices are per UTC day, read at noon (llmledger/pricing.py rates_on): a time-of-day price such as DeepSeek's
+    # off-peak discount (16:30-00:30 UTC) is not applied, so the reference is taken at noon too, whatever the hour.
+    noon = datetime.now(tz=UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    usage = Usage(input_tokens=30, output_tokens=7)
+    expected = calc_price(usage, model, provider_id=provider, genai_request_timestamp=noon).total_price
     assert attrs[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(float(expected), rel=1e-12)
     assert attrs[sc.GEN_AI_USAGE_COST_SOURCE] == sc.COST_SOURCE_LOCAL
 
