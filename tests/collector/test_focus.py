@@ -16,6 +16,7 @@ import pytest
 
 from llmledger.testing.fake_openai_admin import FakeOpenAIAdmin
 from llmledger_cli.load import load_file
+from llmledger_cli.main import main as cli_main
 from llmledger_cli.up import bill_and_reconcile
 from sample_data import DEMO_FILE
 from tests.collector import focus_validator
@@ -117,3 +118,13 @@ def test_a_window_not_on_utc_midnights_is_refused_naming_the_parameter(demo) -> 
     response = collector.http.get("/api/v1/export/focus", params={"format": "xlsx"})
     assert response.status_code == 400
     assert response.json()["parameter"] == "format"
+
+
+def test_the_command_line_writes_the_same_file(demo, tmp_path: Path) -> None:
+    collector, openai_bill = demo
+    month = _months(openai_bill)[1]
+    following = (month + timedelta(days=32)).replace(day=1)
+    output = tmp_path / "focus.parquet"
+    argv = ["export", "focus", "--api", collector.url, "--from", str(month), "--to", str(following)]
+    assert cli_main([*argv, "--format", "parquet", "-o", str(output)]) == 0
+    assert output.read_bytes() == _export(collector, month, following, "parquet")
