@@ -128,3 +128,24 @@ def test_the_command_line_writes_the_same_file(demo, tmp_path: Path) -> None:
     argv = ["export", "focus", "--api", collector.url, "--from", str(month), "--to", str(following)]
     assert cli_main([*argv, "--format", "parquet", "-o", str(output)]) == 0
     assert output.read_bytes() == _export(collector, month, following, "parquet")
+
+
+def test_chargeback_rows_add_up_to_the_month_apart_or_allocated(demo) -> None:
+    collector, openai_bill = demo
+    month = _months(openai_bill)[1]
+    following = (month + timedelta(days=32)).replace(day=1)
+    rows = list(csv.DictReader(io.StringIO(_export(collector, month, following, "csv").decode())))
+    total = sum((Decimal(row["BilledCost"]) for row in rows), Decimal(0))
+    apart = collector.get("/api/v1/chargeback", month=month.strftime("%Y-%m"), allocate="apart")
+    shared = collector.get("/api/v1/chargeback", month=month.strftime("%Y-%m"), allocate="proportional")
+    for report in (apart, shared):
+        assert Decimal(report["total_usd"]) == total
+        assert sum(Decimal(team["cost_usd"]) for team in report["teams"]) == total
+    assert "(untracked)" in {team["team"] for team in apart["teams"]}
+    assert not {"(untracked)", "(unattributed)"} & {team["team"] for team in shared["teams"]}
+    tracked = {team["team"]: Decimal(team["tracked_usd"]) for team in apart["teams"] if Decimal(team["tracked_usd"])}
+    spread = {team["team"]: Decimal(team["allocated_usd"]) for team in shared["teams"]}
+    biggest, smallest = max(tracked, key=tracked.get), min(tracked, key=tracked.get)
+    assert spread[biggest] >= spread[smallest] > 0
+    refused = collector.http.get("/api/v1/chargeback", params={"allocate": "evenly"})
+    assert (refused.status_code, refused.json()["parameter"]) == (400, "allocate")
