@@ -12,6 +12,7 @@ from llmledger import __version__
 from llmledger_cli import load
 from llmledger_cli.backup import add_backup_arguments, add_restore_arguments
 from llmledger_cli.check import add_arguments as add_check_arguments
+from llmledger_cli.export import add_arguments as add_export_arguments
 from llmledger_cli.reconcile import add_arguments as add_reconcile_arguments
 from llmledger_cli.reprice import add_arguments as add_reprice_arguments
 
@@ -28,6 +29,7 @@ _HANDLERS = {
     "reprice": "llmledger_cli.reprice:main",
     "reconcile": "llmledger_cli.reconcile:main",
     "check": "llmledger_cli.check:main",
+    "export": "llmledger_cli.export:main",
 }
 
 
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_reprice_arguments(commands.add_parser("reprice", help="price a time range again with the current price book"))
     add_reconcile_arguments(commands.add_parser("reconcile", help="pull OpenAI's costs and usage; compare with ours"))
     add_check_arguments(commands.add_parser("check", help="a service's readiness score; exit 1 below --min-score"))
+    add_export_arguments(commands.add_parser("export", help="cost files for finance tools (FOCUS 1.2)"))
     commands.add_parser(
         "hash-password", help="hash a dashboard operator password for LLMLEDGER_DASHBOARD_PASSWORD_HASH"
     )

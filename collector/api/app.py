@@ -5,7 +5,19 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from collector.api import admin, alerts, guard, health, prices, query, readiness, reconciliation, silences
+from collector.api import (
+    admin,
+    alerts,
+    finance,
+    guard,
+    health,
+    prices,
+    query,
+    readiness,
+    reconciliation,
+    silences,
+    sql,
+)
 from collector.api.errors import EXCEPTION_HANDLERS
 from collector.api.middleware import Authorize, RequestTiming
 from collector.api.state import AppState
@@ -24,6 +36,8 @@ def build_app(state: AppState) -> Starlette:
         *prices.routes(state),
         *reconciliation.routes(state),
         *readiness.routes(state),
+        *finance.routes(state),
+        *sql.routes(state),
     ]
     known_paths = frozenset(route.path for route in routes)
     timing = Middleware(RequestTiming, metrics=state.metrics, known_paths=known_paths)

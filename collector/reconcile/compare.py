@@ -114,8 +114,8 @@ def _line_items(day: date, line_item: str | None, amount: Decimal, tool_calls: T
     models = sorted(by_model, key=lambda name: (-by_model[name], name or ""))
     if amount <= 0:  # a credit or nothing: not worth splitting
         return [LineItem(day, line_item, models[0], amount, TOOL)]
-    shares = _shares([Decimal(by_model[model]) for model in models], amount)
-    return [LineItem(day, line_item, model, share, TOOL) for model, share in zip(models, shares, strict=True)]
+    parts = shares([Decimal(by_model[model]) for model in models], amount)
+    return [LineItem(day, line_item, model, share, TOOL) for model, share in zip(models, parts, strict=True)]
 
 
 def _openai(
@@ -167,15 +167,15 @@ def _row(day: date | None, ours: Side, theirs: Side | None) -> dict[str, Any]:
     }
 
 
-def _shares(weights: list[Decimal], total: Decimal) -> list[Decimal]:
+def shares(weights: list[Decimal], total: Decimal) -> list[Decimal]:
     """`total` split in proportion to `weights`, to the nano-dollar, summing exactly to `total` (largest remainder)."""
     weight_sum = sum(weights, ZERO)
     exact = [weight * total / weight_sum for weight in weights]
-    shares = [value.quantize(NANO, rounding=ROUND_DOWN) for value in exact]
-    left = int((total - sum(shares, ZERO)) / NANO)
-    for index in sorted(range(len(exact)), key=lambda i: exact[i] - shares[i], reverse=True)[:left]:
-        shares[index] += NANO
-    return shares
+    parts = [value.quantize(NANO, rounding=ROUND_DOWN) for value in exact]
+    left = int((total - sum(parts, ZERO)) / NANO)
+    for index in sorted(range(len(exact)), key=lambda i: exact[i] - parts[i], reverse=True)[:left]:
+        parts[index] += NANO
+    return parts
 
 
 def untracked(day: date, items: list[LineItem], ours: dict[str | None, Side], total: Decimal) -> list[dict[str, Any]]:
@@ -196,7 +196,7 @@ def untracked(day: date, items: list[LineItem], ours: dict[str | None, Side], to
             weights.append(beyond * item.amount / billed[item.model] if beyond > 0 else ZERO)
     if sum(weights, ZERO) <= 0:
         return []
-    shares = _shares(weights, total)
+    parts = shares(weights, total)
     rows = [
         {
             "day": day.isoformat(),
@@ -207,7 +207,7 @@ def untracked(day: date, items: list[LineItem], ours: dict[str | None, Side], to
             "openai_cost_usd": _text(item.amount),
             "untracked_usd": _text(share),
         }
-        for item, share in zip(items, shares, strict=True)
+        for item, share in zip(items, parts, strict=True)
         if share > 0
     ]
     return sorted(rows, key=lambda row: Decimal(row["untracked_usd"]), reverse=True)

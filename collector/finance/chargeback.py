@@ -1,0 +1,72 @@
+"""Chargeback: a month's cost by team, adding up to the bill.
+
+From the FOCUS rows (collector/finance/focus.py): each team's tracked calls; calls with no team ("unattributed");
+and, on days reconciled with OpenAI, spend no call accounts for ("untracked": its adjustments). Those two are
+either shown apart or allocated to the teams in proportion to each team's tracked spend (largest remainder to the
+nano-dollar, so the teams' rows still sum exactly to the total).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from collector.query.filters import QueryError
+from collector.reconcile.compare import shares
+
+ALLOCATIONS = ("apart", "proportional")
+UNATTRIBUTED = "(unattributed)"
+UNTRACKED = "(untracked)"
+ZERO = Decimal(0)
+
+
+def check(allocate: str) -> None:
+    if allocate not in ALLOCATIONS:
+        raise QueryError("allocate", f"{allocate!r} is not one of {', '.join(ALLOCATIONS)}")
+
+
+def by_team(focus_rows: list[dict[str, Any]], allocate: str) -> dict[str, Any]:
+    """`{"allocate", "total_usd", "teams": [{"team", "tracked_usd", "allocated_usd", "cost_usd", "share_pct"}]}`,
+    top spenders first; the apart rows come last."""
+    check(allocate)
+    tracked: dict[str, Decimal] = defaultdict(Decimal)
+    unattributed = untracked = ZERO
+    for row in focus_rows:
+        if row["ChargeCategory"] == "Adjustment":
+            untracked += row["BilledCost"]
+        elif row["x_Team"] is None:
+            unattributed += row["BilledCost"]
+        else:
+            tracked[row["x_Team"]] += row["BilledCost"]
+    total = sum(tracked.values(), ZERO) + unattributed + untracked
+    teams = sorted(tracked, key=lambda team: (-tracked[team], team))
+    allocated = dict.fromkeys(teams, ZERO)
+    spread = unattributed + untracked
+    weights = [tracked[team] for team in teams]
+    if allocate == "proportional" and spread and sum(weights, ZERO) > 0:
+        allocated = dict(zip(teams, shares(weights, spread), strict=True))
+        apart: list[tuple[str, Decimal]] = []
+    else:
+        apart = [(name, amount) for name, amount in ((UNATTRIBUTED, unattributed), (UNTRACKED, untracked)) if amount]
+    lines = [(team, tracked[team], allocated[team]) for team in teams] + [
+        (name, ZERO, amount) for name, amount in apart
+    ]
+    return {
+        "allocate": allocate,
+        "total_usd": _text(total),
+        "teams": [
+            {
+                "team": team,
+                "tracked_usd": _text(own),
+                "allocated_usd": _text(extra),
+                "cost_usd": _text(own + extra),
+                "share_pct": format(((own + extra) * 100 / total).quantize(Decimal("0.01")), "f") if total else None,
+            }
+            for team, own, extra in lines
+        ],
+    }
+
+
+def _text(value: Decimal) -> str:
+    return format(value.quantize(Decimal("0.000000001")), "f")
