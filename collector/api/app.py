@@ -5,7 +5,18 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from collector.api import admin, alerts, guard, health, prices, query, readiness, reconciliation, silences
+from collector.api import (
+    admin,
+    alerts,
+    digests,
+    guard,
+    health,
+    prices,
+    query,
+    readiness,
+    reconciliation,
+    silences,
+)
 from collector.api.errors import EXCEPTION_HANDLERS
 from collector.api.middleware import Authorize, RequestTiming
 from collector.api.state import AppState
@@ -19,6 +30,7 @@ def build_app(state: AppState) -> Starlette:
         *query.routes(state),
         *alerts.routes(state),
         *silences.routes(state),
+        *digests.routes(state),
         *guard.routes(state),
         *admin.routes(state),
         *prices.routes(state),
