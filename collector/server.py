@@ -86,7 +86,8 @@ class Collector:
         # On a lake these run on one collector at a time (the leader, store.leader_check); the others take over
         # when it dies.
         self.alert_engine = AlertEngine(self.store, config.alert_interval, self.notifier)
-        self.digests = Digests(self.store, config.dashboard_url)
+        # Digests are due at a whole hour: checked as often as alerts are evaluated (--alert-interval).
+        self.digests = Digests(self.store, config.dashboard_url, interval_s=config.alert_interval)
         self.retention = Retention(self.store, config.retention_days, self.metrics) if config.retention_days else None
         self.reconciler = Reconciler.from_config(self.store, config, self.metrics)  # None: no key
         self.state = AppState(

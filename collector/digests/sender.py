@@ -1,4 +1,5 @@
-"""Making and delivering digests: the schedule (every minute, on a lake the leader's), "send now", and previews.
+"""Making and delivering digests: the schedule (every --alert-interval, on a lake the leader's), "send now", and
+previews.
 
 A scheduled report is delivered on the schedule's own thread, channel after channel, each with the alert
 notifier's retries (exponential backoff with full jitter) and every attempt recorded; "send now" goes on a small
@@ -29,7 +30,7 @@ from collector.schedule import Periodic
 from collector.store.file import Store
 
 log = logging.getLogger("llmledger.collector")
-TICK_S = 60.0
+TICK_S = 15.0  # the default --alert-interval
 # As for alert notifications: a claim this old without an attempt was left by a collector that died first.
 RESEND_AFTER = timedelta(minutes=1)
 RESEND_WITHIN = timedelta(days=1)
