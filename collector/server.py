@@ -23,6 +23,7 @@ from collector.api.app import build_app
 from collector.api.auth import check_listen_address
 from collector.api.state import AppState
 from collector.config import CollectorConfig
+from collector.digests.sender import Digests
 from collector.ingest import scrub
 from collector.ingest.pipeline import Ingest
 from collector.ingest.writer import BatchWriter
@@ -85,6 +86,8 @@ class Collector:
         # On a lake these run on one collector at a time (the leader, store.leader_check); the others take over
         # when it dies.
         self.alert_engine = AlertEngine(self.store, config.alert_interval, self.notifier)
+        # Digests are due at a whole hour: checked as often as alerts are evaluated (--alert-interval).
+        self.digests = Digests(self.store, config.dashboard_url, interval_s=config.alert_interval)
         self.retention = Retention(self.store, config.retention_days, self.metrics) if config.retention_days else None
         self.reconciler = Reconciler.from_config(self.store, config, self.metrics)  # None: no key
         self.state = AppState(
@@ -94,6 +97,7 @@ class Collector:
             price_book=self.price_book,
             alerts=AlertStore(self.store),
             notifier=self.notifier,
+            digests=self.digests,
             max_body_bytes=config.max_body_bytes,
             tokens=self.tokens,
             reconciler=self.reconciler,
@@ -131,6 +135,7 @@ class Collector:
         try:
             self._start_grpc()
             self.alert_engine.start()
+            self.digests.start()
             if self.retention is not None:
                 self.retention.start()
             if self.reconciler is not None:
@@ -179,6 +184,7 @@ class Collector:
         self._shut_down = True
         self.state.ready = False
         self.alert_engine.stop()
+        self.digests.stop()
         if self.retention is not None:
             self.retention.stop()
         if self.reconciler is not None:

@@ -358,6 +358,11 @@ def _channels(value: Any) -> list[dict[str, Any]]:
     return parsed
 
 
+# The same filters and channels, checked the same way, for digests (collector/digests/spec.py).
+parse_filters = _filters
+parse_channels = _channels
+
+
 def _boolean(payload: Mapping[str, Any], name: str, default: bool) -> bool:
     value = payload.get(name, default)
     if not isinstance(value, bool):

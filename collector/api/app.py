@@ -8,6 +8,7 @@ from starlette.middleware import Middleware
 from collector.api import (
     admin,
     alerts,
+    digests,
     finance,
     guard,
     health,
@@ -31,6 +32,7 @@ def build_app(state: AppState) -> Starlette:
         *query.routes(state),
         *alerts.routes(state),
         *silences.routes(state),
+        *digests.routes(state),
         *guard.routes(state),
         *admin.routes(state),
         *prices.routes(state),

@@ -18,7 +18,7 @@ from llmledger.credentials import KINDS, TokenError, env_names, token_from_env
 Scope = Literal["open", "ingest", "read", "admin"]
 
 # POST endpoints that change nothing: a read token may use them.
-_READ_ONLY_POSTS = frozenset({"/api/v1/alert-rules/preview", "/api/v1/sql"})
+_READ_ONLY_POSTS = frozenset({"/api/v1/alert-rules/preview", "/api/v1/digests/preview", "/api/v1/sql"})
 
 
 class AuthError(Exception):

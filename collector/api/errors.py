@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from collector.alerts.rules import RuleError
 from collector.api.auth import AuthError
+from collector.digests.spec import DigestError
 from collector.query.filters import QueryError
 from collector.receive import otlp
 from collector.store.backup import BackupError
@@ -71,7 +72,7 @@ async def _query_error(request: Request, error: Exception) -> Response:
 
 
 async def _field_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, RuleError | InvalidFieldError | BadBodyError)
+    assert isinstance(error, RuleError | DigestError | InvalidFieldError | BadBodyError)
     return JSONResponse({"error": error.message, "field": error.field}, 400 if isinstance(error, BadBodyError) else 422)
 
 
@@ -109,6 +110,7 @@ def unauthorized(error: AuthError) -> Response:
 EXCEPTION_HANDLERS: Mapping[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
     QueryError: _query_error,
     RuleError: _field_error,
+    DigestError: _field_error,
     InvalidFieldError: _field_error,
     BadBodyError: _field_error,
     BackupError: _backup_error,

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from collector.alerts.notify import Notifier
 from collector.alerts.store import AlertStore
 from collector.api.auth import Tokens
+from collector.digests.sender import Digests
 from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.money.price_book import PriceBook
@@ -32,6 +33,7 @@ class AppState:
     price_book: PriceBook
     alerts: AlertStore
     notifier: Notifier
+    digests: Digests
     max_body_bytes: int
     tokens: Tokens = field(default_factory=Tokens)
     reconciler: Reconciler | None = None  # None: no OpenAI admin key configured

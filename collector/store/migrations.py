@@ -281,6 +281,34 @@ def m012_alert_groups(db: Schema) -> None:
     )
 
 
+def m013_digests(db: Schema) -> None:
+    # Scheduled reports (collector/digests/): a digest is rule-like (filters, channels with their secrets);
+    # `last_period` is the first day of the last period whose scheduled report was claimed. One `digest_sends` row
+    # per report sent (scheduled or "send now"), claimed by the collector that sends it (taken over when it died
+    # before any attempt); `digest_attempts` are its delivery attempts, shaped like notification_attempts (whose
+    # event and rule ids are alerts'). New tables only: nothing here alters a table whose id defaults to nextval()
+    # (the WAL bug of m010).
+    db.state("CREATE SEQUENCE digest_ids START 1")
+    db.state(
+        "CREATE TABLE digests (id BIGINT PRIMARY KEY DEFAULT nextval('digest_ids'), name VARCHAR NOT NULL, "
+        "schedule VARCHAR NOT NULL, send_hour INTEGER NOT NULL, filters VARCHAR NOT NULL, channels VARCHAR NOT NULL, "
+        "enabled BOOLEAN NOT NULL, last_period DATE, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"
+    )
+    db.state("CREATE SEQUENCE digest_send_ids START 1")
+    db.state(
+        "CREATE TABLE digest_sends (id BIGINT PRIMARY KEY DEFAULT nextval('digest_send_ids'), "
+        "digest_id BIGINT NOT NULL, period_start DATE NOT NULL, period_end DATE NOT NULL, reason VARCHAR NOT NULL, "
+        "claimed_by VARCHAR NOT NULL, claimed_at TIMESTAMPTZ NOT NULL, created_at TIMESTAMPTZ NOT NULL)"
+    )
+    db.state("CREATE SEQUENCE digest_attempt_ids START 1")
+    db.state(
+        "CREATE TABLE digest_attempts (id BIGINT PRIMARY KEY DEFAULT nextval('digest_attempt_ids'), "
+        "send_id BIGINT NOT NULL, digest_id BIGINT NOT NULL, channel_type VARCHAR NOT NULL, channel_host VARCHAR, "
+        "attempt INTEGER NOT NULL, attempted_at TIMESTAMPTZ NOT NULL, ok BOOLEAN NOT NULL, http_status INTEGER, "
+        "error VARCHAR)"
+    )
+
+
 def m014_price_lists(db: Schema) -> None:
     # Price lists fetched at run time (`--prices-update`, collector/money/price_lists.py): one row per list adopted,
     # the data (genai-prices' JSON) kept for the newest only, so a restart and every collector of a lake price with
@@ -320,7 +348,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (10, "m010_guard", m010_guard),
     (11, "m011_guard_features", m011_guard_features),
     (12, "m012_alert_groups", m012_alert_groups),
-    (14, "m014_price_lists", m014_price_lists),  # 13 and 16: unused
+    (13, "m013_digests", m013_digests),  # landed after 14 and 15: a database that has them adds it on open
+    (14, "m014_price_lists", m014_price_lists),  # 16: unused
     (15, "m015_same_call", m015_same_call),
     (17, "m017_signals", m017_signals),
 )

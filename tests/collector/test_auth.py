@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKENS = Tokens(ingest="ingest-tok-1f6a", read="read-tok-93bd", admin="admin-tok-c07e")
 PROTOBUF = {"content-type": "application/x-protobuf"}
 RULE = {"name": "r", "metric": "errors", "window": "1h", "op": ">", "threshold": 1, "channels": []}
+DIGEST = {"name": "d", "schedule": "weekly"}
 ATTESTATION = {"service": "x", "item": "test.load", "by": "a", "link": "https://ci.example/run/1"}
 
 # One request per endpoint (method, path, body), and which token kind each needs.
@@ -60,6 +61,14 @@ ENDPOINTS: list[tuple[str, str, object, str]] = [
     ("GET", "/api/v1/silences", None, "read"),
     ("POST", "/api/v1/silences", {"rule_id": 1, "ends_at": "2100-01-01", "created_by": "ops", "reason": "x"}, "admin"),
     ("DELETE", "/api/v1/silences/1", None, "admin"),
+    ("GET", "/api/v1/digests", None, "read"),
+    ("POST", "/api/v1/digests", DIGEST, "admin"),
+    ("POST", "/api/v1/digests/preview", DIGEST, "read"),
+    ("GET", "/api/v1/digests/1", None, "read"),
+    ("PUT", "/api/v1/digests/1", DIGEST, "admin"),
+    ("POST", "/api/v1/digests/1/send", None, "admin"),
+    ("GET", "/api/v1/digests/1/deliveries", None, "read"),
+    ("DELETE", "/api/v1/digests/1", None, "admin"),
     ("GET", "/api/v1/guard/budgets", None, "read"),
     ("POST", "/api/v1/backup", {"to": "relative/folder"}, "admin"),
     ("POST", "/api/v1/reprice?from=2026-01-01&to=2026-01-02&dry_run=true", None, "admin"),
@@ -101,7 +110,7 @@ def test_every_route_is_covered(guarded: RunningCollector) -> None:
         for method in route.methods or ()
         if method != "HEAD"
     }
-    ids = {"alert-rules": "rule_id", "alert-events": "event_id", "silences": "silence_id"}
+    ids = {"alert-rules": "rule_id", "alert-events": "event_id", "silences": "silence_id", "digests": "digest_id"}
     covered = {
         (method, re.sub(r"/([a-z-]+)/1\b", lambda found: f"/{found[1]}/{{{ids[found[1]]}:int}}", path.split("?")[0]))
         for method, path, _, _ in ENDPOINTS

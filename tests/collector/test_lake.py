@@ -212,9 +212,11 @@ def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start
                         "notification_claims", "price_lists")  # fmt: skip
         for table in state_tables:
             con.execute(f"DROP TABLE {table}")
-        for table in ("alert_silences", "alert_group_counts"):  # m012's new tables
+        for table in ("alert_silences", "alert_group_counts", "digests", "digest_sends", "digest_attempts"):  # m012-13
             con.execute(f"DROP TABLE {table}")
-        for sequence in ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids", "alert_silence_ids"):
+        sequences = ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids", "alert_silence_ids",
+                     "digest_ids", "digest_send_ids", "digest_attempt_ids")  # fmt: skip
+        for sequence in sequences:
             con.execute(f"DROP SEQUENCE {sequence}")
         con.execute("ALTER TABLE alert_rules DROP COLUMN enforce")  # m010's PostgreSQL part
     store = LakeStore(lake.spec, lake.data_path)  # would fail adding m005's columns a second time
