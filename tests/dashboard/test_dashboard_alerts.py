@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import streamlit as st
@@ -25,9 +26,10 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 def send(running: RunningCollector, count: int, **attrs: Any) -> None:
-    """`count` chat calls half an hour ago (so the page has calls and a 1h window sees them)."""
+    """`count` chat calls half an hour ago (so the page has calls and a 1h window sees them), each its own call (its
+    own request id: reports sharing one are merged into one row)."""
     start = datetime.now(UTC) - timedelta(minutes=30)
-    spans = [chat_attributes(**{sc.TEAM: "search", sc.REQUEST_ID: f"req_{i}", **attrs}) for i in range(count)]
+    spans = [chat_attributes(**{sc.TEAM: "search", sc.REQUEST_ID: f"req_{uuid4().hex}", **attrs}) for _ in range(count)]
     body = request_with(spans, start_ns=int(start.timestamp() * 1e9)).SerializeToString()
     assert running.http.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
 
@@ -73,7 +75,7 @@ def submit(at: AppTest, **values: str) -> AppTest:
     """Fill the create form's text fields (by key suffix) and submit it."""
     for name, value in values.items():
         at.text_input(key=f"alert_new_{name}").input(value)
-    at.button(key="FormSubmitter:alert_new-Create rule").click().run()
+    at.button(key="alert_new_submit").click().run()
     ok(at)
     return at
 
@@ -278,7 +280,7 @@ def test_preview_draws_the_draft_and_when_it_would_fire(running: RunningCollecto
     at.selectbox(key="alert_new_metric").select("errors")
     at.selectbox(key="alert_new_window").select("1h")
     at.text_input(key="alert_new_threshold").input("0")
-    at.button(key="FormSubmitter:alert_new-Preview over the last 7 days").click().run()
+    at.button(key="alert_new_preview_button").click().run()
     ok(at)
     assert "would have fired 1 time(s)" in texts(at.markdown)
     assert running.get("/api/v1/alert-rules")["rules"] == []
@@ -324,7 +326,7 @@ def start_editing(at: AppTest, rule_id: int) -> AppTest:
 
 
 def save(at: AppTest) -> AppTest:
-    at.button(key="FormSubmitter:alert_edit-Save changes").click().run()
+    at.button(key="alert_edit_submit").click().run()
     ok(at)
     return at
 
@@ -421,7 +423,7 @@ def test_preview_the_edited_draft_without_saving_it(running: RunningCollector) -
     channel = {"type": "webhook", "url": "http://127.0.0.1:9/hooks/secret"}
     rule_id = running.http.post("/api/v1/alert-rules", json=rule_body(threshold=100, channels=[channel])).json()["id"]
     at = start_editing(page(), rule_id)
-    preview = "FormSubmitter:alert_edit-Preview over the last 7 days"
+    preview = "alert_edit_preview_button"
     at.button(key=preview).click().run()
     ok(at)
     assert "**Preview of errors** over the last 7 days (hourly): would not have fired." in texts(at.markdown)
@@ -438,7 +440,7 @@ def test_cancel_and_delete_close_the_edit_form(running: RunningCollector) -> Non
     rule_id = running.http.post("/api/v1/alert-rules", json=rule_body(name="short-lived")).json()["id"]
     at = start_editing(page(), rule_id)
     at.text_input(key="alert_edit_name").input("never saved")
-    at.button(key="FormSubmitter:alert_edit-Cancel").click().run()
+    at.button(key="alert_edit_cancel").click().run()
     ok(at)
     assert "alert_edit_name" not in at.session_state
     assert running.get(f"/api/v1/alert-rules/{rule_id}")["name"] == "short-lived"
