@@ -65,20 +65,28 @@ def show_firing(context: ui.Context, rules: list[dict[str, Any]], events: list[d
     st.subheader("Firing now")
     names = {rule["id"]: rule["name"] for rule in rules}
     beside = Beside(st.session_state.get(ERROR))
-    st.text_input("Acknowledge as", key=BY, placeholder="your name")
-    beside.show("by")
-    for event in found:
-        group = _group_value(event)
-        text, button = st.columns([4, 1], vertical_alignment="center")
-        title = names.get(event["rule_id"], f"rule {event['rule_id']}") + (f" — {group}" if group else "")
-        since = event["time"][:16].replace("T", " ")
-        line = f"**{title}**: {event.get('severity') or 'critical'} since {since} UTC, value {event['value']}"
-        if event.get("acked_by"):
-            text.markdown(f"{line}; acknowledged by {event['acked_by']}")
-            continue
-        text.markdown(line)
-        button.button("Acknowledge", key=f"alert_ack_{event['id']}", on_click=_acknowledge,
-                      args=(context.api, context.token, event["id"]), icon=":material/check:")  # fmt: skip
-    beside.rest()
-    if notice := st.session_state.pop(NOTICE, None):
-        st.success(notice)
+    with st.container(border=True, key="alert_firing"):
+        who, _ = st.columns([1, 2])
+        with who:
+            st.text_input("Acknowledge as", key=BY, placeholder="your name")
+            beside.show("by")
+        for event in found:
+            _firing_line(context, event, names)
+        beside.rest()
+        if notice := st.session_state.pop(NOTICE, None):
+            st.success(notice)
+
+
+def _firing_line(context: ui.Context, event: dict[str, Any], names: dict[int, str]) -> None:
+    """One firing alert: what, since when, and who acknowledged it or a button to."""
+    group = _group_value(event)
+    text, button = st.columns([4, 1], vertical_alignment="center")
+    title = names.get(event["rule_id"], f"rule {event['rule_id']}") + (f" — {group}" if group else "")
+    since = event["time"][:16].replace("T", " ")
+    line = f"**{title}**: {event.get('severity') or 'critical'} since {since} UTC, value {event['value']}"
+    if event.get("acked_by"):
+        text.markdown(f"{line}; acknowledged by {event['acked_by']}")
+        return
+    text.markdown(line)
+    button.button("Acknowledge", key=f"alert_ack_{event['id']}", on_click=_acknowledge,
+                  args=(context.api, context.token, event["id"]), icon=":material/check:")  # fmt: skip

@@ -10,6 +10,7 @@ import streamlit as st
 
 from collector.alerts.rules import CHANNEL_TYPES
 from dashboard.parts.alerts.draft import RuleForm
+from dashboard.parts.alerts.errors import Beside
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,16 @@ def _channel(form: RuleForm, index: int, stored: dict[str, Any] | None) -> None:
             _field_input(form, index, field, stored, column)
 
 
-def channel_inputs(form: RuleForm) -> None:
-    """Every stored channel (kept, changed or removed), then one to add."""
+def channel_inputs(form: RuleForm, beside: Beside) -> None:
+    """Every stored channel (kept, changed or removed), then one to add; the collector's refusal of a channel under
+    it (it names the channel by its place in the list sent, which leaves out the removed ones)."""
+    sent = 0
     for index, stored in enumerate(form.stored):
         with st.container(border=True):
             _channel(form, index, stored)
+            if not st.session_state.get(form.key(f"channel_remove_{index}")):
+                beside.show("channels", about=f"channel {sent}:")
+                sent += 1
     with st.container(border=True):
         _channel(form, len(form.stored), None)
+        beside.show("channels", about=f"channel {sent}:")

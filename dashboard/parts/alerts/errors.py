@@ -26,9 +26,12 @@ class Beside:
         self.refusal = refusal
         self.shown = refusal is None
 
-    def show(self, *fields: str) -> None:
-        """Call right after drawing the input of `fields`, in the same column."""
-        if not self.shown and self.refusal is not None and self.refusal[0] in fields:
+    def show(self, *fields: str, about: str = "") -> None:
+        """Call right after drawing the input of `fields`, in the same column; with `about`, only a message about it
+        (`channels: channel 1: ...` is about `channel 1:`)."""
+        if self.shown or self.refusal is None or self.refusal[0] not in fields:
+            return
+        if self.refusal[1].startswith(f"{self.refusal[0]}: {about}"):
             st.error(self.refusal[1], icon=":material/error:")
             self.shown = True
 

@@ -144,13 +144,15 @@ def kind_fields(form: RuleForm, beside: Beside) -> None:
             )
             beside.show("sensitivity")
     else:
-        st.text_input(
-            "No calls for",
-            key=form.key("no_data_window"),
-            placeholder="30m",
-            help="5m to 24h, in whole 5 minutes: fires when calls seen in the last 7 days stop",
-        )
-        beside.show("window", "metric", "op", "threshold")
+        window, _ = st.columns([1, 3])
+        with window:
+            st.text_input(
+                "No calls for",
+                key=form.key("no_data_window"),
+                placeholder="30m",
+                help="5m to 24h, in whole 5 minutes: fires when calls seen in the last 7 days stop",
+            )
+            beside.show("window", "metric", "op", "threshold")
 
 
 def group_fields(form: RuleForm, beside: Beside) -> None:
@@ -206,7 +208,7 @@ def rule_fields(form: RuleForm, beside: Beside) -> None:
         enforce_inputs(form)
         beside.show("enforce")
     st.caption("Channels: where firing and resolved alerts go. Secrets are never shown; left blank, they are kept.")
-    channels.channel_inputs(form)
+    channels.channel_inputs(form, beside)
     beside.show("channels")
 
 
