@@ -55,7 +55,7 @@ def chart(points: pd.DataFrame, body: dict[str, Any], grouped: bool) -> alt.TopL
     drawn = alt.layer(*layers, data=points)
     if not grouped:
         return drawn
-    panels = drawn.properties(width=420, height=150)
+    panels = drawn.properties(width=340, height=150)
     title = str(body.get("group_by"))
     return panels.facet(facet=alt.Facet("group:N", title=title), columns=2).resolve_scale(y="independent")
 
