@@ -329,3 +329,30 @@ def test_preview_of_a_threshold_rule_draws_its_levels_and_where_it_fires(running
     rules = [layer for layer in spec["layer"] if layer["mark"]["type"] == "rule"]
     assert sorted(layer["encoding"]["y"]["datum"] for layer in rules) == [1.0, 2.0]
     assert [row["value"] for row in rows if row["fired"]] == [3.0]
+
+
+def test_edit_and_toggle_keep_an_anomaly_rules_own_fields(running: RunningCollector) -> None:
+    body = rule_body(name="odd hours", kind="anomaly", metric="cost", baseline="rolling_median", sensitivity=2.5,
+                     group_by="team", max_groups=7, channels=[{"type": "teams", "url": TEAMS_URL}])  # fmt: skip
+    del body["threshold"]
+    rule_id = running.http.post("/api/v1/alert-rules", json=body).json()["id"]
+    fields = ("kind", "metric", "window", "op", "baseline", "sensitivity", "group_by", "max_groups", "channels")
+    before = {key: running.get(f"/api/v1/alert-rules/{rule_id}")[key] for key in fields}
+    at = page()
+    at.button(key="alert_toggle").click().run()  # disable: the PUT keeps what only an anomaly rule has
+    ok(at)
+    shown = running.get(f"/api/v1/alert-rules/{rule_id}")
+    assert (shown["enabled"], {key: shown[key] for key in fields}) == (False, before)
+
+    at.button(key="alert_edit").click().run()
+    ok(at)
+    assert at.selectbox(key="alert_edit_kind").value == "anomaly"
+    assert at.selectbox(key="alert_edit_baseline").value == "rolling_median"
+    assert at.number_input(key="alert_edit_max_groups").value == 7
+    at.number_input(key="alert_edit_sensitivity").set_value(5.0)
+    at.button(key="alert_edit_submit").click().run()
+    ok(at)
+    assert not at.error, texts(at.error)
+    shown = running.get(f"/api/v1/alert-rules/{rule_id}")
+    assert {key: shown[key] for key in fields} == {**before, "sensitivity": 5.0}
+    assert stored_channels(running, rule_id) == [{"type": "teams", "url": TEAMS_URL}]
