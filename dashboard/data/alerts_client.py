@@ -1,5 +1,5 @@
-"""The collector's alert API for the dashboard: rules (list, create, update, delete), the event history, and
-budget rules' spend and forecast (from the summary endpoint).
+"""The collector's alert API for the dashboard: rules (list, create, update, delete, preview), the event history
+and acknowledgements, silences, and budget rules' spend and forecast (from the summary endpoint).
 
 Reads are cached for a few seconds; writes are never cached and clear the read caches, so the next render
 shows what the collector now holds.
@@ -22,11 +22,12 @@ from dashboard.parts.filters import iso
 
 RULES_PATH = "/api/v1/alert-rules"
 EVENTS_PATH = "/api/v1/alert-events"
+SILENCES_PATH = "/api/v1/silences"
 READ_TTL = 5  # seconds: state changes should show up quickly
 
 
 class RuleRejectedError(ApiError):
-    """The collector refused a rule (422): which field, and why, as the API said it."""
+    """The collector refused a rule, a silence or an acknowledgement (422): which field, and why, as it said."""
 
     def __init__(self, message: str, field: str | None) -> None:
         super().__init__(message, 422, field)
@@ -69,8 +70,16 @@ def delivery_attempts(api: str, token: str | None) -> list[dict[str, Any]]:
     return _request("GET", api, token, "/api/v1/notification-attempts").json()["attempts"]
 
 
+@st.cache_data(ttl=READ_TTL, show_spinner=False, max_entries=20)
+def silences(api: str, token: str | None) -> list[dict[str, Any]]:
+    """Every silence, newest first, with whether it is still active."""
+    return _request("GET", api, token, SILENCES_PATH).json()["silences"]
+
+
 def preview(api: str, token: str | None, body: dict[str, Any]) -> dict[str, Any]:
-    """A draft rule replayed hour by hour over the last 7 days: points (time, value, state) and fired_at."""
+    """A draft rule replayed hour by hour over the last 7 days: points (time, value, requests, state, severity, the
+    anomaly band's lower and upper) and fired_at; for a grouped rule the same per group (`groups`), with the cap
+    (`max_groups`) and how many groups it left out."""
     return _request("POST", api, token, f"{RULES_PATH}/preview", body=body).json()
 
 
@@ -83,6 +92,7 @@ def clear() -> None:
     """Forget cached reads (after any write)."""
     rules.clear()
     events.clear()
+    silences.clear()
 
 
 def create_rule(api: str, token: str | None, body: dict[str, Any]) -> int:
@@ -109,6 +119,34 @@ def delete_rule(api: str, token: str | None, rule_id: int) -> None:
         clear()
 
 
+def create_silence(api: str, token: str | None, body: dict[str, Any]) -> int:
+    """POST a silence (rule_id, group, filters, ends_at, created_by, reason); its id."""
+    try:
+        return int(_request("POST", api, token, SILENCES_PATH, body=body).json()["id"])
+    finally:
+        clear()
+
+
+def delete_silence(api: str, token: str | None, silence_id: int) -> None:
+    """End a silence now."""
+    try:
+        _request("DELETE", api, token, f"{SILENCES_PATH}/{silence_id}")
+    finally:
+        clear()
+
+
+def acknowledge(api: str, token: str | None, event_id: int, by: str) -> dict[str, Any]:
+    """Mark a firing event as seen by `by`; the event as the API now shows it."""
+    try:
+        return _request("POST", api, token, f"{EVENTS_PATH}/{event_id}/ack", body={"by": by}).json()
+    finally:
+        clear()
+
+
+# What only some rules have: sent back when set, so a rule read and PUT again stays the same rule.
+KIND_FIELDS = ("kind", "group_by", "max_groups", "warning_threshold", "baseline", "sensitivity")
+
+
 def editable_body(rule: dict[str, Any], channels: list[dict[str, str]], **changes: Any) -> dict[str, Any]:
     """A rule as GET shows it, turned back into a PUT body with `channels` (masked ones keep their stored URLs)
     and `changes`."""
@@ -126,6 +164,7 @@ def editable_body(rule: dict[str, Any], channels: list[dict[str, str]], **change
     }
     if rule.get("enforce"):  # only when set: a collector older than the guard knows no such field
         body["enforce"] = rule["enforce"]
+    body.update({name: rule[name] for name in KIND_FIELDS if rule.get(name) is not None})
     body.update(changes)
     return body
 

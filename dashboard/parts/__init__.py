@@ -1,2 +1,2 @@
-"""What pages share: charts, the sidebar filters, number formats, empty states, the auto-refreshing body, and the
-Alerts page's rule form and tables."""
+"""What pages share: charts, the sidebar filters, number formats, empty states, the auto-refreshing body; alerts/
+holds the Alerts page's parts."""

@@ -1,4 +1,5 @@
-"""Alerts: rules with their state (firing first), budgets, enable/disable/test/delete, add or edit, and history."""
+"""Alerts: rules with their state (firing first), budgets, firing alerts to acknowledge, enable/disable/test/delete,
+add or edit (with a 7-day preview), silences, and history."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import streamlit as st
 from dashboard.data import alerts_client
 from dashboard.data.client import ApiError
 from dashboard.parts import filters, ui
-from dashboard.parts.alert_draft import NEW_FORM, edit_form
-from dashboard.parts.alert_form import EDITING, MANAGE_NOTICE, MANAGE_RULE, rule_form, start_edit, stop_edit
-from dashboard.parts.alert_tables import show_budgets, show_deliveries, show_events, show_rules
+from dashboard.parts.alerts.acks import show_firing
+from dashboard.parts.alerts.draft import NEW_FORM, edit_form
+from dashboard.parts.alerts.form import EDITING, MANAGE_NOTICE, MANAGE_RULE, rule_form, start_edit, stop_edit
+from dashboard.parts.alerts.silences import show_silences
+from dashboard.parts.alerts.tables import show_budgets, show_deliveries, show_events, show_rules
 
 MANAGE_ERROR = "alert_manage_error"
 
@@ -95,17 +98,21 @@ def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
 
 
 def render(context: ui.Context) -> None:
-    """Rules (firing first), budgets, manage or edit one, add one, and the history."""
+    """Rules (firing first), budgets, what fires now, manage or edit one, add one, silences, and the history."""
     rules = alerts_client.rules(context.api, context.token)
+    events = alerts_client.events(context.api, context.token)
     show_rules(rules)
     show_budgets(alerts_client.budgets(context.api, context.token, rules, filters.now_rounded()))
+    show_firing(context, rules, events)
     manage(context, rules)
     if editing := st.session_state.get(EDITING):
         st.subheader(f"Edit rule {editing['name']!r} (id {editing['id']})")
         rule_form(context, edit_form(editing), editing)
     st.subheader("New rule")
     rule_form(context, NEW_FORM)
-    show_events(rules, alerts_client.events(context.api, context.token))
+    show_silences(context, rules, alerts_client.silences(context.api, context.token))
+    # Digests (issue 18) go here: dashboard/views/digests.py's show(context), wired in by the lead.
+    show_events(rules, events)
     show_deliveries(alerts_client.delivery_attempts(context.api, context.token))
 
 

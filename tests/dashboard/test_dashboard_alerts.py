@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import streamlit as st
@@ -17,65 +15,7 @@ from dashboard.data import alerts_client
 from dashboard.parts import ui
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
-from tests.otlp_spans import chat_attributes, request_with
-
-APP = Path(__file__).parents[2] / "dashboard" / "app.py"
-PAGE = "views/alerts.py"
-PROTOBUF = {"Content-Type": "application/x-protobuf"}
-
-
-def send(running: RunningCollector, count: int, **attrs: Any) -> None:
-    """`count` chat calls half an hour ago (so the page has calls and a 1h window sees them)."""
-    start = datetime.now(UTC) - timedelta(minutes=30)
-    spans = [chat_attributes(**{sc.TEAM: "search", sc.REQUEST_ID: f"req_{i}", **attrs}) for i in range(count)]
-    body = request_with(spans, start_ns=int(start.timestamp() * 1e9)).SerializeToString()
-    assert running.http.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
-
-
-@pytest.fixture
-def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningCollector]:
-    """A collector that evaluates alerts only when asked, holding a few successful calls."""
-    collector = RunningCollector(tmp_path / "x.duckdb", "--alert-interval", "3600")
-    monkeypatch.setenv("LLMLEDGER_API_URL", collector.url)
-    monkeypatch.delenv("LLMLEDGER_READ_TOKEN", raising=False)
-    monkeypatch.delenv("LLMLEDGER_READ_TOKEN_FILE", raising=False)
-    st.cache_data.clear()
-    try:
-        send(collector, 2)
-        yield collector
-    finally:
-        st.cache_data.clear()
-        collector.stop()
-
-
-def page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(PAGE).run()
-    ok(at)
-    return at
-
-
-def ok(at: AppTest) -> None:
-    assert not at.exception, [item.value for item in at.exception]
-
-
-def texts(elements: Any) -> str:
-    return " ".join(str(item.value) for item in elements)
-
-
-def rule_body(**changes: Any) -> dict[str, Any]:
-    body = {"name": "errors", "metric": "errors", "window": "1h", "op": ">", "threshold": 0}
-    return {**body, **changes}
-
-
-def submit(at: AppTest, **values: str) -> AppTest:
-    """Fill the create form's text fields (by key suffix) and submit it."""
-    for name, value in values.items():
-        at.text_input(key=f"alert_new_{name}").input(value)
-    at.button(key="FormSubmitter:alert_new-Create rule").click().run()
-    ok(at)
-    return at
+from tests.dashboard.alerts_page import APP, PAGE, evaluate, ok, page, rule_body, send, stored_channels, submit, texts
 
 
 def test_empty_list(running: RunningCollector) -> None:
@@ -175,15 +115,6 @@ def test_firing_rule_is_first_and_its_event_listed(running: RunningCollector) ->
     assert list(events["To"]) == ["🔴 firing"]
 
 
-def evaluate(running: RunningCollector) -> list[tuple[int, str]]:
-    """One alert-engine tick now (the fixture's collector evaluates only when asked)."""
-    con = running.collector.store.reader()
-    try:
-        return running.collector.alert_engine.evaluate_once(con, datetime.now(UTC))
-    finally:
-        con.close()
-
-
 def month_spend(running: RunningCollector, **filters: str) -> Decimal:
     now = datetime.now(UTC)
     start = datetime(now.year, now.month, 1, tzinfo=UTC)
@@ -278,7 +209,7 @@ def test_preview_draws_the_draft_and_when_it_would_fire(running: RunningCollecto
     at.selectbox(key="alert_new_metric").select("errors")
     at.selectbox(key="alert_new_window").select("1h")
     at.text_input(key="alert_new_threshold").input("0")
-    at.button(key="FormSubmitter:alert_new-Preview over the last 7 days").click().run()
+    at.button(key="alert_new_preview_button").click().run()
     ok(at)
     assert "would have fired 1 time(s)" in texts(at.markdown)
     assert running.get("/api/v1/alert-rules")["rules"] == []
@@ -307,15 +238,6 @@ def test_rules_can_be_set_up_before_any_call(tmp_path: Path, monkeypatch: pytest
         empty.stop()
 
 
-def stored_channels(running: RunningCollector, rule_id: int) -> list[dict[str, str]]:
-    """A rule's channels as the collector holds them (real URLs: the API only ever shows them masked)."""
-    con = running.collector.store.reader()
-    try:
-        return dict(running.collector.alert_engine.alerts.rules(con))[rule_id].channels
-    finally:
-        con.close()
-
-
 def start_editing(at: AppTest, rule_id: int) -> AppTest:
     at.selectbox(key="alert_manage_rule").select(rule_id).run()
     at.button(key="alert_edit").click().run()
@@ -324,7 +246,7 @@ def start_editing(at: AppTest, rule_id: int) -> AppTest:
 
 
 def save(at: AppTest) -> AppTest:
-    at.button(key="FormSubmitter:alert_edit-Save changes").click().run()
+    at.button(key="alert_edit_submit").click().run()
     ok(at)
     return at
 
@@ -421,7 +343,7 @@ def test_preview_the_edited_draft_without_saving_it(running: RunningCollector) -
     channel = {"type": "webhook", "url": "http://127.0.0.1:9/hooks/secret"}
     rule_id = running.http.post("/api/v1/alert-rules", json=rule_body(threshold=100, channels=[channel])).json()["id"]
     at = start_editing(page(), rule_id)
-    preview = "FormSubmitter:alert_edit-Preview over the last 7 days"
+    preview = "alert_edit_preview_button"
     at.button(key=preview).click().run()
     ok(at)
     assert "**Preview of errors** over the last 7 days (hourly): would not have fired." in texts(at.markdown)
@@ -438,7 +360,7 @@ def test_cancel_and_delete_close_the_edit_form(running: RunningCollector) -> Non
     rule_id = running.http.post("/api/v1/alert-rules", json=rule_body(name="short-lived")).json()["id"]
     at = start_editing(page(), rule_id)
     at.text_input(key="alert_edit_name").input("never saved")
-    at.button(key="FormSubmitter:alert_edit-Cancel").click().run()
+    at.button(key="alert_edit_cancel").click().run()
     ok(at)
     assert "alert_edit_name" not in at.session_state
     assert running.get(f"/api/v1/alert-rules/{rule_id}")["name"] == "short-lived"

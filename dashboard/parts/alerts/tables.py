@@ -14,8 +14,19 @@ STATE_LABELS = {"firing": "🔴 firing", "pending": "🟠 pending", "ok": "🟢 
 
 
 def condition(rule: dict[str, Any]) -> str:
-    """A rule's condition in one line: `error_rate > 0.05 over 5m for 600s`."""
-    text = f"{rule['metric']} {rule['op']} {rule['threshold']:g} over {rule['window']}"
+    """A rule's condition in one line: `error_rate > 0.05 over 5m for 600s`, `no calls for 30m`, or
+    `requests > hour_of_week band (sensitivity 3) over 1h`, with its warning level and groups."""
+    kind = rule.get("kind") or "threshold"
+    if kind == "no_data":
+        text = f"no calls for {rule['window']}"
+    elif kind == "anomaly":
+        text = f"{rule['metric']} {rule['op']} {rule['baseline']} band (sensitivity {rule['sensitivity']:g}) over 1h"
+    else:
+        text = f"{rule['metric']} {rule['op']} {rule['threshold']:g} over {rule['window']}"
+        if rule.get("warning_threshold") is not None:
+            text += f" (warning at {rule['warning_threshold']:g})"
+    if rule.get("group_by"):
+        text += f", per {rule['group_by']} (max {rule['max_groups']})"
     if rule.get("for"):
         text += f" for {rule['for']}"
     if rule.get("min_requests"):
@@ -35,16 +46,36 @@ def rules_frame(rules: list[dict[str, Any]]) -> pd.DataFrame:
             "Rule": rule["name"],
             "Condition": condition(rule),
             "Value": rule["value"],
+            "Groups": groups_text(rule),
             "Since": rule.get("state_since"),
             "Filters": "; ".join(f"{key}={','.join(values)}" for key, values in (rule.get("filters") or {}).items()),
-            "Channels": ", ".join(f"{channel['type']} {channel['url']}" for channel in rule.get("channels") or []),
+            "Channels": ", ".join(channel_text(channel) for channel in rule.get("channels") or []),
             "Enabled": bool(rule["enabled"]),
             "id": rule["id"],
         }
         for rule in ordered
     ]
-    return pd.DataFrame(rows, columns=["State", "Rule", "Condition", "Value", "Since", "Filters", "Channels",
+    return pd.DataFrame(rows, columns=["State", "Rule", "Condition", "Value", "Groups", "Since", "Filters", "Channels",
                                        "Enabled", "id"])  # fmt: skip
+
+
+def channel_text(channel: dict[str, Any]) -> str:
+    """A channel as the API shows it (secrets masked): its type and where it goes."""
+    if channel["type"] == "email":
+        return f"email {', '.join(channel.get('to') or [])} via {channel.get('host')}"
+    return f"{channel['type']} {channel.get('url') or channel.get('routing_key') or ''}".strip()
+
+
+def groups_text(rule: dict[str, Any]) -> str:
+    """A grouped rule's groups: how many are not ok of those measured, and how many the cap left out."""
+    if not rule.get("group_by"):
+        return ""
+    busy = [group for group in rule.get("groups") or [] if group["state"] != "ok"]
+    text = ", ".join(f"{group['group']} {group['state']}" for group in busy[:5]) or "all ok"
+    if rule.get("groups_measured") is not None:
+        text += f" ({rule['groups_measured']} measured"
+        text += f", {rule['groups_left_out']} left out)" if rule.get("groups_left_out") else ")"
+    return text
 
 
 def show_rules(rules: list[dict[str, Any]]) -> None:
@@ -84,8 +115,12 @@ def show_events(rules: list[dict[str, Any]], events: list[dict[str, Any]]) -> No
                 "Rule": names.get(event["rule_id"], f"deleted rule {event['rule_id']}"),
                 "From": event["from_state"],
                 "To": STATE_LABELS.get(event["to_state"], event["to_state"]),
+                "Group": ", ".join(f"{name}={value}" for name, value in (event.get("group") or {}).items()),
+                "Severity": event.get("severity") or "",
                 "Value": event["value"],
                 "Threshold": event["threshold"],
+                "Silenced": f"by silence {event['silence_id']}" if event.get("silenced") else "",
+                "Acknowledged by": event.get("acked_by") or "",
             }
             for event in events
         ]
