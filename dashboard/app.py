@@ -23,7 +23,6 @@ page = st.navigation(
         st.Page(VIEWS / "exports.py", title="Exports", icon=":material/download:"),
         st.Page(VIEWS / "reconciliation.py", title="Reconciliation", icon=":material/receipt_long:"),
         st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
-        st.Page(VIEWS / "digests.py", title="Digests", icon=":material/summarize:"),
         st.Page(VIEWS / "guard.py", title="Guard", icon=":material/shield:"),
         st.Page(VIEWS / "readiness.py", title="Readiness", icon=":material/verified:"),
     ]

@@ -11,6 +11,7 @@ from dashboard.data import alerts_client
 from dashboard.data.client import ApiError
 from dashboard.parts import filters, ui
 from dashboard.parts.alerts.acks import show_firing
+from dashboard.parts.alerts.digests import show as show_digests
 from dashboard.parts.alerts.draft import NEW_FORM, edit_form
 from dashboard.parts.alerts.form import EDITING, MANAGE_NOTICE, MANAGE_RULE, rule_form, start_edit, stop_edit
 from dashboard.parts.alerts.silences import show_silences
@@ -98,7 +99,8 @@ def manage(context: ui.Context, rules: list[dict[str, Any]]) -> None:
 
 
 def render(context: ui.Context) -> None:
-    """Rules (firing first), budgets, what fires now, manage or edit one, add one, silences, and the history."""
+    """Rules (firing first), budgets, what fires now, manage or edit one, add one, silences, digests, and the
+    history."""
     rules = alerts_client.rules(context.api, context.token)
     events = alerts_client.events(context.api, context.token)
     show_rules(rules)
@@ -111,7 +113,8 @@ def render(context: ui.Context) -> None:
     st.subheader("New rule")
     rule_form(context, NEW_FORM)
     show_silences(context, rules, alerts_client.silences(context.api, context.token))
-    # Digests (issue 18) go here: dashboard/views/digests.py's show(context), wired in by the lead.
+    st.subheader("Digests")
+    show_digests(context)
     show_events(rules, events)
     show_deliveries(alerts_client.delivery_attempts(context.api, context.token))
 

@@ -21,6 +21,7 @@ from llmledger.testing.waiting import free_port, wait_until_ok
 from llmledger_cli.load import load_file
 from llmledger_cli.up import bill_and_reconcile
 from sample_data import DEMO_FILE
+from tests.collector.receivers import Receiver
 from tests.collector_harness import RunningCollector
 
 CHROMIUM = "/usr/bin/chromium"
@@ -287,11 +288,15 @@ def _choose(page: Page, key: str, option: str) -> None:
     _settle(page)
 
 
-def test_create_a_per_team_anomaly_rule_with_a_teams_channel_and_preview_it(demo, browser: Browser) -> None:
+def test_create_a_per_team_anomaly_rule_with_a_teams_channel_and_a_weekly_digest(demo, browser: Browser) -> None:
+    """The issue's flow: a per-team anomaly rule with a Teams channel, previewed and created from the form; then a
+    weekly digest created from the form and sent now to a Slack-shaped receiver on loopback."""
     collector, url = demo
     teams_url = "https://example.webhook.office.com/webhookb2/browser-secret"
     page = browser.new_page(viewport={"width": 1400, "height": 2400})
+    slack = Receiver(lambda request: [] if set(request.json()) == {"text"} else ["not a Slack body"])
     created: list[int] = []
+    digests: list[int] = []
     try:
         page.goto(url)
         _settle(page)
@@ -324,9 +329,28 @@ def test_create_a_per_team_anomaly_rule_with_a_teams_channel_and_preview_it(demo
         )  # fmt: skip
         assert rule["channels"] == [{"type": "teams", "url": "https://example.webhook.office.com/•••1"}]
         page.screenshot(path=str(SCREENSHOTS / "flow-alerts-anomaly-created.png"), full_page=True)
-        # Digests (issue 18): the weekly digest created from the form and sent now go here, added by the lead once
-        # dashboard/views/digests.py exists.
+
+        page.locator(".st-key-digest_name input").fill("Search weekly")
+        _choose(page, "digest_schedule", "weekly")
+        page.locator(".st-key-digest_filter_team input").fill("search")
+        channel = page.locator(".st-key-digest_channel_type input")
+        channel.click()
+        channel.press_sequentially("slack")
+        channel.press("Enter")
+        page.locator(".st-key-digest_channel_url input").fill(f"{slack.base}/services/T0/B0/browser-secret")
+        page.get_by_role("button", name="Create digest").click()
+        _settle(page)
+        expect(page.get_by_text("Created digest 'Search weekly'")).to_have_count(1, timeout=30_000)
+        digests = [digest["id"] for digest in collector.get("/api/v1/digests")["digests"]]
+        page.get_by_role("button", name="Send now").click()
+        _settle(page)
+        [posted] = slack.wait_for(1)
+        assert posted.json()["text"].startswith(":bar_chart: REPORT *Search weekly*")
+        page.screenshot(path=str(SCREENSHOTS / "flow-alerts-digest-sent.png"), full_page=True)
     finally:
         page.close()
+        slack.close()
         for rule_id in created:
             collector.http.delete(f"/api/v1/alert-rules/{rule_id}")
+        for digest_id in digests:
+            collector.http.delete(f"/api/v1/digests/{digest_id}")

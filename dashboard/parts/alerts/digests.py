@@ -1,7 +1,7 @@
 """Digests: scheduled spend reports by e-mail or chat; the list, a form to add one (with a preview of its report and
 chart), and for one digest: send now, enable/disable, delete, and its deliveries.
 
-`show(context)` draws it all (the Alerts page's "Digests" tab); run as a script it is its own page (dashboard/app.py).
+`show(context)` draws it all, on the Alerts page (dashboard/views/alerts.py).
 """
 
 from __future__ import annotations
@@ -231,7 +231,3 @@ def show(context: ui.Context) -> None:
     manage(context, digests)
     st.subheader("New digest")
     digest_form(context)
-
-
-if __name__ == "__main__":  # run as its own page; the Alerts page imports `show` for its tab
-    ui.live(show, require_calls=False, before_any_call=True)
