@@ -1,21 +1,24 @@
-"""POST /api/v1/sql: one read-only SELECT over views of the data (collector/sql/sandbox.py), as JSON or CSV."""
+"""POST /api/v1/sql: one read-only SELECT over views of the data (collector/sql/sandbox.py), as JSON or CSV; and the
+saved queries (collector/sql/saved.py): listed with the read token, saved and deleted with the admin token."""
 
 from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collector.api.errors import BadBodyError
+from collector.api.errors import BadBodyError, NotFoundError
 from collector.api.params import json_body
 from collector.api.state import AppState
 from collector.query.exports import neutralise
 from collector.query.filters import jsonable
 from collector.sql.sandbox import Sandbox, SqlError
+from collector.sql.saved import SavedQueries, parse_saved_query
 
 FORMATS = ("json", "csv")
 
@@ -51,4 +54,24 @@ def routes(state: AppState) -> list[Route]:
             }
         )
 
-    return [Route("/api/v1/sql", run_sql, methods=["POST"])]
+    saved = SavedQueries(state.store)
+
+    async def list_saved(request: Request) -> Response:
+        return JSONResponse({"queries": await state.read(saved.listed)})
+
+    async def save(request: Request) -> Response:
+        query = parse_saved_query(await json_body(request))
+        return JSONResponse(await run_in_threadpool(saved.create, query, datetime.now(UTC)), 201)
+
+    async def delete_saved(request: Request) -> Response:
+        query_id = request.path_params["query_id"]
+        if not await run_in_threadpool(saved.delete, query_id):
+            raise NotFoundError(f"no saved query {query_id}")
+        return Response(status_code=204)
+
+    return [
+        Route("/api/v1/sql", run_sql, methods=["POST"]),
+        Route("/api/v1/sql/saved", list_saved, methods=["GET"]),
+        Route("/api/v1/sql/saved", save, methods=["POST"]),
+        Route("/api/v1/sql/saved/{query_id:int}", delete_saved, methods=["DELETE"]),
+    ]

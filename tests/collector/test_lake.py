@@ -209,12 +209,19 @@ def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start
         con.execute("DELETE FROM _migrations WHERE id >= 5")
         state_tables = ("price_rates", "reprice_runs", "openai_costs", "openai_usage", "openai_pulled_days",
                         "reconcile_runs", "readiness_attestations", "readiness_batch_features", "scrubbed_secrets",
-                        "notification_claims", "price_lists")  # fmt: skip
+                        "notification_claims", "price_lists", "saved_queries")  # fmt: skip
         for table in state_tables:
             con.execute(f"DROP TABLE {table}")
         for table in ("alert_silences", "alert_group_counts"):  # m012's new tables
             con.execute(f"DROP TABLE {table}")
-        for sequence in ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids", "alert_silence_ids"):
+        sequences = (
+            "reprice_run_ids",
+            "reconcile_run_ids",
+            "readiness_attestation_ids",
+            "alert_silence_ids",
+            "saved_query_ids",
+        )
+        for sequence in sequences:
             con.execute(f"DROP SEQUENCE {sequence}")
         con.execute("ALTER TABLE alert_rules DROP COLUMN enforce")  # m010's PostgreSQL part
     store = LakeStore(lake.spec, lake.data_path)  # would fail adding m005's columns a second time
