@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+import math
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -46,7 +49,7 @@ def routes(state: AppState) -> list[Route]:
         return JSONResponse(
             {
                 "columns": result.columns,
-                "rows": [[jsonable(value) for value in row] for row in result.rows],
+                "rows": [[_json_value(value) for value in row] for row in result.rows],
                 "row_count": len(result.rows),
                 "truncated": result.truncated,
                 "max_rows": sandbox.max_rows,
@@ -75,3 +78,23 @@ def routes(state: AppState) -> list[Route]:
         Route("/api/v1/sql/saved", save, methods=["POST"]),
         Route("/api/v1/sql/saved/{query_id:int}", delete_saved, methods=["DELETE"]),
     ]
+
+
+def _json_value(value: Any) -> Any:
+    """Any value a SELECT can return, as JSON: DuckDB's dates, times, intervals, UUIDs, blobs, lists and structs too
+    (JSON has none of them, nor NaN or infinities, which become the strings "NaN", "Infinity", "-Infinity")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, datetime):
+        return jsonable(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    return jsonable(value)

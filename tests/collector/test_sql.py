@@ -247,3 +247,19 @@ def test_saving_and_deleting_need_the_admin_token(collector: RunningCollector) -
     assert saved(collector, "DELETE", f"/{query['id']}", token=READ).status_code == 403
     assert httpx2.get(f"{collector.url}/api/v1/sql/saved").status_code == 401
     assert saved(collector, "GET", token=READ).json() == {"queries": [query]}
+
+
+def test_every_kind_of_value_a_select_returns_is_sent_as_json(collector: RunningCollector) -> None:
+    status, answer = sql(
+        collector,
+        "SELECT DATE '2026-01-02' AS day, TIMESTAMPTZ '2026-01-02 03:04:05+00' AS moment, TIME '10:30' AS clock, "
+        "INTERVAL 1 DAY AS span, 1.50::DECIMAL(4,2) AS money, 'nan'::DOUBLE AS nan, 'inf'::DOUBLE AS inf, "
+        "[1, 2] AS list, {'a': DATE '2026-01-03'} AS struct, '\\x01'::BLOB AS blob, "
+        "'6f1c1b9e-5b8e-4f3a-9d2a-1c2b3d4e5f60'::UUID AS id",
+    )
+    assert status == 200, answer
+    assert answer["rows"] == [
+        ["2026-01-02", "2026-01-02T03:04:05+00:00", "10:30:00", "1 day, 0:00:00", "1.50", "NaN", "Infinity", [1, 2],
+         {"a": "2026-01-03"}, "01", "6f1c1b9e-5b8e-4f3a-9d2a-1c2b3d4e5f60"],
+    ]  # fmt: skip
+    assert [column["type"] for column in answer["columns"]][:2] == ["DATE", "TIMESTAMP WITH TIME ZONE"]
