@@ -41,7 +41,7 @@ def table(report: finance_client.Chargeback) -> pd.DataFrame:
         {
             "Team": teams["team"],
             "Tracked (USD)": teams["tracked_usd"],
-            "Allocated (USD)": teams["allocated_usd"],
+            "Unattributed + untracked (USD)": teams["allocated_usd"],
             "Cost (USD)": teams["cost_usd"],
             "Share": teams["share_pct"].map(lambda value: ui.NO_DATA if value is None else f"{value}%"),
         }
@@ -49,7 +49,7 @@ def table(report: finance_client.Chargeback) -> pd.DataFrame:
     total = {
         "Team": TOTAL,
         "Tracked (USD)": format(sums["tracked_usd"], "f"),
-        "Allocated (USD)": format(sums["allocated_usd"], "f"),
+        "Unattributed + untracked (USD)": format(sums["allocated_usd"], "f"),
         "Cost (USD)": report.total_usd,
         "Share": "100.00%" if Decimal(report.total_usd) else ui.NO_DATA,
     }

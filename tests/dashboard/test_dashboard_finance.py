@@ -150,7 +150,7 @@ def test_chargeback_adds_up_to_the_months_bill_apart_or_allocated(
             assert "(untracked)" in names
         else:
             assert not names & {"(untracked)", "(unattributed)"}
-            assert Decimal(total["Allocated (USD)"]) > 0
+            assert Decimal(total["Unattributed + untracked (USD)"]) > 0
     assert [button.proto.label for button in at.get("download_button")] == ["Download chargeback CSV"]
     csv_rows = list(
         csv.DictReader(io.StringIO(finance_client.chargeback_csv(collector.url, None, month, "apart").decode()))
