@@ -14,6 +14,7 @@ from dashboard.data import client
 
 FOCUS_PATH = "/api/v1/export/focus"
 CHARGEBACK_PATH = "/api/v1/chargeback"
+FOCUS_MAX_DAYS = 366  # the collector's limit per export
 FOCUS_FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 ALLOCATIONS = ("apart", "proportional")
 TEAM_COLUMNS = ("team", "tracked_usd", "allocated_usd", "cost_usd", "share_pct")

@@ -54,6 +54,9 @@ def focus_downloads(context: ui.Context, selection: filters.Selection) -> None:
     """FOCUS 1.2 as CSV or Parquet over the whole UTC days that cover the range (FOCUS charges are per day)."""
     api, token = context.api, context.token
     first, last = finance_client.whole_days(selection.start, selection.end)
+    if (last - first).days > finance_client.FOCUS_MAX_DAYS:
+        st.info(f"A FOCUS file covers at most {finance_client.FOCUS_MAX_DAYS} days: choose a shorter range.")
+        return
     st.caption(f"Whole UTC days {first} to {last} (exclusive); the sidebar's filters do not apply: FOCUS is the bill.")
     for column, (file_format, label) in zip(
         st.columns(2), (("csv", "Download FOCUS CSV"), ("parquet", "Download FOCUS Parquet")), strict=True

@@ -107,6 +107,18 @@ def test_exports_offer_focus_as_csv_and_parquet_for_the_days_of_the_range(
     assert finance_client.focus_export(collector.url, None, first, last, "parquet")[:4] == b"PAR1"
 
 
+def test_a_range_longer_than_a_focus_file_covers_says_so(
+    demo: tuple[RunningCollector, FakeOpenAIAdmin], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector, _ = demo
+    dates = [(NOW.date() - timedelta(days=400)).isoformat(), NOW.date().isoformat()]
+    at = run(collector.url, monkeypatch, "views/exports.py", range="Custom", dates=dates)
+    assert any("at most 366 days" in item.value for item in at.info)
+    assert [button.proto.label for button in at.get("download_button")] == [
+        "Download finance CSV", "Download calls CSV",
+    ]  # fmt: skip
+
+
 # Chargeback
 
 
