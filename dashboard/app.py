@@ -21,6 +21,8 @@ page = st.navigation(
         st.Page(VIEWS / "errors.py", title="Errors & limits", icon=":material/error:"),
         st.Page(VIEWS / "calls.py", title="Calls", icon=":material/list:"),
         st.Page(VIEWS / "exports.py", title="Exports", icon=":material/download:"),
+        st.Page(VIEWS / "chargeback.py", title="Chargeback", icon=":material/account_balance:"),
+        st.Page(VIEWS / "sql.py", title="SQL", icon=":material/terminal:"),
         st.Page(VIEWS / "reconciliation.py", title="Reconciliation", icon=":material/receipt_long:"),
         st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
         st.Page(VIEWS / "guard.py", title="Guard", icon=":material/shield:"),

@@ -13,6 +13,7 @@ from collector.api.auth import AuthError
 from collector.digests.spec import DigestError
 from collector.query.filters import QueryError
 from collector.receive import otlp
+from collector.sql.saved import SavedQueryError
 from collector.store.backup import BackupError
 
 RETRY_AFTER_SECONDS = "1"
@@ -76,6 +77,11 @@ async def _field_error(request: Request, error: Exception) -> Response:
     return JSONResponse({"error": error.message, "field": error.field}, 400 if isinstance(error, BadBodyError) else 422)
 
 
+async def _saved_query_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, SavedQueryError)
+    return JSONResponse({"error": error.message, "field": error.field}, error.status)
+
+
 async def _backup_error(request: Request, error: Exception) -> Response:
     return JSONResponse({"error": str(error), "field": "to"}, 400)
 
@@ -113,6 +119,7 @@ EXCEPTION_HANDLERS: Mapping[type[Exception], Callable[[Request, Exception], Awai
     DigestError: _field_error,
     InvalidFieldError: _field_error,
     BadBodyError: _field_error,
+    SavedQueryError: _saved_query_error,
     BackupError: _backup_error,
     NotFoundError: _not_found,
     ConflictError: _conflict,

@@ -328,6 +328,16 @@ def m015_same_call(db: Schema) -> None:
         db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
 
 
+def m016_saved_queries(db: Schema) -> None:
+    # Analysts' named SELECT statements for the dashboard's SQL page (collector/sql/saved.py), each checked by the
+    # sandbox's parser before it is saved. A new table: nothing is ALTERed (the WAL replay bug m010 describes).
+    db.state("CREATE SEQUENCE saved_query_ids START 1")
+    db.state(
+        "CREATE TABLE saved_queries (id BIGINT PRIMARY KEY DEFAULT nextval('saved_query_ids'), "
+        "name VARCHAR NOT NULL UNIQUE, sql VARCHAR NOT NULL, created_by VARCHAR, created_at TIMESTAMPTZ NOT NULL)"
+    )
+
+
 def m017_signals(db: Schema) -> None:
     # Safety and quality signals the wrapper counts about content (llmledger/wrapper/signals.py). Calls stored before
     # keep NULL: not measured, which the readiness advice items read as unknown, never as a pass.
@@ -349,8 +359,9 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (11, "m011_guard_features", m011_guard_features),
     (12, "m012_alert_groups", m012_alert_groups),
     (13, "m013_digests", m013_digests),  # landed after 14 and 15: a database that has them adds it on open
-    (14, "m014_price_lists", m014_price_lists),  # 16: unused
+    (14, "m014_price_lists", m014_price_lists),
     (15, "m015_same_call", m015_same_call),
+    (16, "m016_saved_queries", m016_saved_queries),  # landed after 17: a database that has it adds it on open
     (17, "m017_signals", m017_signals),
 )
 

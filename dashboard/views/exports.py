@@ -1,5 +1,5 @@
-"""Exports: the finance CSV (cost by day or month x team x service x model x feature x provider x billing unit) and
-the raw calls CSV."""
+"""Exports: the finance CSV (cost by day or month x team x service x model x feature x provider x billing unit), the
+FOCUS 1.2 file (CSV or Parquet) and the raw calls CSV."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard.data import client
+from dashboard.data import client, finance_client
 from dashboard.parts import filters, ui
 
 RANGES = {"sidebar": "Sidebar time range", "this_month": "This month so far (UTC)", "last_month": "Last month (UTC)"}
@@ -50,6 +50,31 @@ def download(context: ui.Context, selection: filters.Selection, kind: str, perio
     st.code(curl(api, token, client.export_url(api, params, kind, period), file_name), language="bash", wrap_lines=True)
 
 
+def focus_downloads(context: ui.Context, selection: filters.Selection) -> None:
+    """FOCUS 1.2 as CSV or Parquet over the whole UTC days that cover the range (FOCUS charges are per day)."""
+    api, token = context.api, context.token
+    first, last = finance_client.whole_days(selection.start, selection.end)
+    if (last - first).days > finance_client.FOCUS_MAX_DAYS:
+        st.info(f"A FOCUS file covers at most {finance_client.FOCUS_MAX_DAYS} days: choose a shorter range.")
+        return
+    st.caption(f"Whole UTC days {first} to {last} (exclusive); the sidebar's filters do not apply: FOCUS is the bill.")
+    for column, (file_format, label) in zip(
+        st.columns(2), (("csv", "Download FOCUS CSV"), ("parquet", "Download FOCUS Parquet")), strict=True
+    ):
+        with column:
+            st.download_button(
+                label,
+                data=lambda file_format=file_format: finance_client.focus_export(api, token, first, last, file_format),
+                file_name=f"llmledger-focus-{first}-{last}.{file_format}",
+                mime=finance_client.FOCUS_FORMATS[file_format],
+                icon=":material/download:",
+                key=f"download_focus_{file_format}",
+                on_click="ignore",
+            )
+    url = finance_client.focus_url(api, first, last, "csv")
+    st.code(curl(api, token, url, f"llmledger-focus-{first}-{last}.csv"), language="bash", wrap_lines=True)
+
+
 def render(context: ui.Context) -> None:
     """Choose the range and period, then download or copy the command."""
     choice = st.radio("Range", list(RANGES), format_func=RANGES.get, horizontal=True, key="export_range")
@@ -71,6 +96,15 @@ def render(context: ui.Context) -> None:
         "Period", list(PERIODS), format_func=PERIODS.get, default="day", required=True, key="export_period"
     )
     download(context, selection, "finance", period, "Download finance CSV")
+
+    st.subheader("FOCUS 1.2")
+    st.markdown(
+        "The FinOps Foundation's cost format, which FinOps tools and cloud bills share: one row per day, service, "
+        "team, feature, model, provider, billing unit and price version, with every mandatory FOCUS column "
+        "(`BilledCost`, `ListCost`, `ChargePeriodStart`, ...) and ours as `x_` columns. Where reconciliation has run, "
+        "spend OpenAI billed that no instrumented call made is in `Adjustment` rows, so a month adds up to the bill."
+    )
+    focus_downloads(context, selection)
 
     st.subheader("Raw calls")
     st.markdown("Every stored column of every call in the range (oldest first).")

@@ -77,6 +77,9 @@ ENDPOINTS: list[tuple[str, str, object, str]] = [
     ("GET", "/api/v1/export/focus?from=2026-01-01&to=2026-01-02", None, "read"),
     ("GET", "/api/v1/chargeback?month=2026-01", None, "read"),
     ("POST", "/api/v1/sql", {"sql": "SELECT count(*) FROM llm_calls"}, "read"),
+    ("GET", "/api/v1/sql/saved", None, "read"),
+    ("POST", "/api/v1/sql/saved", {"name": "calls", "sql": "SELECT count(*) FROM llm_calls"}, "admin"),
+    ("DELETE", "/api/v1/sql/saved/1", None, "admin"),
     ("POST", "/api/v1/reconcile", None, "admin"),
     ("GET", "/api/v1/reconciliation", None, "read"),
     ("GET", "/api/v1/reconcile-runs", None, "read"),
@@ -110,7 +113,8 @@ def test_every_route_is_covered(guarded: RunningCollector) -> None:
         for method in route.methods or ()
         if method != "HEAD"
     }
-    ids = {"alert-rules": "rule_id", "alert-events": "event_id", "silences": "silence_id", "digests": "digest_id"}
+    ids = {"alert-rules": "rule_id", "alert-events": "event_id", "silences": "silence_id", "digests": "digest_id",
+           "saved": "query_id"}  # fmt: skip
     covered = {
         (method, re.sub(r"/([a-z-]+)/1\b", lambda found: f"/{found[1]}/{{{ids[found[1]]}:int}}", path.split("?")[0]))
         for method, path, _, _ in ENDPOINTS

@@ -209,13 +209,13 @@ def test_a_migration_half_applied_by_a_dead_collector_finishes_on_the_next_start
         con.execute("DELETE FROM _migrations WHERE id >= 5")
         state_tables = ("price_rates", "reprice_runs", "openai_costs", "openai_usage", "openai_pulled_days",
                         "reconcile_runs", "readiness_attestations", "readiness_batch_features", "scrubbed_secrets",
-                        "notification_claims", "price_lists")  # fmt: skip
+                        "notification_claims", "price_lists", "saved_queries")  # fmt: skip
         for table in state_tables:
             con.execute(f"DROP TABLE {table}")
         for table in ("alert_silences", "alert_group_counts", "digests", "digest_sends", "digest_attempts"):  # m012-13
             con.execute(f"DROP TABLE {table}")
         sequences = ("reprice_run_ids", "reconcile_run_ids", "readiness_attestation_ids", "alert_silence_ids",
-                     "digest_ids", "digest_send_ids", "digest_attempt_ids")  # fmt: skip
+                     "digest_ids", "digest_send_ids", "digest_attempt_ids", "saved_query_ids")  # fmt: skip
         for sequence in sequences:
             con.execute(f"DROP SEQUENCE {sequence}")
         con.execute("ALTER TABLE alert_rules DROP COLUMN enforce")  # m010's PostgreSQL part

@@ -155,5 +155,111 @@ def test_the_same_guards_on_a_lake(lake: Lake) -> None:
             assert refused.status_code == 400, refused.text
         attempt = running.http.post("/api/v1/sql", json={"sql": "SELECT * FROM pg.llmledger.alert_rules"})
         assert attempt.status_code == 400
+        # Saved queries live in the lake's PostgreSQL state, like alert rules.
+        query = running.http.post("/api/v1/sql/saved", json={"name": "n", "sql": "SELECT count(*) FROM llm_calls"})
+        assert query.status_code == 201, query.text
+        assert running.get("/api/v1/sql/saved")["queries"] == [query.json()]
+        assert lake.pg("SELECT name FROM llmledger.saved_queries") == [("n",)]
+        assert running.http.post("/api/v1/sql/saved", json={"name": "n", "sql": "SELECT 1"}).status_code == 409
+        assert running.http.delete(f"/api/v1/sql/saved/{query.json()['id']}").status_code == 204
     finally:
         running.stop()
+
+
+def saved(
+    collector: RunningCollector, method: str, path: str = "", token: str = ADMIN, **body: object
+) -> httpx2.Response:
+    return collector.http.request(
+        method, f"/api/v1/sql/saved{path}", json=body or None, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def test_a_saved_query_is_listed_runs_and_is_deleted(collector: RunningCollector) -> None:
+    statement = "SELECT service, count(*) AS calls FROM llm_calls GROUP BY service"
+    created = saved(collector, "POST", name=" calls by service ", sql=statement + "\n", created_by="ana")
+    assert created.status_code == 201, created.text
+    query = created.json()
+    assert {key: query[key] for key in ("name", "sql", "created_by")} == {
+        "name": "calls by service", "sql": statement, "created_by": "ana",
+    }  # fmt: skip
+    assert saved(collector, "GET", token=READ).json() == {"queries": [query]}
+    assert sql(collector, query["sql"])[1]["rows"] == [["checkout", 25]]
+    assert saved(collector, "DELETE", f"/{query['id']}").status_code == 204
+    assert saved(collector, "GET", token=READ).json() == {"queries": []}
+    missing = saved(collector, "DELETE", f"/{query['id']}")
+    assert (missing.status_code, missing.json()["error"]) == (404, f"no saved query {query['id']}")
+
+
+def test_saved_queries_survive_a_restart_and_new_ids_follow_the_old(tmp_path: Path) -> None:
+    tokens = Tokens(ingest="ingest-token", read=READ, admin=ADMIN)
+    first = RunningCollector(tmp_path / "saved.duckdb", tokens=tokens)
+    try:
+        kept = saved(first, "POST", name="kept", sql="SELECT 1 AS one").json()
+    finally:
+        first.stop()
+    again = RunningCollector(tmp_path / "saved.duckdb", tokens=tokens)
+    try:
+        added = saved(again, "POST", name="added", sql="SELECT 2 AS two").json()
+        assert added["id"] > kept["id"]
+        assert saved(again, "GET", token=READ).json() == {"queries": [added, kept]}  # by name
+    finally:
+        again.stop()
+
+
+def test_a_name_already_saved_is_a_conflict_and_the_first_query_stays(collector: RunningCollector) -> None:
+    first = saved(collector, "POST", name="spend", sql="SELECT sum(cost_usd) FROM llm_calls").json()
+    taken = saved(collector, "POST", name="spend", sql="SELECT 1")
+    assert taken.status_code == 409
+    assert taken.json() == {"error": "a query named 'spend' is already saved", "field": "name"}
+    assert saved(collector, "GET", token=READ).json()["queries"] == [first]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"name": "wipe", "sql": "DELETE FROM llm_calls"}, "sql", "A DELETE statement is not allowed"),
+        ({"name": "two", "sql": "SELECT 1; SELECT 2"}, "sql", "holds 2 statements"),
+        ({"name": "copy", "sql": "COPY llm_calls TO '/tmp/x.csv'"}, "sql", "A COPY statement is not allowed"),
+        ({"name": "typo", "sql": "SELEC 1"}, "sql", "does not parse"),
+        ({"name": "nothing", "sql": "  "}, "sql", "empty"),
+        ({"name": "", "sql": "SELECT 1"}, "name", "is required"),
+        ({"name": "x" * 201, "sql": "SELECT 1"}, "name", "at most 200"),
+        ({"sql": "SELECT 1"}, "name", "is required"),
+        ({"name": "no sql"}, "sql", "is required"),
+        ({"name": "n", "sql": "SELECT 1", "owner": "me"}, "owner", "is not a saved query field"),
+        ({"name": "n", "sql": "SELECT 1", "created_by": 7}, "created_by", "must be a name"),
+    ],
+)
+def test_a_bad_saved_query_is_refused_naming_the_field_and_nothing_is_saved(
+    collector: RunningCollector, body: dict, field: str, message: str
+) -> None:
+    refused = saved(collector, "POST", **body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == field
+    assert message in refused.json()["error"], refused.json()
+    assert saved(collector, "GET", token=READ).json() == {"queries": []}
+
+
+def test_saving_and_deleting_need_the_admin_token(collector: RunningCollector) -> None:
+    body = {"name": "n", "sql": "SELECT 1"}
+    assert saved(collector, "POST", token=READ, **body).status_code == 403
+    query = saved(collector, "POST", **body).json()
+    assert saved(collector, "DELETE", f"/{query['id']}", token=READ).status_code == 403
+    assert httpx2.get(f"{collector.url}/api/v1/sql/saved").status_code == 401
+    assert saved(collector, "GET", token=READ).json() == {"queries": [query]}
+
+
+def test_every_kind_of_value_a_select_returns_is_sent_as_json(collector: RunningCollector) -> None:
+    status, answer = sql(
+        collector,
+        "SELECT DATE '2026-01-02' AS day, TIMESTAMPTZ '2026-01-02 03:04:05+00' AS moment, TIME '10:30' AS clock, "
+        "INTERVAL 1 DAY AS span, 1.50::DECIMAL(4,2) AS money, 'nan'::DOUBLE AS nan, 'inf'::DOUBLE AS inf, "
+        "[1, 2] AS list, {'a': DATE '2026-01-03'} AS struct, '\\x01'::BLOB AS blob, "
+        "'6f1c1b9e-5b8e-4f3a-9d2a-1c2b3d4e5f60'::UUID AS id",
+    )
+    assert status == 200, answer
+    assert answer["rows"] == [
+        ["2026-01-02", "2026-01-02T03:04:05+00:00", "10:30:00", "1 day, 0:00:00", "1.50", "NaN", "Infinity", [1, 2],
+         {"a": "2026-01-03"}, "01", "6f1c1b9e-5b8e-4f3a-9d2a-1c2b3d4e5f60"],
+    ]  # fmt: skip
+    assert [column["type"] for column in answer["columns"]][:2] == ["DATE", "TIMESTAMP WITH TIME ZONE"]

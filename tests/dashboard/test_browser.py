@@ -106,9 +106,9 @@ def test_every_page_renders_without_error(demo, browser: Browser) -> None:
         drawn_s = time.monotonic() - started
         page.screenshot(path=str(SCREENSHOTS / f"{index + 1}-{name.lower().replace(' ', '-').replace('&', 'and')}.png"))
         assert page.locator('[data-testid="stException"]').count() == 0, f"{name} shows an exception"
-        if name.lower() in ("overview", "spend", "latency", "errors & limits"):
+        if name.lower() in ("overview", "spend", "latency", "errors & limits", "chargeback"):
             assert page.locator(".vega-embed").count() > 0, f"{name} drew no chart"
-        if name.lower() in ("calls", "reconciliation", "readiness"):
+        if name.lower() in ("calls", "reconciliation", "readiness", "chargeback"):
             assert page.locator('[data-testid="stDataFrame"]').count() > 0, f"{name} shows no table"
         print(f"{name}: drawn in {drawn_s:.2f} s")
     page.close()
@@ -144,6 +144,36 @@ def _range_shown(page: Page) -> dict[str, str]:
 
     query = parse_qs(urlparse(page.url).query)
     return {"from": query.get("from", [""])[0], "to": query.get("to", [""])[0]}
+
+
+def test_run_a_query_on_the_sql_page_and_see_a_table_and_a_chart(demo, browser: Browser) -> None:
+    collector, url = demo
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    try:
+        page.goto(url)
+        _settle(page)
+        page.locator('[data-testid="stSidebarNav"] a', has_text="SQL").click()
+        _settle(page)
+        statement = page.locator(".st-key-sql_text textarea").input_value()
+        page.locator(".st-key-sql_run button").click()
+        _settle(page)
+        rows = collector.http.post("/api/v1/sql", json={"sql": statement}).json()["row_count"]
+        assert rows > 30  # the demo's 90 days, one row each
+        expect(page.get_by_text(f"{rows:,} rows in")).to_have_count(1, timeout=30_000)
+        expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(1)
+        expect(page.locator('[data-testid="stMain"] .vega-embed')).to_have_count(1)
+        page.screenshot(path=str(SCREENSHOTS / "flow-sql-result.png"), full_page=True)
+
+        page.locator(".st-key-sql_text textarea").fill("DELETE FROM llm_calls")
+        page.keyboard.press("Control+Enter")
+        _settle(page)
+        page.locator(".st-key-sql_run button").click()
+        _settle(page)
+        expect(page.get_by_text("The collector refused the query: A DELETE statement is not allowed")).to_have_count(1)
+        expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(0)
+        assert collector.get("/api/v1/summary")["requests"] > 0
+    finally:
+        page.close()
 
 
 def test_create_a_rule_in_the_ui_and_see_it_fire(demo, browser: Browser) -> None:

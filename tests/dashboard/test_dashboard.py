@@ -327,7 +327,7 @@ def test_the_calls_table_names_every_instrumentation_that_reported_a_call() -> N
 def test_exports_offer_both_csvs_and_the_curl_line(loaded: RunningCollector, monkeypatch: pytest.MonkeyPatch) -> None:
     at = run(loaded.url, monkeypatch, "views/exports.py", range="7d")
     assert not at.exception
-    assert len(at.get("download_button")) == 2  # one click each: the file is fetched when it is pressed
+    assert len(at.get("download_button")) == 4  # finance, FOCUS CSV and Parquet, calls: fetched when pressed
     commands = [block.value for block in at.code]
     assert any("/api/v1/export.csv?kind=finance&period=day&from=" in command for command in commands)
     assert any("kind=calls" in command for command in commands)
