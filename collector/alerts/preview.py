@@ -1,9 +1,10 @@
 """A rule replayed hour by hour over the last days, per group: its value, state, band, and where it would have fired.
 
 Fast at any size: the calls are read once, as per-group buckets (an hour, or 5 minutes for 5-minute windows and
-no-data rules) of the sums a window is made of, and each hourly step's window is summed from them. Only what buckets
-can't add up is measured step by step: a percentile over a window longer than its bucket (a 24-hour p95) and the
-reconciliation gap. The last step, the present moment, is measured as the engine measures it.
+no-data rules) of the sums a window is made of, and each hourly step's window is summed from them. A percentile over
+a window longer than an hour (a 24-hour p95) is merged from hourly counts, exactly (percentiles.py). Only the
+reconciliation gap is measured step by step. The last step, the present moment, is measured as the engine measures
+it.
 
 A grouped rule replays its top `max_groups` groups by the metric over the whole period (the engine admits groups as
 they cross); the rest are counted as left out.
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from collector.alerts import anomaly
+from collector.alerts import anomaly, percentiles
 from collector.alerts.engine import next_state
 from collector.alerts.readings import (
     NO_DATA_SEEN_WITHIN,
@@ -32,7 +33,7 @@ from collector.alerts.readings import (
     where,
 )
 from collector.alerts.rules import ROLLING_WINDOWS, Rule
-from collector.query.filters import PERCENTILE_METRICS
+from collector.query.filters import PERCENTILE_METRICS, PERCENTILES
 
 _HOUR = timedelta(hours=1)
 _FIVE = timedelta(minutes=5)
@@ -109,23 +110,28 @@ def _readings(con: Any, rule: Rule, groups: list[str], steps: list[datetime]) ->
         return _anomaly_readings(con, rule, groups, steps)
     if rule.kind == "no_data":
         return _no_data_readings(con, rule, groups, steps)
-    width = _FIVE if rule.window == "5m" else _HOUR
-    summable = rule.metric != "reconciliation_gap_pct" and (
-        rule.metric not in PERCENTILE_METRICS or ROLLING_WINDOWS.get(rule.window) == width
-    )
-    if not summable:  # measured step by step, exactly as the engine would
+    if rule.metric == "reconciliation_gap_pct":  # measured step by step, exactly as the engine would
         return [(at, read(con, rule, at)) for at in steps]
+    width = _FIVE if rule.window == "5m" else _HOUR
+    if rule.metric in PERCENTILE_METRICS and ROLLING_WINDOWS.get(rule.window) != width:
+        return _percentile_readings(con, rule, groups, steps)
     return _threshold_readings(con, rule, groups, steps, width)
+
+
+def _calls(rule: Rule, groups: list[str], start: datetime, end: datetime) -> tuple[str, list[Any]]:
+    """The WHERE clause of the rule's calls in [start, end) that belong to `groups`."""
+    clause, params = where(rule, start, end)
+    if rule.group_by is not None:
+        clause += f" AND {group_sql(rule)} IN ({', '.join('?' * len(groups))})"
+        params = [*params, *groups]
+    return clause, params
 
 
 def _buckets(
     con: Any, rule: Rule, groups: list[str], start: datetime, end: datetime, width: timedelta, parts: dict[str, str]
 ) -> dict[str, dict[int, tuple[Any, ...]]]:
     """One query: per group and bucket (its index: epoch seconds // width) the `parts`, for calls in [start, end)."""
-    clause, params = where(rule, start, end)
-    if rule.group_by is not None:
-        clause += f" AND {group_sql(rule)} IN ({', '.join('?' * len(groups))})"
-        params = [*params, *groups]
+    clause, params = _calls(rule, groups, start, end)
     seconds = int(width.total_seconds())
     rows = con.execute(
         f"SELECT {group_sql(rule)} AS g, floor(epoch(start_time) / {seconds})::BIGINT AS b, "
@@ -173,6 +179,20 @@ def _threshold_readings(
                 continue  # a group without calls in the window has no reading, as in the engine
             value = _value(rule, at, calls, sums, rows, low, high)
             by_group[group] = threshold_reading(rule, value, calls)
+    return found
+
+
+def _percentile_readings(con: Any, rule: Rule, groups: list[str], steps: list[datetime]) -> list[tuple[datetime, dict]]:
+    """A percentile over a window of many hours (24h, day, month) at every step, exact, from hourly counts."""
+    column, fraction = PERCENTILES[rule.metric]
+    clause, params = _calls(rule, groups, min(_window_start(rule, at) for at in steps), steps[-1])
+    windows = [(_index(_window_start(rule, at), _HOUR), _index(at, _HOUR)) for at in steps]
+    by_group = percentiles.windowed(con, column, fraction, group_sql(rule), clause, params, groups, windows)
+    found: list[tuple[datetime, dict]] = [(at, {}) for at in steps]
+    for group in groups:
+        for (_, by_step), (value, calls) in zip(found, by_group[group], strict=True):
+            if calls or rule.group_by is None:  # a group without calls in the window has no reading, as in the engine
+                by_step[group] = threshold_reading(rule, value, calls)
     return found
 
 

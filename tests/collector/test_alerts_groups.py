@@ -3,6 +3,7 @@ silences and acknowledgements, and the 422s naming the field at fault."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.alerts.readings import read
 from collector.alerts.rules import RuleError, parse_rule
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
@@ -333,6 +335,70 @@ def test_a_grouped_preview_replays_its_top_groups(collector: RunningCollector) -
     assert timedelta(hours=29) <= now - datetime.fromisoformat(search["fired_at"][0]) <= timedelta(hours=31)
     assert preview["groups"][1]["fired_at"] == []
     assert max(p["value"] or 0 for p in search["points"]) == 4.0
+
+
+def _latencies(collector: RunningCollector, end: datetime) -> None:
+    """Nine days of calls before `end`, every eleventh hour empty: log-normal durations (some rounded to tens, so
+    with ties; a few 0, tiny or huge), a time to first token on two calls in three, three teams."""
+    rng = random.Random(18)
+    times, durations, ttfts, teams = [], [], [], []
+    while len(times) < 6000:
+        at = end - timedelta(days=9) * rng.random()
+        if int(at.timestamp() // 3600) % 11 == 0:
+            continue
+        duration = rng.lognormvariate(7, 1)
+        if rng.random() < 0.5:
+            duration = round(duration, -1)
+        if rng.random() < 0.02:
+            duration = rng.choice([0.0, 4e-4, 2e7])
+        times.append(at)
+        durations.append(duration)
+        ttfts.append(None if rng.random() < 1 / 3 else rng.uniform(50, 900))
+        teams.append(rng.choice(["search", "docs", "ads"]))
+    with collector.collector.store.transaction() as con:
+        con.execute(
+            "INSERT INTO llm_calls (trace_id, span_id, start_time, duration_ms, ttft_ms, service, environment, team, "
+            "status, cost_usd, request_model, source_dialect) "
+            "SELECT printf('%032x', i), printf('%016x', i), t, d, f, 'checkout', 'production', team, 'ok', 0.001, "
+            "'gpt-4o-mini', 'llmledger' FROM (SELECT unnest(range(?)) AS i, unnest(?::TIMESTAMPTZ[]) AS t, "
+            "unnest(?::DOUBLE[]) AS d, unnest(?::DOUBLE[]) AS f, unnest(?::VARCHAR[]) AS team)",
+            [len(times), times, durations, ttfts, teams],
+        )
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"metric": "latency_p95_ms", "window": "24h", "group_by": "team"},
+        {"metric": "latency_p99_ms", "window": "day"},
+        {"metric": "ttft_p95_ms", "window": "month", "group_by": "team"},
+    ],
+)
+def test_a_percentile_over_hours_previews_exactly_what_the_engine_measures_at_each_step(
+    collector: RunningCollector, rule: dict
+) -> None:
+    """A 24-hour, a day's or a month's percentile is merged from hourly counts at every step, not measured step by
+    step: each point is the engine's own quantile_cont over that step's window, to the last bit."""
+    _latencies(collector, datetime.now(tz=UTC))
+    rule = {"name": "slow", "op": ">", "threshold": 3000, **rule}
+    answer = collector.http.post("/api/v1/alert-rules/preview", json=rule)
+    assert answer.status_code == 200, answer.text
+    preview = answer.json()
+    series = (
+        {group["group"]: group["points"] for group in preview["groups"]}
+        if "group_by" in rule
+        else {"": preview["points"]}
+    )
+    con = collector.collector.store.reader()
+    compared = 0
+    for group, points in series.items():
+        for point in points:
+            measured = read(con, parse_rule(rule), datetime.fromisoformat(point["time"])).get(group)
+            assert (point["value"], point["requests"]) == (
+                (measured.value, measured.requests) if measured else (None, 0)
+            ), (group, point["time"])
+            compared += point["value"] is not None
+    assert compared > 100 * len(series)
 
 
 @pytest.mark.parametrize(
