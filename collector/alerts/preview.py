@@ -37,13 +37,14 @@ from collector.query.filters import PERCENTILE_METRICS, PERCENTILES
 
 _HOUR = timedelta(hours=1)
 _FIVE = timedelta(minutes=5)
-_PARTS = {  # what a window's value is summed from: calls, errors, cost, and the least headroom
-    "n": "count(*)",
+_SUMS = {  # what a window's value is summed from (exactly: counts, and the cost as a Decimal), besides its calls
+    "requests": "count(*)",
     "errors": "count(*) FILTER (WHERE status = 'error')",
     "cost": "coalesce(sum(cost_usd), 0)",
-    "rq": SQL["ratelimit_headroom_requests_pct"],
-    "tk": SQL["ratelimit_headroom_tokens_pct"],
+    "unpriced": SQL["unpriced_requests"],
 }
+_SUMMED_FROM = {"cost": "cost", "cost_forecast_month": "cost", "requests": "requests", "errors": "errors",
+                "error_rate": "errors", "unpriced_requests": "unpriced"}  # fmt: skip
 
 
 def preview(con: Any, rule: Rule, now: datetime, days: int = 7) -> dict[str, Any]:
@@ -159,26 +160,28 @@ def _window_start(rule: Rule, at: datetime) -> datetime:
 def _threshold_readings(
     con: Any, rule: Rule, groups: list[str], steps: list[datetime], width: timedelta
 ) -> list[tuple[datetime, dict]]:
+    """Each step's window summed from buckets of what the metric needs: its sum, else its own value per bucket (the
+    least headroom, or a percentile whose window is one bucket)."""
     start = min(_window_start(rule, at) for at in steps)
-    parts = dict(_PARTS)
-    if rule.metric in PERCENTILE_METRICS:
-        parts["p"] = SQL[rule.metric]  # one bucket is the whole window
+    summed = _SUMMED_FROM.get(rule.metric)
+    parts = {"n": "count(*)", "own": _SUMS[summed] if summed else SQL[rule.metric]}
     buckets = _buckets(con, rule, groups, start, steps[-1], width, parts)
     base = _index(start, width)
     size = _index(steps[-1], width) - base
     found: list[tuple[datetime, dict]] = [(at, {}) for at in steps]
     for group in groups:
         by_bucket = buckets.get(group, {})
-        rows = [by_bucket.get(base + i) for i in range(size)]
-        sums = {name: [0, *accumulate(float(row[k]) if row else 0.0 for row in rows)]
-                for k, name in enumerate(("n", "errors", "cost"))}  # fmt: skip
+        rows = [by_bucket.get(base + i, (0, None)) for i in range(size)]
+        calls_upto = [0, *accumulate(row[0] for row in rows)]
+        own = [row[1] for row in rows]
+        sums = [0, *accumulate(value or 0 for value in own)] if summed else []
         for at, by_group in found:
             low, high = _index(_window_start(rule, at), width) - base, _index(at, width) - base
-            calls = int(sums["n"][high] - sums["n"][low])
+            calls = calls_upto[high] - calls_upto[low]
             if calls == 0 and rule.group_by is not None:
                 continue  # a group without calls in the window has no reading, as in the engine
-            value = _value(rule, at, calls, sums, rows, low, high)
-            by_group[group] = threshold_reading(rule, value, calls)
+            value = float(sums[high] - sums[low]) if summed else _own_value(rule, own, low, high)
+            by_group[group] = threshold_reading(rule, _value(rule, at, calls, value), calls)
     return found
 
 
@@ -196,27 +199,22 @@ def _percentile_readings(con: Any, rule: Rule, groups: list[str], steps: list[da
     return found
 
 
-def _value(
-    rule: Rule, at: datetime, calls: int, sums: dict[str, list[float]], rows: list, low: int, high: int
-) -> float | None:
-    """The window's metric from its buckets, as the engine's SQL would compute it over the window's calls."""
-    errors = sums["errors"][high] - sums["errors"][low]
-    cost = sums["cost"][high] - sums["cost"][low]
-    metric = rule.metric
-    if metric in ("cost", "cost_forecast_month"):
-        return forecast(cost, at) if metric == "cost_forecast_month" else cost
-    if metric == "requests":
-        return float(calls)
-    if metric == "errors":
-        return errors
-    if metric == "error_rate":
-        return errors / calls if calls else 0.0
-    if metric in PERCENTILE_METRICS:
-        row = rows[low] if high - low == 1 else None
-        return None if row is None or row[5] is None else float(row[5])
-    column = 3 if metric == "ratelimit_headroom_requests_pct" else 4
-    known = [float(row[column]) for row in rows[low:high] if row is not None and row[column] is not None]
+def _own_value(rule: Rule, own: list, low: int, high: int) -> float | None:
+    """A window's least headroom from its buckets' least, or its percentile when it is one bucket."""
+    if rule.metric in PERCENTILE_METRICS:
+        value = own[low] if high - low == 1 else None
+        return None if value is None else float(value)
+    known = [float(value) for value in own[low:high] if value is not None]
     return min(known) if known else None
+
+
+def _value(rule: Rule, at: datetime, calls: int, value: float | None) -> float | None:
+    """The window's metric, as the engine's SQL would compute it over the window's calls, from its sum or own value."""
+    if rule.metric == "cost_forecast_month":
+        return forecast(value or 0.0, at)
+    if rule.metric == "error_rate":
+        return (value or 0.0) / calls if calls else 0.0
+    return value
 
 
 def _anomaly_readings(con: Any, rule: Rule, groups: list[str], steps: list[datetime]) -> list[tuple[datetime, dict]]:
