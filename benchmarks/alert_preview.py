@@ -1,8 +1,8 @@
 """Time an alert rule's preview (7 days, hourly, per group) over N generated calls in those 7 days.
 
 Rows are generated inside DuckDB as benchmarks/queries.py does (its SQL, spread over 7 days instead of 90) into a
-migrated database file; each rule's preview then runs 3 times warm and the median is reported, with the number of
-calls per second it stands for. The requirement (issue 18): under 2 s at 10 million calls.
+migrated database file; each rule's preview then runs 3 times warm and the median is reported. A reused database
+(--db) is previewed as of its newest call. The requirement (issue 18): under 2 s at 10 million calls.
 
     python benchmarks/alert_preview.py [--rows 10000000] [--db PATH]
 """
@@ -31,8 +31,10 @@ RULES = {
                                  "group_by": "service"},
     "p95 latency 1h by model": {"metric": "latency_p95_ms", "window": "1h", "op": ">", "threshold": 3000,
                                 "group_by": "model"},
-    "p95 latency 24h (measured step by step)": {"metric": "latency_p95_ms", "window": "24h", "op": ">",
-                                                "threshold": 3000},
+    "p95 latency 24h (merged from hourly counts)": {"metric": "latency_p95_ms", "window": "24h", "op": ">",
+                                                    "threshold": 3000},
+    "p99 latency today by team": {"metric": "latency_p99_ms", "window": "day", "op": ">", "threshold": 3000,
+                                  "group_by": "team"},
     "anomaly: requests by team, hour of week": {"kind": "anomaly", "metric": "requests", "group_by": "team"},
     "anomaly: cost, rolling median": {"kind": "anomaly", "metric": "cost", "baseline": "rolling_median"},
     "no data 30m by service": {"kind": "no_data", "window": "30m", "group_by": "service"},
@@ -65,6 +67,8 @@ def main() -> None:
         store = Store(db)
         con = store.reader()
         try:
+            if args.db is not None:
+                (now,) = con.execute("SELECT max(start_time) + INTERVAL 1 SECOND FROM llm_calls").fetchone()
             for name, fields in RULES.items():
                 rule = parse_rule({"name": name, **fields})
                 preview(con, rule, now)  # warm

@@ -1,9 +1,10 @@
 """A rule replayed hour by hour over the last days, per group: its value, state, band, and where it would have fired.
 
 Fast at any size: the calls are read once, as per-group buckets (an hour, or 5 minutes for 5-minute windows and
-no-data rules) of the sums a window is made of, and each hourly step's window is summed from them. Only what buckets
-can't add up is measured step by step: a percentile over a window longer than its bucket (a 24-hour p95) and the
-reconciliation gap. The last step, the present moment, is measured as the engine measures it.
+no-data rules) of the sums a window is made of, and each hourly step's window is summed from them. A percentile over
+a window longer than an hour (a 24-hour p95) is merged from hourly counts, exactly (percentiles.py). Only the
+reconciliation gap is measured step by step. The last step, the present moment, is measured as the engine measures
+it.
 
 A grouped rule replays its top `max_groups` groups by the metric over the whole period (the engine admits groups as
 they cross); the rest are counted as left out.
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from collector.alerts import anomaly
+from collector.alerts import anomaly, percentiles
 from collector.alerts.engine import next_state
 from collector.alerts.readings import (
     NO_DATA_SEEN_WITHIN,
@@ -32,17 +33,18 @@ from collector.alerts.readings import (
     where,
 )
 from collector.alerts.rules import ROLLING_WINDOWS, Rule
-from collector.query.filters import PERCENTILE_METRICS
+from collector.query.filters import PERCENTILE_METRICS, PERCENTILES
 
 _HOUR = timedelta(hours=1)
 _FIVE = timedelta(minutes=5)
-_PARTS = {  # what a window's value is summed from: calls, errors, cost, and the least headroom
-    "n": "count(*)",
+_SUMS = {  # what a window's value is summed from (exactly: counts, and the cost as a Decimal), besides its calls
+    "requests": "count(*)",
     "errors": "count(*) FILTER (WHERE status = 'error')",
     "cost": "coalesce(sum(cost_usd), 0)",
-    "rq": SQL["ratelimit_headroom_requests_pct"],
-    "tk": SQL["ratelimit_headroom_tokens_pct"],
+    "unpriced": SQL["unpriced_requests"],
 }
+_SUMMED_FROM = {"cost": "cost", "cost_forecast_month": "cost", "requests": "requests", "errors": "errors",
+                "error_rate": "errors", "unpriced_requests": "unpriced"}  # fmt: skip
 
 
 def preview(con: Any, rule: Rule, now: datetime, days: int = 7) -> dict[str, Any]:
@@ -109,23 +111,28 @@ def _readings(con: Any, rule: Rule, groups: list[str], steps: list[datetime]) ->
         return _anomaly_readings(con, rule, groups, steps)
     if rule.kind == "no_data":
         return _no_data_readings(con, rule, groups, steps)
-    width = _FIVE if rule.window == "5m" else _HOUR
-    summable = rule.metric != "reconciliation_gap_pct" and (
-        rule.metric not in PERCENTILE_METRICS or ROLLING_WINDOWS.get(rule.window) == width
-    )
-    if not summable:  # measured step by step, exactly as the engine would
+    if rule.metric == "reconciliation_gap_pct":  # measured step by step, exactly as the engine would
         return [(at, read(con, rule, at)) for at in steps]
+    width = _FIVE if rule.window == "5m" else _HOUR
+    if rule.metric in PERCENTILE_METRICS and ROLLING_WINDOWS.get(rule.window) != width:
+        return _percentile_readings(con, rule, groups, steps)
     return _threshold_readings(con, rule, groups, steps, width)
+
+
+def _calls(rule: Rule, groups: list[str], start: datetime, end: datetime) -> tuple[str, list[Any]]:
+    """The WHERE clause of the rule's calls in [start, end) that belong to `groups`."""
+    clause, params = where(rule, start, end)
+    if rule.group_by is not None:
+        clause += f" AND {group_sql(rule)} IN ({', '.join('?' * len(groups))})"
+        params = [*params, *groups]
+    return clause, params
 
 
 def _buckets(
     con: Any, rule: Rule, groups: list[str], start: datetime, end: datetime, width: timedelta, parts: dict[str, str]
 ) -> dict[str, dict[int, tuple[Any, ...]]]:
     """One query: per group and bucket (its index: epoch seconds // width) the `parts`, for calls in [start, end)."""
-    clause, params = where(rule, start, end)
-    if rule.group_by is not None:
-        clause += f" AND {group_sql(rule)} IN ({', '.join('?' * len(groups))})"
-        params = [*params, *groups]
+    clause, params = _calls(rule, groups, start, end)
     seconds = int(width.total_seconds())
     rows = con.execute(
         f"SELECT {group_sql(rule)} AS g, floor(epoch(start_time) / {seconds})::BIGINT AS b, "
@@ -153,50 +160,61 @@ def _window_start(rule: Rule, at: datetime) -> datetime:
 def _threshold_readings(
     con: Any, rule: Rule, groups: list[str], steps: list[datetime], width: timedelta
 ) -> list[tuple[datetime, dict]]:
+    """Each step's window summed from buckets of what the metric needs: its sum, else its own value per bucket (the
+    least headroom, or a percentile whose window is one bucket)."""
     start = min(_window_start(rule, at) for at in steps)
-    parts = dict(_PARTS)
-    if rule.metric in PERCENTILE_METRICS:
-        parts["p"] = SQL[rule.metric]  # one bucket is the whole window
+    summed = _SUMMED_FROM.get(rule.metric)
+    parts = {"n": "count(*)", "own": _SUMS[summed] if summed else SQL[rule.metric]}
     buckets = _buckets(con, rule, groups, start, steps[-1], width, parts)
     base = _index(start, width)
     size = _index(steps[-1], width) - base
     found: list[tuple[datetime, dict]] = [(at, {}) for at in steps]
     for group in groups:
         by_bucket = buckets.get(group, {})
-        rows = [by_bucket.get(base + i) for i in range(size)]
-        sums = {name: [0, *accumulate(float(row[k]) if row else 0.0 for row in rows)]
-                for k, name in enumerate(("n", "errors", "cost"))}  # fmt: skip
+        rows = [by_bucket.get(base + i, (0, None)) for i in range(size)]
+        calls_upto = [0, *accumulate(row[0] for row in rows)]
+        own = [row[1] for row in rows]
+        sums = [0, *accumulate(value or 0 for value in own)] if summed else []
         for at, by_group in found:
             low, high = _index(_window_start(rule, at), width) - base, _index(at, width) - base
-            calls = int(sums["n"][high] - sums["n"][low])
+            calls = calls_upto[high] - calls_upto[low]
             if calls == 0 and rule.group_by is not None:
                 continue  # a group without calls in the window has no reading, as in the engine
-            value = _value(rule, at, calls, sums, rows, low, high)
-            by_group[group] = threshold_reading(rule, value, calls)
+            value = float(sums[high] - sums[low]) if summed else _own_value(rule, own, low, high)
+            by_group[group] = threshold_reading(rule, _value(rule, at, calls, value), calls)
     return found
 
 
-def _value(
-    rule: Rule, at: datetime, calls: int, sums: dict[str, list[float]], rows: list, low: int, high: int
-) -> float | None:
-    """The window's metric from its buckets, as the engine's SQL would compute it over the window's calls."""
-    errors = sums["errors"][high] - sums["errors"][low]
-    cost = sums["cost"][high] - sums["cost"][low]
-    metric = rule.metric
-    if metric in ("cost", "cost_forecast_month"):
-        return forecast(cost, at) if metric == "cost_forecast_month" else cost
-    if metric == "requests":
-        return float(calls)
-    if metric == "errors":
-        return errors
-    if metric == "error_rate":
-        return errors / calls if calls else 0.0
-    if metric in PERCENTILE_METRICS:
-        row = rows[low] if high - low == 1 else None
-        return None if row is None or row[5] is None else float(row[5])
-    column = 3 if metric == "ratelimit_headroom_requests_pct" else 4
-    known = [float(row[column]) for row in rows[low:high] if row is not None and row[column] is not None]
+def _percentile_readings(con: Any, rule: Rule, groups: list[str], steps: list[datetime]) -> list[tuple[datetime, dict]]:
+    """A percentile over a window of many hours (24h, day, month) at every step, exact, from hourly counts."""
+    column, fraction = PERCENTILES[rule.metric]
+    clause, params = _calls(rule, groups, min(_window_start(rule, at) for at in steps), steps[-1])
+    windows = [(_index(_window_start(rule, at), _HOUR), _index(at, _HOUR)) for at in steps]
+    by_group = percentiles.windowed(con, column, fraction, group_sql(rule), clause, params, groups, windows)
+    found: list[tuple[datetime, dict]] = [(at, {}) for at in steps]
+    for group in groups:
+        for (_, by_step), (value, calls) in zip(found, by_group[group], strict=True):
+            if calls or rule.group_by is None:  # a group without calls in the window has no reading, as in the engine
+                by_step[group] = threshold_reading(rule, value, calls)
+    return found
+
+
+def _own_value(rule: Rule, own: list, low: int, high: int) -> float | None:
+    """A window's least headroom from its buckets' least, or its percentile when it is one bucket."""
+    if rule.metric in PERCENTILE_METRICS:
+        value = own[low] if high - low == 1 else None
+        return None if value is None else float(value)
+    known = [float(value) for value in own[low:high] if value is not None]
     return min(known) if known else None
+
+
+def _value(rule: Rule, at: datetime, calls: int, value: float | None) -> float | None:
+    """The window's metric, as the engine's SQL would compute it over the window's calls, from its sum or own value."""
+    if rule.metric == "cost_forecast_month":
+        return forecast(value or 0.0, at)
+    if rule.metric == "error_rate":
+        return (value or 0.0) / calls if calls else 0.0
+    return value
 
 
 def _anomaly_readings(con: Any, rule: Rule, groups: list[str], steps: list[datetime]) -> list[tuple[datetime, dict]]:

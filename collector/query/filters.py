@@ -37,12 +37,16 @@ METRICS: dict[str, str] = {
     "cached_input_tokens": "coalesce(sum(cached_input_tokens), 0)::BIGINT",
     "output_tokens": "coalesce(sum(output_tokens), 0)::BIGINT",
     "reasoning_tokens": "coalesce(sum(reasoning_tokens), 0)::BIGINT",
-    "latency_p50_ms": "quantile_cont(duration_ms, 0.5)",
-    "latency_p95_ms": "quantile_cont(duration_ms, 0.95)",
-    "latency_p99_ms": "quantile_cont(duration_ms, 0.99)",
-    "ttft_p95_ms": "quantile_cont(ttft_ms, 0.95)",
 }
-PERCENTILE_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p95_ms"})
+# Percentiles: the column and the fraction quantile_cont takes (the alert preview computes them from these too).
+PERCENTILES: dict[str, tuple[str, float]] = {
+    "latency_p50_ms": ("duration_ms", 0.5),
+    "latency_p95_ms": ("duration_ms", 0.95),
+    "latency_p99_ms": ("duration_ms", 0.99),
+    "ttft_p95_ms": ("ttft_ms", 0.95),
+}
+METRICS.update({name: f"quantile_cont({column}, {fraction})" for name, (column, fraction) in PERCENTILES.items()})
+PERCENTILE_METRICS = frozenset(PERCENTILES)
 # What calls were billed on besides tokens: in the summary and the time series (breakdowns and the finance CSV sum
 # the same from the daily rollup for whole days). Audio seconds are summed exactly (rollups.AUDIO_SECONDS), then sent
 # as a number.

@@ -3,6 +3,7 @@ silences and acknowledgements, and the 422s naming the field at fault."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.alerts.readings import read
 from collector.alerts.rules import RuleError, parse_rule
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
@@ -333,6 +335,74 @@ def test_a_grouped_preview_replays_its_top_groups(collector: RunningCollector) -
     assert timedelta(hours=29) <= now - datetime.fromisoformat(search["fired_at"][0]) <= timedelta(hours=31)
     assert preview["groups"][1]["fired_at"] == []
     assert max(p["value"] or 0 for p in search["points"]) == 4.0
+
+
+def _calls_of_nine_days(collector: RunningCollector, end: datetime) -> None:
+    """Nine days of calls before `end`, every eleventh hour empty, three teams: log-normal durations (half rounded
+    to tens, so with ties; a few 0, tiny or huge), a time to first token on two calls in three, one error in ten,
+    costs to the nano-dollar with one call in twenty unpriced, and rate-limit headroom."""
+    rng = random.Random(18)
+    calls = []
+    while len(calls) < 6000:
+        at = end - timedelta(days=9) * rng.random()
+        if int(at.timestamp() // 3600) % 11 == 0:
+            continue
+        duration = rng.lognormvariate(7, 1)
+        if rng.random() < 0.5:
+            duration = round(duration, -1)
+        if rng.random() < 0.02:
+            duration = rng.choice([0.0, 4e-4, 2e7])
+        ttft = None if rng.random() < 1 / 3 else rng.uniform(50, 900)
+        cost = None if rng.random() < 0.05 else f"{rng.uniform(0, 0.05):.9f}"
+        status = "error" if rng.random() < 0.1 else "ok"
+        calls.append((at, duration, ttft, rng.choice(["search", "docs", "ads"]), status, cost, rng.randrange(10_000)))
+    with collector.collector.store.transaction() as con:
+        con.executemany(
+            "INSERT INTO llm_calls (trace_id, span_id, start_time, duration_ms, ttft_ms, service, environment, team, "
+            "status, cost_usd, input_tokens, output_tokens, ratelimit_limit_requests, ratelimit_remaining_requests, "
+            "request_model, source_dialect) "
+            "VALUES (?, ?, ?, ?, ?, 'checkout', 'production', ?, ?, ?, 100, 20, 10000, ?, 'gpt-4o-mini', 'llmledger')",
+            [(f"{i:032x}", f"{i:016x}", *call) for i, call in enumerate(calls)],
+        )
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"metric": "latency_p95_ms", "window": "24h", "group_by": "team"},
+        {"metric": "latency_p99_ms", "window": "day"},
+        {"metric": "ttft_p95_ms", "window": "month", "group_by": "team"},
+        {"metric": "latency_p95_ms", "window": "1h", "group_by": "team"},
+        {"metric": "latency_p99_ms", "window": "5m"},
+        {"metric": "cost", "window": "24h", "group_by": "team"},
+        {"metric": "cost_forecast_month", "window": "month"},
+        {"metric": "requests", "window": "day", "group_by": "team"},
+        {"metric": "errors", "window": "1h"},
+        {"metric": "error_rate", "window": "5m", "group_by": "team"},
+        {"metric": "unpriced_requests", "window": "24h"},
+        {"metric": "ratelimit_headroom_requests_pct", "window": "24h", "op": "<"},
+    ],
+    ids=lambda rule: f"{rule['metric']}-{rule['window']}{'-by-team' if 'group_by' in rule else ''}",
+)
+def test_the_preview_is_what_the_engine_measures_at_each_step(collector: RunningCollector, rule: dict) -> None:
+    """Every threshold metric's preview, summed from buckets or (a percentile over many hours: 24h, a day, a month)
+    merged from hourly counts, equals the engine's own measurement of each step's window, to the last bit."""
+    _calls_of_nine_days(collector, datetime.now(tz=UTC))
+    rule = {"name": "watched", "op": ">", "threshold": 3000, **rule}
+    answer = collector.http.post("/api/v1/alert-rules/preview", json=rule)
+    assert answer.status_code == 200, answer.text
+    preview = answer.json()
+    grouped = "group_by" in rule
+    series = {group["group"]: group["points"] for group in preview["groups"]} if grouped else {"": preview["points"]}
+    con = collector.collector.store.reader()
+    known = 0
+    for group, points in series.items():
+        for point in points:
+            measured = read(con, parse_rule(rule), datetime.fromisoformat(point["time"])).get(group)
+            expected = (measured.value, measured.requests) if measured else (None, 0)
+            assert (point["value"], point["requests"]) == expected, (group, point["time"])
+            known += point["value"] is not None
+    assert known > 100  # the steps had calls and values to compare
 
 
 @pytest.mark.parametrize(
