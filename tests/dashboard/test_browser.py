@@ -318,6 +318,16 @@ def _choose(page: Page, key: str, option: str) -> None:
     _settle(page)
 
 
+def _type_choice(page: Page, key: str, option: str) -> None:
+    """Pick `option` in a select inside a form by typing it (a form's select doesn't rerun the page, and far down a
+    long page its list of options may open out of reach of a click)."""
+    select = page.locator(f".st-key-{key} input")
+    select.scroll_into_view_if_needed()
+    select.click()
+    select.press_sequentially(option)
+    select.press("Enter")
+
+
 def test_create_a_per_team_anomaly_rule_with_a_teams_channel_and_a_weekly_digest(demo, browser: Browser) -> None:
     """The issue's flow: a per-team anomaly rule with a Teams channel, previewed and created from the form; then a
     weekly digest created from the form and sent now to a Slack-shaped receiver on loopback."""
@@ -361,17 +371,18 @@ def test_create_a_per_team_anomaly_rule_with_a_teams_channel_and_a_weekly_digest
         page.screenshot(path=str(SCREENSHOTS / "flow-alerts-anomaly-created.png"), full_page=True)
 
         page.locator(".st-key-digest_name input").fill("Search weekly")
-        _choose(page, "digest_schedule", "weekly")
+        _type_choice(page, "digest_schedule", "weekly")
         page.locator(".st-key-digest_filter_team input").fill("search")
-        channel = page.locator(".st-key-digest_channel_type input")
-        channel.click()
-        channel.press_sequentially("slack")
-        channel.press("Enter")
+        _type_choice(page, "digest_channel_type", "slack")
         page.locator(".st-key-digest_channel_url input").fill(f"{slack.base}/services/T0/B0/browser-secret")
         page.get_by_role("button", name="Create digest").click()
         _settle(page)
         expect(page.get_by_text("Created digest 'Search weekly'")).to_have_count(1, timeout=30_000)
-        digests = [digest["id"] for digest in collector.get("/api/v1/digests")["digests"]]
+        [digest] = collector.get("/api/v1/digests")["digests"]
+        digests = [digest["id"]]
+        assert (digest["schedule"], digest["filters"], digest["channels"][0]["type"]) == (
+            "weekly", {"team": ["search"]}, "slack",
+        )  # fmt: skip
         page.get_by_role("button", name="Send now").click()
         _settle(page)
         [posted] = slack.wait_for(1)
