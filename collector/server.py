@@ -311,5 +311,7 @@ def _stop_on_signals(server: uvicorn.Server, before_shutdown: Callable[[], None]
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # httpx2 logs each request's whole URL at INFO: a price-list mirror's token or a channel's secret path with it.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     Collector(CollectorConfig.from_args(args)).serve()
     return 0

@@ -19,7 +19,7 @@ from collector.alerts.readings import month_bounds
 from collector.alerts.rules import Rule
 from collector.digests.spec import Digest, Period
 from collector.query import daily
-from collector.query.filters import Filters
+from collector.query.filters import UNPRICED, Filters
 from collector.query.reports import breakdown
 from collector.reconcile.compare import reconciliation
 from collector.store.rollups import UTC_DAY
@@ -60,6 +60,7 @@ class Report:
     previous_spend: Decimal
     requests: int
     errors: int
+    unpriced: int  # calls the price book couldn't price: not in `spend`, and said so (never shown as $0 spent)
     daily: list[tuple[date, Decimal]]  # every day of the period, 0 when nothing was spent
     top_models: list[Ranked]
     top_features: list[Ranked]
@@ -88,8 +89,9 @@ class Report:
 
     def lines(self) -> list[str]:
         """The report as plain-text lines (the body of every channel's message)."""
+        unpriced = f"; {self.unpriced:,} unpriced call(s) not in it" if self.unpriced else ""
         lines = [
-            f"Spend: {money(self.spend)} (previous period {money(self.previous_spend)}: {self.change()})",
+            f"Spend: {money(self.spend)} (previous period {money(self.previous_spend)}: {self.change()}{unpriced})",
             f"Requests: {self.requests:,}; errors: {self.errors:,} ({self.error_rate * 100:.2f}% error rate)",
             "Top models: " + _ranked(self.top_models),
             "Top features: " + _ranked(self.top_features),
@@ -129,6 +131,7 @@ class Report:
             "change_usd": usd(self.spend - self.previous_spend),
             "requests": self.requests,
             "errors": self.errors,
+            "unpriced_requests": self.unpriced,
             "error_rate": format(self.error_rate, "f"),
             "daily": [{"day": day.isoformat(), "cost_usd": usd(cost)} for day, cost in self.daily],
             "top_models": [_ranked_json(item) for item in self.top_models],
@@ -179,11 +182,13 @@ def _filters(digest: Digest, start: datetime, end: datetime) -> Filters:
     return Filters(start=start, end=end, equals=equals, models=list(digest.filters.get("model", [])))
 
 
-def per_day(con: Any, filters: Filters) -> dict[date, tuple[int, int, Decimal]]:
-    """Requests, errors and cost per UTC day of the window: whole days from the rollup, the rest from raw calls."""
+def per_day(con: Any, filters: Filters) -> dict[date, tuple[int, int, Decimal, int]]:
+    """Requests, errors, cost and unpriced calls per UTC day of the window: whole days from the rollup, the rest from
+    raw calls."""
     raw = (
         f"SELECT {UTC_DAY} AS day, count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors, "
-        "sum(cost_usd) AS cost_usd FROM llm_calls{where} GROUP BY ALL"
+        f"sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE {UNPRICED}) AS unpriced "
+        "FROM llm_calls{where} GROUP BY ALL"
     )
     parts = daily.split(filters)
     if parts is None:
@@ -192,15 +197,19 @@ def per_day(con: Any, filters: Filters) -> dict[date, tuple[int, int, Decimal]]:
     else:
         rollup = (
             "SELECT day, sum(requests) AS requests, coalesce(sum(requests) FILTER (WHERE status = 'error'), 0) AS "
-            "errors, sum(cost_usd) AS cost_usd FROM llm_calls_daily{where} GROUP BY ALL"
+            "errors, sum(cost_usd) AS cost_usd, sum(unpriced_requests) AS unpriced FROM llm_calls_daily{where} "
+            "GROUP BY ALL"
         )
         source, params = daily.union(parts, rollup, raw)
     rows = con.execute(
-        f"SELECT day, sum(requests)::BIGINT, sum(errors)::BIGINT, coalesce(sum(cost_usd), 0)::DECIMAL(38,9) "
-        f"FROM ({source}) GROUP BY day",
+        f"SELECT day, sum(requests)::BIGINT, sum(errors)::BIGINT, coalesce(sum(cost_usd), 0)::DECIMAL(38,9), "
+        f"sum(unpriced)::BIGINT FROM ({source}) GROUP BY day",
         params,
     ).fetchall()
-    return {day: (int(requests), int(errors), Decimal(cost)) for day, requests, errors, cost in rows}
+    return {
+        day: (int(requests), int(errors), Decimal(cost), int(unpriced or 0))
+        for day, requests, errors, cost, unpriced in rows
+    }
 
 
 def _top(con: Any, filters: Filters, group_by: str) -> list[Ranked]:
@@ -246,21 +255,23 @@ def build(con: Any, digest: Digest, period: Period, now: datetime, rules: list[t
     """The digest's report on `period`, made at `now` (the month's forecast and budgets are as of `now`); `rules` are
     the alert rules, among which the budgets covering the digest's filters."""
     days = per_day(con, _filters(digest, period.previous_start_time, period.end_time))
-    current = [(day, days.get(day, (0, 0, ZERO))) for day in _days(period.start, period.end)]
-    previous = [days.get(day, (0, 0, ZERO)) for day in _days(period.previous_start, period.start)]
+    nothing = (0, 0, ZERO, 0)
+    current = [(day, days.get(day, nothing)) for day in _days(period.start, period.end)]
+    previous = [days.get(day, nothing) for day in _days(period.previous_start, period.start)]
     month_start = month_bounds(now)[0]
-    month_to_date = sum((cost for _r, _e, cost in per_day(con, _filters(digest, month_start, now)).values()), ZERO)
+    month_to_date = sum((cost for _r, _e, cost, _u in per_day(con, _filters(digest, month_start, now)).values()), ZERO)
     pulled = reconciliation(con, period.start, period.end)["totals"]
     in_period = _filters(digest, period.start_time, period.end_time)
     return Report(
         digest=digest,
         period=period,
         made_at=now,
-        spend=sum((cost for _day, (_r, _e, cost) in current), ZERO),
-        previous_spend=sum((cost for _r, _e, cost in previous), ZERO),
-        requests=sum(requests for _day, (requests, _e, _c) in current),
-        errors=sum(errors for _day, (_r, errors, _c) in current),
-        daily=[(day, cost) for day, (_r, _e, cost) in current],
+        spend=sum((cost for _day, (_r, _e, cost, _u) in current), ZERO),
+        previous_spend=sum((cost for _r, _e, cost, _u in previous), ZERO),
+        requests=sum(requests for _day, (requests, _e, _c, _u) in current),
+        errors=sum(errors for _day, (_r, errors, _c, _u) in current),
+        unpriced=sum(unpriced for _day, (_r, _e, _c, unpriced) in current),
+        daily=[(day, cost) for day, (_r, _e, cost, _u) in current],
         top_models=_top(con, in_period, "model"),
         top_features=_top(con, in_period, "feature"),
         month=f"{month_start:%Y-%m}",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import duckdb
@@ -171,7 +171,7 @@ def shares(weights: list[Decimal], total: Decimal) -> list[Decimal]:
     """`total` split in proportion to `weights`, to the nano-dollar, summing exactly to `total` (largest remainder)."""
     weight_sum = sum(weights, ZERO)
     exact = [weight * total / weight_sum for weight in weights]
-    parts = [value.quantize(NANO, rounding=ROUND_DOWN) for value in exact]
+    parts = [value.quantize(NANO, rounding=ROUND_FLOOR) for value in exact]  # floor: what is left is never negative
     left = int((total - sum(parts, ZERO)) / NANO)
     for index in sorted(range(len(exact)), key=lambda i: exact[i] - parts[i], reverse=True)[:left]:
         parts[index] += NANO

@@ -10,11 +10,13 @@ twice: requests, tokens, cost and errors. Reports are the same call when they ca
   - and the same response id (`gen_ai.response.id`, unique per OpenAI response), or, when either lacks one, the
     same request id (`x-request-id`, which only our wrapper records).
 
-A report with neither id is never merged: no guess from prompts, models or times. Of the reports of one call the
-row kept is the richest: ours first (it alone has cached tokens for every route, the request id, retries and rate
-limits), then the one with more of `NEEDED`, then the smaller (trace_id, span_id), so the outcome is the same
-whatever order the reports arrive in. The row records the others in `also_reported_by` (their dialects) and
-`also_reported_spans` ("trace_id/span_id", same order), so a re-send of a merged report is recognised as a re-send.
+A report with neither id is never merged: no guess from prompts, models or times; nor is one without a response id
+whose request id several responses share (a Realtime session's), which would chain two calls into one row. Of the
+reports of one call the row kept is the richest: ours first (it alone has cached tokens for every route, the request
+id, retries and rate limits), then the one with more of `NEEDED`, then the smaller (trace_id, span_id), so the row
+kept is the same whatever order the reports arrive in. The row records the others in `also_reported_by` (their
+dialects) and `also_reported_spans` ("trace_id/span_id", same order), so a re-send of a merged report is recognised
+as a re-send.
 
 Exact in every path because merging happens in the store's write transaction (`Store.insert`), against what is
 committed: a later report richer than the stored row replaces it (the rollup loses the stored row and gains the
@@ -153,7 +155,12 @@ def _groups(reports: list[dict[str, Any]]) -> list[list[int]]:
             buckets.setdefault(("response", service, report["response_id"]), []).append(index)
         if report["request_id"] is not None:
             buckets.setdefault(("request", service, report["request_id"]), []).append(index)
-    for members in buckets.values():
+    for (kind, _service, _id), members in buckets.items():
+        # A request id shared by reports of different responses (a Realtime session's) says nothing about which of
+        # them a report without a response id belongs to: it joins none (never merged on a guess), so two calls are
+        # never chained into one through it.
+        if kind == "request" and len({reports[i]["response_id"] for i in members} - {None}) > 1:
+            continue
         for position, first in enumerate(members):
             for second in members[position + 1 :]:
                 if same_call(reports[first], reports[second]):

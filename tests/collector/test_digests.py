@@ -148,6 +148,7 @@ def test_a_weekly_report_has_the_exact_figures(running: RunningCollector) -> Non
         "change_usd": "0.007420000",
         "requests": 6,
         "errors": 1,
+        "unpriced_requests": 0,
         "error_rate": "0.1667",
         "daily": [
             {"day": f"2026-03-{day:02d}", "cost_usd": cost}
@@ -200,6 +201,15 @@ def test_a_weekly_report_has_the_exact_figures(running: RunningCollector) -> Non
     assert (
         made.summary()
         == "Weekly report for team=search, 2026-03-09 to 2026-03-15 (UTC): $0.01092 spent (+$0.00742, +212.0%)."
+    )
+
+
+def test_unpriced_calls_are_counted_apart_never_shown_as_spend(running: RunningCollector) -> None:
+    send(running, 2, datetime(2026, 3, 12, 12, tzinfo=UTC), "acme-private-1", **{sc.TEAM: "search"})
+    made = report(running, WEEK)
+    assert (made.unpriced, made.requests, made.as_json()["spend_usd"]) == (2, 8, "0.010920000")
+    assert (
+        made.lines()[0] == "Spend: $0.01092 (previous period $0.0035: +$0.00742, +212.0%; 2 unpriced call(s) not in it)"
     )
 
 

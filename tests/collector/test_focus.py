@@ -80,6 +80,11 @@ def test_every_month_of_openai_rows_adds_up_to_the_fake_bill_to_the_cent(demo) -
         assert untracked, month  # the demo bill has spend no instrumented call made, every month
         assert all(row["x_Team"] == "" for row in untracked)
         assert all(row["x_LineItem"] for row in untracked if row["ChargeDescription"].startswith("Untracked"))
+        # The "difference" adjustment makes the total the bill by construction; what the calls and the untracked
+        # lines say must come close to it on their own, or the calls were mispriced.
+        difference = sum((Decimal(row["BilledCost"]) for row in untracked
+                          if row["ChargeDescription"].startswith("Difference")), Decimal(0))  # fmt: skip
+        assert abs(difference) <= theirs / 100, (month, difference, theirs)
 
 
 def test_the_parquet_file_carries_exact_decimals_and_the_same_rows(demo) -> None:

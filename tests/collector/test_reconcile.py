@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from collector.alerts.readings import measure
 from collector.alerts.rules import parse_rule
 from collector.api.auth import Tokens
+from collector.reconcile.compare import shares
 from dashboard.parts import filters, ui
 from llmledger import semconv as sc
 from llmledger.testing.fake_openai_admin import COSTS_PATH, USAGE_PATH, CostItem, FakeOpenAIAdmin, UsageItem
@@ -489,3 +490,12 @@ def test_scheduled_pull_and_the_key_is_never_logged_or_stored(
         assert secret not in logged
         assert secret not in answers
         assert secret.encode() not in Path(running.args.db).read_bytes()
+
+
+@pytest.mark.parametrize("total", [Decimal("0.00000001"), Decimal("-0.00000001"), Decimal("-2.000000005"),
+                                   Decimal("3.333333334")])  # fmt: skip
+def test_shares_add_up_to_the_total_whatever_its_sign(total: Decimal) -> None:
+    """A chargeback's spread is negative when our priced calls exceed the bill: its shares must still sum to it."""
+    parts = shares([Decimal(1), Decimal(1), Decimal(1)], total)
+    assert sum(parts, Decimal(0)) == total
+    assert max(parts) - min(parts) <= Decimal("0.000000001")

@@ -4,6 +4,7 @@ calls after every step."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -176,6 +177,27 @@ def test_the_request_id_tells_reports_apart_when_a_response_id_is_missing(store:
     session = rows(ours("resp_1", **{sc.REQUEST_ID: "req_session"}), ours("resp_2", **{sc.REQUEST_ID: "req_session"}))
     store.insert(session)
     assert len(stored(store)) == 3
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_a_request_id_shared_by_two_responses_never_chains_them_into_one_call(
+    tmp_path: Path, order: tuple[int, ...]
+) -> None:
+    """A and B are two responses of one Realtime session (one request id); C lacks a response id. C matches both,
+    so it joins neither: whatever the order, both calls keep their rows and the rollup stays exact."""
+    reports = rows(ours("resp_a", **{sc.REQUEST_ID: "req_s"}), ours("resp_b", **{sc.REQUEST_ID: "req_s"}),
+                   theirs(None, **{sc.REQUEST_ID: "req_s"}))  # fmt: skip
+    in_one = Store(tmp_path / "one.duckdb")
+    in_one.insert([reports[index] for index in order])
+    one_by_one = Store(tmp_path / "each.duckdb")
+    for index in order:
+        one_by_one.insert([reports[index]])
+    for each in (in_one, one_by_one):
+        responses = {row["response_id"] for row in stored(each)}
+        assert {"resp_a", "resp_b"} <= responses  # neither call lost
+        assert len(stored(each)) in (2, 3)  # C alone, or C merged into the one response stored before it
+        assert_rollup_exact(each)
+        each.close()
 
 
 def test_another_service_or_a_start_beyond_the_window_is_another_call(store: Store) -> None:
