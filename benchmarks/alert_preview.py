@@ -4,7 +4,7 @@ Rows are generated inside DuckDB as benchmarks/queries.py does (its SQL, spread 
 migrated database file; each rule's preview then runs 3 times warm and the median is reported. A reused database
 (--db) is previewed as of its newest call. The requirement (issue 18): under 2 s at 10 million calls.
 
-    python benchmarks/alert_preview.py [--rows 10000000] [--db PATH]
+    python -m benchmarks.alert_preview [--rows 10000000] [--db PATH]
 """
 
 from __future__ import annotations

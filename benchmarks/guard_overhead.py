@@ -8,7 +8,7 @@ Both use the same in-process fake (`httpx2.MockTransport`, from benchmarks/wrapp
 alternate guard off / on so machine noise hits both alike. Spans go to a real SDK provider that drops them. The
 budget comes from a snapshot given to the guard as the collector's endpoint would send it (no network).
 
-    python benchmarks/guard_overhead.py [--calls 2000]
+    python -m benchmarks.guard_overhead [--calls 2000]
 """
 
 from __future__ import annotations

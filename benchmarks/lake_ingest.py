@@ -22,7 +22,7 @@ stopped, that the stored rows hold each (trace_id, span_id) exactly once.
 
 Needs PostgreSQL's server binaries (initdb, pg_ctl) for the catalog. Collector logs are scanned for warnings.
 
-    python benchmarks/lake_ingest.py [--spans 200000] [--batch 512] [--senders 24]
+    python -m benchmarks.lake_ingest [--spans 200000] [--batch 512] [--senders 24]
 """
 
 from __future__ import annotations

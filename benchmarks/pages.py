@@ -6,7 +6,7 @@ page from the sidebar: once cold (the dashboard's caches empty) and once more af
 (the sidebar's list of filter values is cached for 5 minutes and stays warm). A page counts as drawn when
 Streamlit's script run has ended and no placeholder is left.
 
-    python benchmarks/pages.py [--rows 10000000] [--db PATH]
+    python -m benchmarks.pages [--rows 10000000] [--db PATH]
 """
 
 from __future__ import annotations
