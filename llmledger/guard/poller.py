@@ -41,6 +41,8 @@ class BudgetPoller:
             with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
                 as_of, budgets = parse_budgets(json.loads(response.read()))
         except Exception as exc:  # noqa: BLE001 - an unreachable or odd collector never reaches the app
+            if self._stop.is_set():  # stopped while the request was out (uninstrumented): nothing to report
+                return False
             diagnostics.count("guard: collector budgets unreadable")
             log.debug("guard: reading budgets from %s failed: %s", self.url, exc)
             return False
