@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,24 +16,11 @@ from tests.collector_harness import RunningCollector
 from tests.otlp_spans import chat_attributes, request_with
 
 from .test_alerts import PROTOBUF, WebhookSink, evaluate
+from .test_alerts import collector as collector  # the fixtures
+from .test_alerts import webhook as webhook
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 BUSY = {"name": "busy", "metric": "requests", "window": "1h", "op": ">", "threshold": 2}
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[RunningCollector]:
-    running = RunningCollector(tmp_path / "groups.duckdb", "--alert-interval", "3600")
-    running.collector.notifier.base_delay_s = 0.01
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookSink]:
-    sink = WebhookSink()
-    yield sink
-    sink.close()
 
 
 def send(collector: RunningCollector, count: int, at: datetime, *, service: str = "checkout", **attrs: object) -> None:
