@@ -1,4 +1,4 @@
-"""From a decoded OTLP request to committed rows: normalize, price, hand to the writer."""
+"""From a decoded OTLP request to committed rows: normalize (collector/ingest/prepare.py), price, hand to the writer."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.ingest import scrub
-from collector.ingest.normalize import normalize
-from collector.ingest.validate import keep_storable, money_problem, unpriced_problem
+from collector.ingest.prepare import Normalized, prepare
+from collector.ingest.validate import keep_storable, money_problem
 from collector.ingest.writer import BatchWriter, WriteResult
 from collector.metrics import Metrics
 from collector.money.price_book import PriceBook
@@ -46,11 +46,13 @@ class Ingest:
 
     def submit(self, request: ExportTraceServiceRequest) -> Prepared:
         """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
-        batch = normalize(request)
-        # Counts are checked before pricing: the price book's Decimal arithmetic raises on absurd token counts
-        # (1e300 tokens), which would fail the whole request. The costs it computes are checked after.
-        rows, unstorable = keep_storable(batch.rows, unpriced_problem)
-        if found := scrub.scrub_rows(rows):  # no API key is stored
+        return self.submit_normalized(prepare(request))
+
+    def submit_normalized(self, normalized: Normalized) -> Prepared:
+        """Price rows `prepare` made (here or in a worker process) and queue them; `OverloadedError` when the writer
+        is full."""
+        rows = normalized.rows
+        if found := normalized.scrubbed:
             self.metrics.add(scrub.METRIC, len(found))
             if self.record_scrubbed is not None:
                 self.record_scrubbed(found)
@@ -60,10 +62,9 @@ class Ingest:
             self.record_rates(new_rates)  # before the rows that used them are acknowledged
         rows, unpriceable = keep_storable(rows, money_problem)
         self._count_sanity_flags(rows)
-        rejected = batch.rejected + unstorable + unpriceable
-        received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)
-        self.metrics.add("llmledger_spans_received_total", received)
-        self.metrics.add("llmledger_spans_non_llm_total", batch.non_llm_spans)
+        rejected = normalized.rejected + unpriceable
+        self.metrics.add("llmledger_spans_received_total", normalized.received)
+        self.metrics.add("llmledger_spans_non_llm_total", normalized.non_llm_spans)
         self.metrics.add("llmledger_spans_rejected_total", len(rejected))
         return Prepared(self.writer.submit(rows), rejected)
 
