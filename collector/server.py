@@ -83,7 +83,7 @@ class Collector:
             record_rates=self.store.record_rates,
             record_scrubbed=functools.partial(scrub.record, self.store),
         )
-        self.decode_pool = DecodePool(config.ingest_workers)  # its workers start with the servers, in serve()
+        self.decode_pool = DecodePool(config.ingest_workers, self.price_book)  # workers start in serve()
         self.notifier = Notifier(self.store, config.dashboard_url)
         # On a lake these run on one collector at a time (the leader, store.leader_check); the others take over
         # when it dies.

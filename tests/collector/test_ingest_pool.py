@@ -8,7 +8,6 @@ LLMLEDGER_INGEST_WORKERS says.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -24,9 +24,10 @@ import pytest
 
 from collector.config import ingest_workers
 from collector.ingest.prepare import Normalized
+from collector.money.price_book import PriceBook
 from collector.receive import otlp
 from collector.receive.grpc_service import SERVICE
-from collector.receive.pool import WORKERS_ENV, DecodePool, WorkerLostError, default_workers
+from collector.receive.pool import WORKERS_ENV, DecodePool, WorkerLostError, decode_body, default_workers
 from llmledger import semconv as sc
 from tests.collector_harness import RunningCollector
 from tests.lake_services import CollectorProcess
@@ -38,6 +39,21 @@ PROTOBUF = {"content-type": "application/x-protobuf"}
 def pool_workers(parent: int) -> set[int]:
     """Live worker processes the ingest pool of process `parent` started ('spawn' children)."""
     return {pid for pid in _processes() if _stat(pid)[1] == parent and b"spawn_main" in _cmdline(pid) and _alive(pid)}
+
+
+def started_workers(parent: int, before: set[int], count: int) -> set[int]:
+    """The `count` workers process `parent`'s pool started since `before` was taken, once they are all up (a
+    collector starts them in the background)."""
+    started: set[int] = set()
+
+    def up() -> bool:
+        nonlocal started
+        started = pool_workers(parent) - before
+        return len(started) >= count
+
+    assert wait_until(up, 120)
+    assert len(started) == count
+    return started
 
 
 def _processes() -> list[int]:
@@ -80,17 +96,22 @@ def body_of(spans: int, prefix: str) -> bytes:
 
 
 @pytest.fixture
-def pooled(tmp_path: Path) -> Iterator[RunningCollector]:
+def pooled_and_workers(tmp_path: Path) -> Iterator[tuple[RunningCollector, set[int]]]:
+    """A collector with a pool of 2, and its workers' pids."""
+    before = pool_workers(os.getpid())
     running = RunningCollector(tmp_path / "ledger.duckdb", "--ingest-workers", "2")
-    yield running
-    running.stop()
+    try:
+        yield running, started_workers(os.getpid(), before, 2)
+    finally:
+        running.stop()
 
 
 def test_a_worker_killed_while_holding_a_request_fails_that_request_only() -> None:
-    pool = DecodePool(1)
+    before = pool_workers(os.getpid())
+    pool = DecodePool(1, PriceBook())
     pool.start()
     try:
-        (worker,) = pool_workers(os.getpid())
+        (worker,) = started_workers(os.getpid(), before, 1)
         os.kill(worker, signal.SIGSTOP)  # holds the request it is given, for as long as the test needs
         with ThreadPoolExecutor(1) as caller:
             held = caller.submit(pool.decode, body_of(3, "held"), otlp.PROTOBUF)
@@ -105,10 +126,11 @@ def test_a_worker_killed_while_holding_a_request_fails_that_request_only() -> No
         assert worker not in pool_workers(os.getpid())
     finally:
         pool.close()
-    assert pool_workers(os.getpid()) == set()
+    assert pool_workers(os.getpid()) <= before
 
 
-def test_malformed_bodies_get_their_4xx_through_the_pool(pooled: RunningCollector) -> None:
+def test_malformed_bodies_get_their_4xx_through_the_pool(pooled_and_workers: tuple[RunningCollector, set[int]]) -> None:
+    pooled, _ = pooled_and_workers
     response = pooled.http.post("/v1/traces", content=b"\x00garbage\xff\xff", headers=PROTOBUF)
     assert response.status_code == 400
     assert "not a valid OTLP protobuf" in response.text
@@ -127,7 +149,8 @@ def test_malformed_bodies_get_their_4xx_through_the_pool(pooled: RunningCollecto
     assert pooled.get("/api/v1/summary")["requests"] == 0
 
 
-def test_the_same_body_twice_is_one_row_with_the_pool_on(pooled: RunningCollector) -> None:
+def test_the_same_body_twice_is_one_row_with_the_pool_on(pooled_and_workers: tuple[RunningCollector, set[int]]) -> None:
+    pooled, _ = pooled_and_workers
     body = body_of(4, "twice")
     for _ in range(2):
         assert pooled.http.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
@@ -140,7 +163,9 @@ def test_the_same_body_twice_is_one_row_with_the_pool_on(pooled: RunningCollecto
     assert "llmledger_rows_duplicate_total 8" in metrics
 
 
-def test_workers_killed_during_ingest_lose_and_double_nothing(pooled: RunningCollector) -> None:
+def test_workers_killed_during_ingest_lose_and_double_nothing(
+    pooled_and_workers: tuple[RunningCollector, set[int]],
+) -> None:
     bodies = [body_of(50, f"sender{sender}-{number}") for sender in range(3) for number in range(12)]
     statuses: list[int] = []
     sent = threading.Event()
@@ -155,8 +180,7 @@ def test_workers_killed_during_ingest_lose_and_double_nothing(pooled: RunningCol
                     if status != 503:
                         break
 
-    workers = pool_workers(os.getpid())
-    assert len(workers) == 2
+    pooled, workers = pooled_and_workers
     with ThreadPoolExecutor(3) as senders:
         done = [senders.submit(send, bodies[sender::3]) for sender in range(3)]
         assert sent.wait(60)
@@ -179,17 +203,16 @@ def test_workers_killed_during_ingest_lose_and_double_nothing(pooled: RunningCol
 
 
 def test_the_workers_end_with_the_collector(tmp_path: Path) -> None:
+    before = pool_workers(os.getpid())
     running = RunningCollector(tmp_path / "stopped.duckdb", "--ingest-workers", "2")
-    workers = pool_workers(os.getpid())
-    assert len(workers) == 2
+    workers = started_workers(os.getpid(), before, 2)
     running.stop()
     assert not any(map(_alive, workers))
 
     killed = CollectorProcess(["--db", str(tmp_path / "killed.duckdb"), "--ingest-workers", "2"],
                               log_path=tmp_path / "killed.log")  # fmt: skip
     try:
-        workers = pool_workers(killed.pid)
-        assert len(workers) == 2
+        workers = started_workers(killed.pid, set(), 2)
         os.kill(killed.pid, signal.SIGKILL)  # no chance to stop them: they notice their parent is gone
         killed.process.wait(30)
         assert wait_until(lambda: not any(map(_alive, workers)), 30)
@@ -205,4 +228,26 @@ def test_pool_size_from_option_then_environment_then_cores() -> None:
         ingest_workers(None, {WORKERS_ENV: "two"})
     with pytest.raises(SystemExit, match="--ingest-workers"):
         ingest_workers(-1, {})
-    assert isinstance(argparse.Namespace, type)
+
+
+def test_workers_price_with_the_collectors_book_and_its_new_lists() -> None:
+    before = pool_workers(os.getpid())
+    book = PriceBook()
+    pool = DecodePool(1, book)
+    pool.start()
+    try:
+        body = body_of(2, "priced")
+        here, there = decode_body(body, otlp.PROTOBUF, PriceBook()), pool.decode(body, otlp.PROTOBUF)
+        assert there.rows == here.rows  # costs, sources and versions as the collector's process prices them
+        assert there.rows[0]["price_version"] == book.version
+        assert there.new_rates == here.new_rates != []  # for the collector to record before acknowledging
+        assert pool.decode(body, otlp.PROTOBUF).new_rates == []  # a worker's book reports a rate set once
+
+        updated = replace(book.price_list, version="genai-prices-test-update", data_sha256="0" * 64)
+        assert book.use(updated)
+        again = pool.decode(body, otlp.PROTOBUF)  # new workers, with the new list
+        assert {row["price_version"] for row in again.rows} == {"genai-prices-test-update"}
+        assert [rate["price_version"] for rate in again.new_rates] == ["genai-prices-test-update"]
+    finally:
+        pool.close()
+    assert pool_workers(os.getpid()) <= before
