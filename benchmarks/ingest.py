@@ -230,6 +230,9 @@ def over_http(bodies: list[bytes], db: Path, senders: int, window: Window, optio
         if not wait_until_ok(f"{url}/healthz", 600):  # a big --db copy takes a while to open
             raise RuntimeError("collector did not start")
         before = summary_count(url, window)
+        # Empty requests first, from every sender: the ingest pool's workers start in the background, and their
+        # start (imports, price list) is not ingest.
+        post_all([b""] * senders * 4, [url], senders)
         main_before, workers_before = cpu_seconds(process.pid)
         elapsed, retried = post_all(bodies, [url], senders)
         main_after, workers_after = cpu_seconds(process.pid)
