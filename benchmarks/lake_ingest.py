@@ -34,16 +34,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-
-import httpx2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.ingest import make_bodies, post_all  # noqa: E402
+from benchmarks.ingest import Window, data_range, make_bodies, post_all, span_count, summary_count  # noqa: E402
 from benchmarks.queries import page_queries, timed  # noqa: E402
 from collector.server import LAKE_FLUSH_S, LAKE_MIN_BATCH_ROWS  # noqa: E402
 from collector.store.file import Store  # noqa: E402
@@ -52,7 +49,6 @@ from collector.store.lake.connect import LAKE  # noqa: E402
 from collector.store.lake.store import LakeStore  # noqa: E402
 from tests.lake_services import CollectorProcess, PostgresCluster  # noqa: E402
 
-Window = tuple[datetime, datetime]
 PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
 
 
@@ -74,27 +70,6 @@ class Run:
         )
 
 
-def data_range(bodies: list[bytes]) -> Window:
-    """From the first span's start (floored to the second) to one second past the last span's start."""
-    starts = [
-        span.start_time_unix_nano
-        for body in (bodies[0], bodies[-1])
-        for resource in ExportTraceServiceRequest.FromString(body).resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-    ]
-    first = datetime.fromtimestamp(min(starts) // 1_000_000_000, tz=UTC)
-    last = datetime.fromtimestamp(max(starts) // 1_000_000_000, tz=UTC)
-    return first, last + timedelta(seconds=1)
-
-
-def summary_count(url: str, window: Window) -> int:
-    params = {"from": window[0].isoformat(), "to": window[1].isoformat()}
-    response = httpx2.get(f"{url}/api/v1/summary", params=params, timeout=120)
-    response.raise_for_status()
-    return int(response.json()["requests"])
-
-
 def ingest(mode: str, collectors: list[CollectorProcess], bodies: list[bytes], senders: int, window: Window) -> Run:
     """Post the bodies, count what each collector reports, then stop the collectors."""
     try:
@@ -104,11 +79,6 @@ def ingest(mode: str, collectors: list[CollectorProcess], bodies: list[bytes], s
         for collector in collectors:
             collector.terminate()
     return Run(mode, sum(map(span_count, bodies)) / elapsed, retried, counted)
-
-
-def span_count(body: bytes) -> int:
-    request = ExportTraceServiceRequest.FromString(body)
-    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
 
 
 def count_keys(run: Run, store: Store) -> None:

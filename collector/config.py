@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from genai_prices.update_prices import DEFAULT_UPDATE_URL
 
 from collector.api.auth import Tokens
+from collector.receive.pool import WORKERS_ENV, default_workers
 from llmledger.credentials import TokenError, read_token_file
 
 ADMIN_KEY_ENV = "OPENAI_ADMIN_KEY"
@@ -37,6 +38,7 @@ class CollectorConfig:
     production_environments: tuple[str, ...]
     retention_days: int | None
     max_pending_rows: int
+    ingest_workers: int  # processes decoding OTLP bodies (collector/receive/pool.py); 0: on the receiving threads
     flush_interval: float | None  # None: the store's own default (0 on a file, 0.5 s on a lake)
     compact_interval: float
     openai_base_url: str | None
@@ -81,6 +83,7 @@ class CollectorConfig:
             ),
             retention_days=args.retention_days,
             max_pending_rows=args.max_pending_rows,
+            ingest_workers=ingest_workers(args.ingest_workers, environ),
             flush_interval=args.flush_interval,
             compact_interval=args.compact_interval,
             openai_base_url=args.openai_base_url,
@@ -100,6 +103,21 @@ def prices_update_url(value: str | None) -> str | None:
         return DEFAULT_UPDATE_URL
     if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
         raise SystemExit("llmledger collector: --prices-update takes an http(s) URL")
+    return value
+
+
+def ingest_workers(value: int | None, environ: Mapping[str, str]) -> int:
+    """`--ingest-workers`, else `LLMLEDGER_INGEST_WORKERS`, else one per core."""
+    if value is None:
+        text = environ.get(WORKERS_ENV, "").strip()
+        if not text:
+            return default_workers()
+        try:
+            value = int(text)
+        except ValueError:
+            raise SystemExit(f"llmledger collector: {WORKERS_ENV} must be a whole number, not {text!r}") from None
+    if value < 0:
+        raise SystemExit("llmledger collector: the ingest pool can't have fewer than 0 workers (--ingest-workers)")
     return value
 
 

@@ -88,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="delete raw calls older than this many whole UTC days, hourly (daily rollups and alerts are kept)",
     )
+    parser.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that decode and normalize incoming spans, beside the one that prices and writes them "
+        "(default: $LLMLEDGER_INGEST_WORKERS, else one per core; 0: on the receiving threads)",
+    )
     parser.add_argument("--max-pending-rows", type=int, default=100_000, help="rows queued before answering 503")
     parser.add_argument(
         "--openai-admin-key-file",

@@ -32,6 +32,7 @@ from collector.money.overrides import OverridesError, PriceOverrides
 from collector.money.price_book import PriceBook
 from collector.money.price_updates import PriceUpdates
 from collector.receive.grpc_service import start_grpc
+from collector.receive.pool import DecodePool
 from collector.reconcile.pull import Reconciler
 from collector.schedule import Periodic
 from collector.store.file import Store, StoreOpenError
@@ -82,6 +83,7 @@ class Collector:
             record_rates=self.store.record_rates,
             record_scrubbed=functools.partial(scrub.record, self.store),
         )
+        self.decode_pool = DecodePool(config.ingest_workers, self.price_book)  # workers start in serve()
         self.notifier = Notifier(self.store, config.dashboard_url)
         # On a lake these run on one collector at a time (the leader, store.leader_check); the others take over
         # when it dies.
@@ -99,6 +101,7 @@ class Collector:
             notifier=self.notifier,
             digests=self.digests,
             max_body_bytes=config.max_body_bytes,
+            decode_pool=self.decode_pool,
             tokens=self.tokens,
             reconciler=self.reconciler,
             price_updates=self.price_updates,
@@ -133,6 +136,7 @@ class Collector:
         # Before anything starts: a signal from here on stops all of it, through the `finally`.
         restore = _stop_on_signals(server, before_shutdown)
         try:
+            self.decode_pool.start()
             self._start_grpc()
             self.alert_engine.start()
             self.digests.start()
@@ -164,7 +168,13 @@ class Collector:
             return
         try:
             self.grpc_server, self.grpc_port = start_grpc(
-                self.ingest, self.metrics, self.tokens, config.host, config.grpc_port, config.max_body_bytes
+                self.ingest,
+                self.decode_pool,
+                self.metrics,
+                self.tokens,
+                config.host,
+                config.grpc_port,
+                config.max_body_bytes,
             )
         except RuntimeError:  # gRPC's only word for a failed bind; _check_ports found the port free a moment ago
             raise SystemExit(
@@ -196,6 +206,7 @@ class Collector:
         self.notifier.close()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()
+        self.decode_pool.close()  # the receivers have stopped: nothing is being decoded
         self.writer.close()
         self.store.close()
         log.info("llmledger collector stopped; everything acknowledged is committed")

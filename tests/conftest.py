@@ -11,6 +11,9 @@ os.environ.pop("LLMLEDGER_STREAM_USAGE", None)
 # The fake OpenAI server on loopback stands in for api.openai.com (loopback is otherwise a self-hosted server); set
 # here so that apps the tests start in other processes inherit it.
 os.environ["LLMLEDGER_PROVIDERS"] = "127.0.0.1=openai"
+# The tests' collectors decode on their receiving threads (no ingest pool: two processes to start per collector)
+# unless the run asks for the pool (LLMLEDGER_INGEST_WORKERS=2); tests/collector/test_ingest_pool.py always has one.
+os.environ.setdefault("LLMLEDGER_INGEST_WORKERS", "0")
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any

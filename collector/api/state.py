@@ -19,6 +19,7 @@ from collector.ingest.pipeline import Ingest
 from collector.metrics import Metrics
 from collector.money.price_book import PriceBook
 from collector.money.price_updates import PriceUpdates, list_status
+from collector.receive.pool import DecodePool
 from collector.reconcile.pull import Reconciler
 from collector.store.file import Store
 
@@ -35,6 +36,7 @@ class AppState:
     notifier: Notifier
     digests: Digests
     max_body_bytes: int
+    decode_pool: DecodePool  # the receivers decode through it (collector/receive/pool.py)
     tokens: Tokens = field(default_factory=Tokens)
     reconciler: Reconciler | None = None  # None: no OpenAI admin key configured
     price_updates: PriceUpdates | None = None  # None: the bundled price list, never updated

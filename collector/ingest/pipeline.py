@@ -1,4 +1,4 @@
-"""From a decoded OTLP request to committed rows: normalize, price, hand to the writer."""
+"""From a decoded OTLP request to committed rows: prepare (collector/ingest/prepare.py), record, hand to the writer."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.ingest import scrub
-from collector.ingest.normalize import normalize
-from collector.ingest.validate import keep_storable, money_problem, unpriced_problem
+from collector.ingest.prepare import Normalized, prepare
 from collector.ingest.writer import BatchWriter, WriteResult
 from collector.metrics import Metrics
 from collector.money.price_book import PriceBook
@@ -46,35 +45,28 @@ class Ingest:
 
     def submit(self, request: ExportTraceServiceRequest) -> Prepared:
         """Normalize and price the spans and queue the rows; raises `OverloadedError` when the writer is full."""
-        batch = normalize(request)
-        # Counts are checked before pricing: the price book's Decimal arithmetic raises on absurd token counts
-        # (1e300 tokens), which would fail the whole request. The costs it computes are checked after.
-        rows, unstorable = keep_storable(batch.rows, unpriced_problem)
-        if found := scrub.scrub_rows(rows):  # no API key is stored
+        return self.submit_normalized(prepare(request, self.price_book))
+
+    def submit_normalized(self, normalized: Normalized) -> Prepared:
+        """Queue rows `prepare` made (on this thread or in a worker process) after recording what they need
+        recorded first; `OverloadedError` when the writer is full."""
+        if found := normalized.scrubbed:
             self.metrics.add(scrub.METRIC, len(found))
             if self.record_scrubbed is not None:
                 self.record_scrubbed(found)
-        for unit, calls in self.price_book.price_rows(rows).items():
+        for unit, calls in normalized.unpriced_units.items():
             self.metrics.add("llmledger_unpriced_units_total", calls, unit=unit)
-        if (new_rates := self.price_book.take_new_rates()) and self.record_rates is not None:
+        # A worker's book returns the rates it applied first; this process's book holds those its other readers
+        # (the API) looked up, recorded here as they were before there were workers.
+        new_rates = normalized.new_rates + self.price_book.take_new_rates()
+        if new_rates and self.record_rates is not None:
             self.record_rates(new_rates)  # before the rows that used them are acknowledged
-        rows, unpriceable = keep_storable(rows, money_problem)
-        self._count_sanity_flags(rows)
-        rejected = batch.rejected + unstorable + unpriceable
-        received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)
-        self.metrics.add("llmledger_spans_received_total", received)
-        self.metrics.add("llmledger_spans_non_llm_total", batch.non_llm_spans)
-        self.metrics.add("llmledger_spans_rejected_total", len(rejected))
-        return Prepared(self.writer.submit(rows), rejected)
-
-    def _count_sanity_flags(self, rows: list[dict[str, Any]]) -> None:
-        counts: dict[str, int] = {}
-        for row in rows:
-            if flags := row["sanity_flags"]:
-                for flag in flags.split(","):
-                    counts[flag] = counts.get(flag, 0) + 1
-        for flag, calls in counts.items():
+        for flag, calls in normalized.sanity_flags.items():
             self.metrics.add("llmledger_sanity_flags_total", calls, flag=flag)
+        self.metrics.add("llmledger_spans_received_total", normalized.received)
+        self.metrics.add("llmledger_spans_non_llm_total", normalized.non_llm_spans)
+        self.metrics.add("llmledger_spans_rejected_total", len(normalized.rejected))
+        return Prepared(self.writer.submit(normalized.rows), normalized.rejected)
 
 
 def response_for(rejected: list[str]) -> ExportTraceServiceResponse:

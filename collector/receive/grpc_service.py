@@ -1,4 +1,8 @@
-"""OTLP/gRPC TraceService on its own port, feeding the same ingest path as OTLP/HTTP."""
+"""OTLP/gRPC TraceService on its own port, feeding the same ingest path as OTLP/HTTP.
+
+The request arrives as bytes (no deserializer registered): it is decoded where OTLP/HTTP bodies are, in the ingest
+pool (collector/receive/pool.py), not on gRPC's thread in the collector's process.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,28 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collector.api.auth import AuthError, Tokens
 from collector.ingest.pipeline import Ingest, response_for
 from collector.ingest.writer import OverloadedError
 from collector.metrics import Metrics
+from collector.receive import otlp
+from collector.receive.pool import DecodePool
 
 log = logging.getLogger("llmledger.collector")
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, ingest: Ingest, metrics: Metrics, tokens: Tokens) -> None:
+class TraceReceiver:
+    def __init__(self, ingest: Ingest, decode_pool: DecodePool, metrics: Metrics, tokens: Tokens) -> None:
         self.ingest = ingest
+        self.decode_pool = decode_pool
         self.metrics = metrics
         self.tokens = tokens
 
-    def Export(  # noqa: N802 - the generated service's method name
-        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
-    ) -> ExportTraceServiceResponse:
+    def export(self, request: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        """TraceService/Export: the serialized `ExportTraceServiceRequest`, answered after its rows commit."""
         authorization = dict(context.invocation_metadata()).get("authorization")
         try:
             self.tokens.authorize("ingest", authorization)
@@ -37,8 +40,11 @@ class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
             code = grpc.StatusCode.UNAUTHENTICATED if error.status == 401 else grpc.StatusCode.PERMISSION_DENIED
             context.abort(code, error.message)
         try:
-            prepared = self.ingest.submit(request)
+            prepared = self.ingest.submit_normalized(self.decode_pool.decode(request, otlp.PROTOBUF))
             prepared.future.result()
+        except otlp.OtlpError as error:
+            self.metrics.add("llmledger_requests_rejected_total", reason="grpc_invalid_argument")
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
         except OverloadedError as exc:
             self.metrics.add("llmledger_requests_rejected_total", reason="grpc_unavailable")
             context.abort(grpc.StatusCode.UNAVAILABLE, f"collector is overloaded ({exc}); retry later")
@@ -51,7 +57,13 @@ class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 def start_grpc(
-    ingest: Ingest, metrics: Metrics, tokens: Tokens, host: str, port: int, max_message_bytes: int
+    ingest: Ingest,
+    decode_pool: DecodePool,
+    metrics: Metrics,
+    tokens: Tokens,
+    host: str,
+    port: int,
+    max_message_bytes: int,
 ) -> tuple[grpc.Server, int]:
     """Start the gRPC receiver; returns the server and the port it bound (useful with port 0)."""
     server = grpc.server(
@@ -59,7 +71,11 @@ def start_grpc(
         # No SO_REUSEPORT (gRPC's default): a second collector on the same port must fail, not share it.
         options=[("grpc.max_receive_message_length", max_message_bytes), ("grpc.so_reuseport", 0)],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(ingest, metrics, tokens), server)
+    receiver = TraceReceiver(ingest, decode_pool, metrics, tokens)
+    export = grpc.unary_unary_rpc_method_handler(
+        receiver.export, response_serializer=ExportTraceServiceResponse.SerializeToString
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": export}),))
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     log.info("OTLP/gRPC listening on %s:%d", host, bound)

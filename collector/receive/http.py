@@ -11,7 +11,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,7 +18,7 @@ from starlette.routing import Route
 
 from collector.api.errors import OtlpRefusedError
 from collector.api.state import AppState
-from collector.ingest.pipeline import response_for
+from collector.ingest.pipeline import Prepared, response_for
 from collector.ingest.writer import OverloadedError
 from collector.receive import otlp
 
@@ -54,6 +53,10 @@ class _Handlers:
         body = otlp.decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
         return body, kind
 
+    def _store(self, body: bytes, kind: str) -> Prepared:
+        """Decode (in the ingest pool, or on this thread without one), price and queue the rows."""
+        return self.state.ingest.submit_normalized(self.state.decode_pool.decode(body, kind))
+
     def _refused(self, error: otlp.OtlpError, kind: str | None) -> OtlpRefusedError:
         self.state.metrics.add("llmledger_requests_rejected_total", reason=str(error.status))
         return OtlpRefusedError(error, kind)
@@ -62,8 +65,7 @@ class _Handlers:
         kind = None
         try:
             body, kind = await self._read_otlp(request)
-            message = await run_in_threadpool(otlp.parse, ExportTraceServiceRequest(), body, kind)
-            prepared = await run_in_threadpool(self.state.ingest.submit, message)
+            prepared = await run_in_threadpool(self._store, body, kind)
             await asyncio.wrap_future(prepared.future)
         except otlp.OtlpError as error:
             raise self._refused(error, kind) from None

@@ -33,6 +33,10 @@ class OtlpError(Exception):
         self.status = status
         self.message = message
 
+    def __reduce__(self) -> tuple[type[OtlpError], tuple[int, str]]:
+        # Raised in an ingest worker process (collector/receive/pool.py), it is pickled back to the receiver.
+        return OtlpError, (self.status, self.message)
+
 
 def media_type(content_type: str | None) -> str:
     """`application/json; charset=utf-8` → `application/json`; 415 for anything OTLP doesn't define."""

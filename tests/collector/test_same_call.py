@@ -246,3 +246,20 @@ def test_re_pricing_and_a_backup_keep_one_row_and_an_exact_rollup(store: Store, 
         assert_rollup_exact(restored)
     finally:
         restored.close()
+
+
+def test_a_batch_mixing_stored_and_new_calls_inserts_only_the_new(store: Store) -> None:
+    # The first attempt is a plain INSERT, which the unique key refuses for the whole batch: the second one
+    # (ON CONFLICT DO NOTHING) must store the new calls once, and the rollup count each call once.
+    first, second, third = (rows(ours(f"resp_{n}", **{sc.REQUEST_ID: f"req_{n}"}))[0] for n in range(3))
+    assert store.insert([dict(first), dict(second)]).new_keys == {key(first), key(second)}
+    inserted = store.insert([dict(second), dict(third), dict(first)])
+    assert inserted.new_keys == {key(third)}
+    assert inserted.merged == {}
+    assert sorted(row["response_id"] for row in stored(store)) == ["resp_0", "resp_1", "resp_2"]
+    assert_rollup_exact(store)
+    assert store.reader().execute("SELECT sum(requests) FROM llm_calls_daily").fetchone() == (3,)
+
+
+def key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["trace_id"], row["span_id"]
