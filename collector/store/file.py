@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.store import rollups, same_call
+from collector.store import readiness_rollup, rollups, same_call
 from collector.store.migrations import migrate
 from collector.store.schema import LLM_CALLS_COLUMNS
 from collector.store.transactions import end_failed_transaction
@@ -133,7 +133,9 @@ class Store:
                 if inserted:
                     new_keys = pa.table({"trace_id": [k[0] for k in inserted], "span_id": [k[1] for k in inserted]})
                     con.register("inserted_keys", new_keys)
-                    rollups.add(con, "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))")
+                    stored = "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))"
+                    rollups.add(con, stored)
+                    readiness_rollup.add(con, stored)
                 con.execute("COMMIT")
             except BaseException:
                 end_failed_transaction(con)
