@@ -112,6 +112,26 @@ def merged(source: str) -> str:
     return f"SELECT {', '.join(KEYS)}, sum(calls)::BIGINT AS calls{sums} FROM {source} GROUP BY ALL"
 
 
+def fold(con: duckdb.DuckDBPyConnection) -> int:
+    """Leave one row per key on the days where a lake's ingest left several (its deltas), in the caller's
+    transaction, which must hold the writers' lock; returns how many days were folded. Readers sum by key either
+    way: folding only keeps the rows a scorecard reads few."""
+    keys = ", ".join(KEYS[1:])
+    days = [day for (day,) in con.execute(
+        f"SELECT day FROM readiness_daily GROUP BY day HAVING count(*) > count(DISTINCT ({keys})) ORDER BY day"
+    ).fetchall()]  # fmt: skip
+    if days:
+        marks = ", ".join("?" * len(days))
+        folded = con.execute(merged(f"(SELECT * FROM readiness_daily WHERE day IN ({marks}))"), days).to_arrow_table()
+        con.execute(f"DELETE FROM readiness_daily WHERE day IN ({marks})", days)
+        con.register("folded_readiness", folded)
+        try:
+            con.execute("INSERT INTO readiness_daily BY NAME SELECT * FROM folded_readiness")
+        finally:
+            con.unregister("folded_readiness")
+    return len(days)
+
+
 def subtract(con: duckdb.DuckDBPyConnection, source: str) -> None:
     """Take the calls in `source` (stored, each once) out of the rollup, in the caller's transaction: each key they
     touch is left as one row of what remains, or none when no call remains."""
