@@ -7,9 +7,13 @@ import contextlib
 import re
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+
+from collector.query.filters import sample_clause
 from collector.readiness.items import ITEMS
 from collector.readiness.model import Context, Facts, Item, Scope
 from collector.store import readiness_rollup
@@ -41,35 +45,50 @@ def _environment(calls: str) -> str:
     return "list_contains($environments, environment)" if calls == "production" else "true"
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Relations of a scope's rollup rows, as `scoped` names them: per UTC day, and over the whole period."""
+
+    days: str
+    period: str
+
+
 @contextlib.contextmanager
-def scoped(con: Any, scope: Scope) -> Iterator[str]:
-    """The scope's rollup rows, read once and named for the queries of one scorecard (see `rolled_up`)."""
-    rows = con.execute(*rolled_up(scope)).to_arrow_table()
-    name = f"readiness_scope_{uuid.uuid4().hex}"
-    con.register(name, rows)
+def scoped(con: Any, scope: Scope) -> Iterator[Rows]:
+    """The scope's rollup rows, read once for the queries of one scorecard (see `rolled_up`), per day and merged
+    over the period (a month of days judged as a few hundred rows). Each part is its own query: DuckDB 1.5.5 can
+    hang on a UNION ALL of the table's rows and the raw edges' GROUP BY."""
+    tables = [con.execute(sql, params).to_arrow_table() for sql, params in rolled_up(scope)]
+    rows = Rows(f"readiness_days_{uuid.uuid4().hex}", f"readiness_period_{uuid.uuid4().hex}")
+    con.register(rows.days, pa.concat_tables(tables))
     try:
-        yield name
+        period = con.execute(readiness_rollup.merged(rows.days, readiness_rollup.KEYS[1:])).to_arrow_table()
+        con.register(rows.period, period)
+        yield rows
     finally:
-        con.unregister(name)
+        con.unregister(rows.days)
+        con.unregister(rows.period)
 
 
-def rolled_up(scope: Scope) -> tuple[str, dict[str, Any]]:
-    """SELECT of the service's rollup rows in the scope: whole UTC days from `readiness_daily`, the partial days at
-    either end rolled up from the raw calls the same way (collector/store/readiness_rollup.py)."""
+def rolled_up(scope: Scope) -> list[tuple[str, dict[str, Any]]]:
+    """SELECTs (with their parameters) of the service's rollup rows in the scope, in the table's columns: whole UTC
+    days from `readiness_daily`, the partial days at either end rolled up from the raw calls the same way
+    (collector/store/readiness_rollup.py)."""
     first = _midnight(scope.start) + (timedelta(days=1) if scope.start != _midnight(scope.start) else timedelta())
     last = _midnight(scope.end)
-    params: dict[str, Any] = {"service": scope.service, "start": scope.start, "end": scope.end}
-    raw = " WHERE service = $service AND start_time >= {} AND start_time < {}"
+    raw = " WHERE service = $service AND start_time >= $start AND start_time < $end"
+
+    def edge(start: datetime, end: datetime) -> tuple[str, dict[str, Any]]:
+        return readiness_rollup.aggregate("llm_calls", raw), {"service": scope.service, "start": start, "end": end}
+
     if first >= last:
-        return readiness_rollup.aggregate("llm_calls", raw.format("$start", "$end")), params
-    parts = [
-        "SELECT * FROM readiness_daily WHERE service = $service AND day >= $first_day AND day < $last_day",
-        *([readiness_rollup.aggregate("llm_calls", raw.format("$start", "$first"))] if scope.start < first else []),
-        *([readiness_rollup.aggregate("llm_calls", raw.format("$last", "$end"))] if last < scope.end else []),
+        return [edge(scope.start, scope.end)]
+    whole = "SELECT * FROM readiness_daily WHERE service = $service AND day >= $first AND day < $last"
+    return [
+        (whole, {"service": scope.service, "first": first.date(), "last": last.date()}),
+        *([edge(scope.start, first)] if scope.start < first else []),
+        *([edge(last, scope.end)] if last < scope.end else []),
     ]
-    sql = " UNION ALL BY NAME ".join(f"({part})" for part in parts)
-    params.update(first=first, last=last, first_day=first.date(), last_day=last.date())
-    return sql, _bind(sql, params)
 
 
 def _midnight(moment: datetime) -> datetime:
@@ -78,11 +97,12 @@ def _midnight(moment: datetime) -> datetime:
 
 
 def aggregate(
-    con: Any, scope: Scope, context: Context, calls: str, by_day: bool, source: str | None = None
+    con: Any, scope: Scope, context: Context, calls: str, by_day: bool, source: Rows | None = None
 ) -> dict[date | None, dict[str, Any]]:
     """Every aggregate of the items judged on `calls`, for the whole period or per UTC day, from the scope's rollup
-    rows (`source`, a relation named by `scoped`, else read here). The percentiles of the whole period come from
-    the raw calls; per day they are None (no scored item reads them: a history judges only those)."""
+    rows (`source`, relations named by `scoped`, else read here). The percentiles of the whole period come from
+    the raw calls (sampled above SAMPLE_ABOVE calls); per day they are None (no scored item reads them: a history
+    judges only those)."""
     # All items in one query: a scorecard is two of these plus a few bounded reads per failed item, a history two.
     names, sqls, histograms, raw = ["calls"], ["coalesce(sum(calls), 0)"], set(), {}
     for item in ITEMS:
@@ -98,17 +118,27 @@ def aggregate(
                     histograms.add(names[-1])
     params = _params(scope, context)
     if source is None:
-        relation, rollup_params = rolled_up(scope)
-        source, params = f"({relation})", {**params, **rollup_params}
+        parts = rolled_up(scope)
+        if len(parts) > 1:
+            with scoped(con, scope) as rows:
+                return aggregate(con, scope, context, calls, by_day, rows)
+        ((relation, rollup_params),) = parts  # whole days (a history), or a scope inside one day
+        source, params = Rows(f"({relation})", f"({relation})"), {**params, **rollup_params}
     day = "day, " if by_day else "NULL AS day, "
-    sql = f"SELECT {day}{', '.join(sqls)} FROM {source} WHERE {_environment(calls)}{' GROUP BY day' if by_day else ''}"
+    relation = source.days if by_day else source.period
+    sql = (
+        f"SELECT {day}{', '.join(sqls)} FROM {relation} WHERE {_environment(calls)}{' GROUP BY day' if by_day else ''}"
+    )
     rows = con.execute(sql, _bind(sql, params)).fetchall()
     found = {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
     for values in found.values():
         values.update({name: _histogram(values[name]) for name in histograms})
         values.update(dict.fromkeys(raw))
     if raw and not by_day:
-        sql = f"SELECT {', '.join(raw.values())} FROM llm_calls WHERE {_where(calls)}"
+        # As the query API's percentiles: exact up to SAMPLE_ABOVE calls, else from a system sample of about
+        # SAMPLE_ROWS calls (a p95 within about 0.1 percentile points; a maximum the sample's).
+        sample = sample_clause(found[None]["calls"])
+        sql = f"SELECT {', '.join(raw.values())} FROM llm_calls WHERE {_where(calls)}{sample}"
         found[None].update(zip(raw, con.execute(sql, _bind(sql, _params(scope, context))).fetchone(), strict=True))
     return found
 
@@ -178,12 +208,12 @@ def scrubbed(con: Any, scope: Scope, by_day: bool) -> dict[date | None, dict[str
     return found
 
 
-def details(con: Any, scope: Scope, context: Context, item: Item, source: str) -> dict[str, Any]:
+def details(con: Any, scope: Scope, context: Context, item: Item, source: Rows) -> dict[str, Any]:
     """The groups with the most calls breaking the rule (from the scope's rollup rows, `source`), and the newest
     request ids of such calls: read from the raw calls of the newest days that hold enough of them."""
     key, group_sql = item.group
     params = _params(scope, context)
-    breaking = f"FROM {source} WHERE {_environment(item.calls)} AND ({item.bad})"
+    breaking = f"FROM {source.period} WHERE {_environment(item.calls)} AND ({item.bad})"
     sql = f"SELECT {group_sql} AS grp, sum(calls) AS n {breaking} GROUP BY grp ORDER BY n DESC, grp NULLS LAST LIMIT 3"
     rows = con.execute(sql, _bind(sql, params)).fetchall()
     examples: list[str] = []
@@ -194,14 +224,14 @@ def details(con: Any, scope: Scope, context: Context, item: Item, source: str) -
 
 
 def _newest_ids(
-    con: Any, scope: Scope, context: Context, item: Item, source: str, group: Any, wanted: int
+    con: Any, scope: Scope, context: Context, item: Item, source: Rows, group: Any, wanted: int
 ) -> list[str]:
     """The request ids of the newest `wanted` calls of `group` breaking the rule: the rollup counts them per day, so
     the raw calls are read from the newest day that, with the later ones, holds enough (or the scope's start)."""
     _, group_sql = item.group
     params = {**_params(scope, context), "group": group}
     sql = (
-        f"SELECT day, sum(calls) FROM {source} WHERE {_environment(item.calls)} AND ({item.bad}) "
+        f"SELECT day, sum(calls) FROM {source.days} WHERE {_environment(item.calls)} AND ({item.bad}) "
         f"AND ({group_sql}) IS NOT DISTINCT FROM $group AND request_id IS NOT NULL GROUP BY day ORDER BY day DESC"
     )
     since, seen = scope.start, 0

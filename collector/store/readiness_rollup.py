@@ -15,6 +15,7 @@ have. The table never outlives the raw calls: retention deletes its days with th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import duckdb
@@ -77,9 +78,9 @@ CREATE_M018 = (
 
 
 def aggregate(source: str, where: str = "") -> str:
-    """SELECT of rollup rows (by name) from a relation with llm_calls' columns."""
+    """SELECT of rollup rows, in the table's columns and types, from a relation with llm_calls' columns."""
     kept = "".join(f", {name}" for name, _ in KEPT)
-    stand_ins = "".join(f", {sql} AS {name}" for name, _, sql in STAND_INS)
+    stand_ins = "".join(f", ({sql})::{kind} AS {name}" for name, kind, sql in STAND_INS)
     sums = "".join(f", sum({name})::{kind} AS {name}_sum" for name, kind in SUMMED)
     return (
         f"SELECT {UTC_DAY} AS day, service, environment{kept}{stand_ins}, count(*) AS calls{sums} "
@@ -106,10 +107,11 @@ def insert_deltas(con: duckdb.DuckDBPyConnection, source: str) -> None:
     con.execute(f"INSERT INTO readiness_daily BY NAME {aggregate(source)}")
 
 
-def merged(source: str) -> str:
-    """SELECT of `source`'s rollup rows, one per key (a lake keeps a row of deltas per commit)."""
+def merged(source: str, keys: Sequence[str] = KEYS) -> str:
+    """SELECT of `source`'s rollup rows, one per key (a lake keeps a row of deltas per commit); with `keys` but
+    `day`, one row per key over all the days."""
     sums = "".join(f", sum({name}_sum)::{kind} AS {name}_sum" for name, kind in SUMMED)
-    return f"SELECT {', '.join(KEYS)}, sum(calls)::BIGINT AS calls{sums} FROM {source} GROUP BY ALL"
+    return f"SELECT {', '.join(keys)}, sum(calls)::BIGINT AS calls{sums} FROM {source} GROUP BY ALL"
 
 
 def fold(con: duckdb.DuckDBPyConnection) -> int:
