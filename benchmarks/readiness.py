@@ -5,12 +5,12 @@ Each side runs in its own processes, reading its database read-only: "before" is
 main branch's, whose checklist reads the raw calls) on a database without migration 18, "after" this checkout's on
 a copy of it that this checkout's store opens first (migrating it: the time and peak RSS are printed). Per window
 and round, a fresh process times the first scorecard after connecting (cold-ish: DuckDB's caches empty, the OS's
-page cache warm), the median of 5 warm calls, and the median of 3 warm histories; the sides alternate, and the
+page cache warm), the median of 5 warm calls and of 5 warm histories (`--repeats`); the sides alternate, and the
 medians of the rounds are printed with their ratio. Both sides score the same service over the same instants, so
 their JSON must be identical: a digest of each is compared.
 
     python -m benchmarks.readiness --before-db before.duckdb --before-code /path/to/main --after-db after.duckdb \
-        [--rounds 2] [--service support-bot]
+        [--rounds 2] [--repeats 5] [--service support-bot]
 
 Make the databases with `python -m benchmarks.queries --rows N --db before.duckdb` run from the before checkout,
 then `cp before.duckdb after.duckdb`. Progress goes to stderr.
@@ -39,6 +39,7 @@ import duckdb
 from collector.readiness import checklist, model
 
 db, service, end, seconds = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), float(sys.argv[4])
+repeats = int(sys.argv[5])
 con = duckdb.connect(db, read_only=True)  # as the store's reading cursor, without writing a byte
 con.execute("SET TimeZone = 'UTC'")
 scope = model.Scope(service, end - timedelta(seconds=seconds), end)
@@ -50,11 +51,11 @@ def timed(run):
     return (time.perf_counter() - started) * 1000, result
 
 cold_ms, card = timed(lambda: checklist.scorecard(con, scope, context))
-warm_ms = statistics.median(timed(lambda: checklist.scorecard(con, scope, context))[0] for _ in range(5))
+warm_ms = statistics.median(timed(lambda: checklist.scorecard(con, scope, context))[0] for _ in range(repeats))
 today = end.replace(hour=0, minute=0, second=0, microsecond=0)
 days = model.Scope(service, today + timedelta(days=1) - timedelta(days=30), today + timedelta(days=1))
 points = checklist.history(con, days, context)
-history_ms = statistics.median(timed(lambda: checklist.history(con, days, context))[0] for _ in range(3))
+history_ms = statistics.median(timed(lambda: checklist.history(con, days, context))[0] for _ in range(repeats))
 
 def digest(value):
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -76,9 +77,9 @@ print(json.dumps({"seconds": time.perf_counter() - started,
 """
 
 
-def side(code: Path, db: Path, service: str, end: datetime, window: timedelta) -> dict[str, float | str]:
+def side(code: Path, db: Path, service: str, end: datetime, window: timedelta, repeats: int) -> dict[str, float | str]:
     """One process of one side (its code first on sys.path: `python -c` puts the working directory there)."""
-    argv = [sys.executable, "-c", WORKER, str(db), service, end.isoformat(), str(window.total_seconds())]
+    argv = [sys.executable, "-c", WORKER, str(db), service, end.isoformat(), str(window.total_seconds()), str(repeats)]
     done = subprocess.run(argv, cwd=code, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"  {code.name} {window}: {result}", file=sys.stderr, flush=True)
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--after-db", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--service", default="support-bot")
+    parser.add_argument("--repeats", type=int, default=5, help="warm scorecards (and histories) per process")
     args = parser.parse_args()
     if 18 in migrations(args.before_db):
         parser.error("--before-db has migration 18 already: time the before side on a copy made without it")
@@ -110,12 +112,13 @@ def main() -> None:
     for _ in range(args.rounds):
         for window_name, window in WINDOWS.items():
             for name, code, db in (("before", args.before_code, args.before_db), ("after", ROOT, args.after_db)):
-                results.setdefault((window_name, name), []).append(side(code, db, args.service, end, window))
+                run = side(code, db, args.service, end, window, args.repeats)
+                results.setdefault((window_name, name), []).append(run)
     print(f"{args.service}, windows ending {end:%Y-%m-%d %H:%M:%S} UTC; medians of {args.rounds} rounds (ms)")
     print(f"{'':<22}{'before':>10}{'after':>10}{'ratio':>8}  identical")
     for window_name in WINDOWS:
         before, after = results[(window_name, "before")], results[(window_name, "after")]
-        for measure, label in (("cold_ms", "first after opening"), ("warm_ms", "warm (median of 5)")):
+        for measure, label in (("cold_ms", "first after opening"), ("warm_ms", f"warm (median of {args.repeats})")):
             old = statistics.median(float(run[measure]) for run in before)
             new = statistics.median(float(run[measure]) for run in after)
             same = {run["card"] for run in before} == {run["card"] for run in after}

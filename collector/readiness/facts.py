@@ -60,35 +60,57 @@ def scoped(con: Any, scope: Scope) -> Iterator[Rows]:
     hang on a UNION ALL of the table's rows and the raw edges' GROUP BY."""
     tables = [con.execute(sql, params).to_arrow_table() for sql, params in rolled_up(scope)]
     rows = Rows(f"readiness_days_{uuid.uuid4().hex}", f"readiness_period_{uuid.uuid4().hex}")
-    con.register(rows.days, pa.concat_tables(tables))
+    parts = f"readiness_parts_{uuid.uuid4().hex}"
+    con.register(parts, pa.concat_tables(tables))
     try:
+        # A key whose calls all fell outside the scope (taken off a whole day) nets to no calls: no row.
+        days = con.execute(f"{readiness_rollup.merged(parts)} HAVING sum(calls) <> 0").to_arrow_table()
+        con.register(rows.days, days)
         period = con.execute(readiness_rollup.merged(rows.days, readiness_rollup.KEYS[1:])).to_arrow_table()
         con.register(rows.period, period)
         yield rows
     finally:
-        con.unregister(rows.days)
-        con.unregister(rows.period)
+        for name in (parts, rows.days, rows.period):
+            con.unregister(name)
 
 
 def rolled_up(scope: Scope) -> list[tuple[str, dict[str, Any]]]:
-    """SELECTs (with their parameters) of the service's rollup rows in the scope, in the table's columns: whole UTC
-    days from `readiness_daily`, the partial days at either end rolled up from the raw calls the same way
-    (collector/store/readiness_rollup.py)."""
+    """SELECTs (with their parameters) of the service's rollup rows in the scope, in the table's columns, to be
+    added up by key: whole UTC days from `readiness_daily`; a partial day at either end rolled up from its raw calls
+    in the scope the same way or, when most of the day is in it, the day's rows less those of its raw calls outside
+    the scope (every measure is a count or a sum), so at most half a day of raw calls is read at each end."""
     first = _midnight(scope.start) + (timedelta(days=1) if scope.start != _midnight(scope.start) else timedelta())
     last = _midnight(scope.end)
-    raw = " WHERE service = $service AND start_time >= $start AND start_time < $end"
+    parts = []
+    if first < last:
+        parts.append(_days(scope.service, first, last))
+    pieces = [(_midnight(scope.start), scope.start, min(scope.end, first))] if scope.start < first else []
+    if last < scope.end and last >= first:
+        pieces.append((last, last, scope.end))
+    for midnight, start, end in pieces:
+        day_end = midnight + timedelta(days=1)
+        if (end - start) * 2 <= day_end - midnight:
+            parts.append(_raw(scope.service, start, end))
+        else:
+            outside = [(midnight, start), (end, day_end)]
+            parts += [_days(scope.service, midnight, day_end)]
+            parts += [_raw(scope.service, *piece, negated=True) for piece in outside if piece[0] < piece[1]]
+    return parts
 
-    def edge(start: datetime, end: datetime) -> tuple[str, dict[str, Any]]:
-        return readiness_rollup.aggregate("llm_calls", raw), {"service": scope.service, "start": start, "end": end}
 
-    if first >= last:
-        return [edge(scope.start, scope.end)]
-    whole = "SELECT * FROM readiness_daily WHERE service = $service AND day >= $first AND day < $last"
-    return [
-        (whole, {"service": scope.service, "first": first.date(), "last": last.date()}),
-        *([edge(scope.start, first)] if scope.start < first else []),
-        *([edge(last, scope.end)] if last < scope.end else []),
-    ]
+def _days(service: str, first: datetime, last: datetime) -> tuple[str, dict[str, Any]]:
+    sql = "SELECT * FROM readiness_daily WHERE service = $service AND day >= $first AND day < $last"
+    return sql, {"service": service, "first": first.date(), "last": last.date()}
+
+
+def _raw(service: str, start: datetime, end: datetime, negated: bool = False) -> tuple[str, dict[str, Any]]:
+    sql = readiness_rollup.aggregate(
+        "llm_calls", " WHERE service = $service AND start_time >= $start AND start_time < $end"
+    )
+    if negated:
+        measures = ", ".join(f"-{name} AS {name}" for name in readiness_rollup.MEASURES)
+        sql = f"SELECT {', '.join(readiness_rollup.KEYS)}, {measures} FROM ({sql})"
+    return sql, {"service": service, "start": start, "end": end}
 
 
 def _midnight(moment: datetime) -> datetime:

@@ -349,7 +349,7 @@ def m018_readiness_rollup(db: Schema) -> None:
     # The readiness checklist's facts per service, environment and UTC day (collector/store/readiness_rollup.py),
     # built from the calls already stored: a new table, nothing ALTERed.
     db.calls(readiness_rollup.CREATE_M018)
-    db.calls(f"INSERT INTO readiness_daily BY NAME {readiness_rollup.aggregate('llm_calls')}")
+    db.calls(f"INSERT INTO readiness_daily BY NAME {readiness_rollup.aggregate('llm_calls')} ORDER BY day, service")
 
 
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (

@@ -161,7 +161,8 @@ def subtract(con: duckdb.DuckDBPyConnection, source: str) -> None:
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute the whole rollup from the raw calls (in the caller's transaction)."""
     con.execute("DELETE FROM readiness_daily")
-    con.execute(f"INSERT INTO readiness_daily BY NAME {aggregate('llm_calls')}")
+    # In day order, as ingest appends: a scope's days then lie in few row groups (zone maps skip the others).
+    con.execute(f"INSERT INTO readiness_daily BY NAME {aggregate('llm_calls')} ORDER BY day, service")
 
 
 def rebuild_days(con: duckdb.DuckDBPyConnection, days: list[date]) -> None:

@@ -184,6 +184,10 @@ def scopes() -> list[Scope]:
         (noon, noon + timedelta(hours=3)),  # inside one day
         (FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=3, hours=9, microseconds=7)),  # on a call's instant
         (FIRST_DAY + timedelta(days=1, microseconds=-1), FIRST_DAY + timedelta(days=4)),
+        # Most of each edge day inside: the day's rollup rows less its raw calls outside the window.
+        (FIRST_DAY + timedelta(days=1, hours=2), FIRST_DAY + timedelta(days=3, hours=21, minutes=5)),
+        (FIRST_DAY + timedelta(days=2, hours=1), FIRST_DAY + timedelta(days=2, hours=23)),  # inside one day
+        (FIRST_DAY + timedelta(days=2, hours=1), FIRST_DAY + timedelta(days=3, hours=1)),  # 24 h
     ]
     return [
         Scope(service, start, end, environment)
