@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from collector.money.price_book import PRICED_FIELDS, PriceBook
-from collector.store import rollups
+from collector.store import readiness_rollup, rollups
 from collector.store.file import Store
 from llmledger import pricing
 
@@ -151,5 +151,6 @@ def _apply(con: Any, changes: list[dict[str, Any]], days: set[date]) -> None:
         con.execute(
             f"INSERT INTO llm_calls_daily BY NAME {rollups.aggregate('llm_calls', where)}", [first, end, *listed]
         )
+        readiness_rollup.rebuild_days(con, listed)  # its cost sums and unpriced counts changed too
     finally:
         con.unregister("repriced")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from collector.readiness.facts import aggregate, assemble, details, own, scrubbed
+from collector.readiness.facts import aggregate, assemble, details, own, scoped, scrubbed
 from collector.readiness.items import CATEGORIES, ITEMS, MAX_SCORE, SCORED
 from collector.readiness.model import (
     FAIL,
@@ -19,6 +19,8 @@ from collector.readiness.model import (
     Scope,
     Verdict,
 )
+
+KINDS = ("production", "all")  # the calls an item's aggregates are over (Item.calls)
 
 
 def judge(item: Item, facts: Facts) -> Verdict:
@@ -43,21 +45,22 @@ def band(score: int, maximum: int = MAX_SCORE) -> str:
 
 def scorecard(con: Any, scope: Scope, context: Context) -> dict[str, Any]:
     """The whole card (see the API's `GET /api/v1/readiness`); the current rules and attestations count."""
-    aggregates = {kind: aggregate(con, scope, context, kind, False).get(None, {}) for kind in ("production", "all")}
-    facts = assemble(scope, context, aggregates, scrubbed(con, scope, False).get(None, {}), None)
-    categories = []
-    for category, name in CATEGORIES:
-        items = []
-        for item in (item for item in ITEMS if item.category == category):
-            status, evidence = judge(item, facts)
-            if status == FAIL and item.bad is not None:
-                evidence.update(details(con, scope, context, item))
-            fix = item.fix(scope, own(item, facts))
-            items.append({"id": item.id, "title": item.title, "status": status, "evidence": _jsonable(evidence),
-                          "fix": fix, "advice": item.advice})  # fmt: skip
-        scored = [entry for entry in items if not entry["advice"]]
-        score = sum(entry["status"] == PASS for entry in scored)
-        categories.append({"name": name, "score": score, "max": len(scored), "items": items})
+    with scoped(con, scope) as source:  # the scope's rollup rows, read once for every query of the card
+        aggregates = {kind: aggregate(con, scope, context, kind, False, source).get(None, {}) for kind in KINDS}
+        facts = assemble(scope, context, aggregates, scrubbed(con, scope, False).get(None, {}), None)
+        categories = []
+        for category, name in CATEGORIES:
+            items = []
+            for item in (item for item in ITEMS if item.category == category):
+                status, evidence = judge(item, facts)
+                if status == FAIL and item.bad is not None:
+                    evidence.update(details(con, scope, context, item, source))
+                fix = item.fix(scope, own(item, facts))
+                items.append({"id": item.id, "title": item.title, "status": status, "evidence": _jsonable(evidence),
+                              "fix": fix, "advice": item.advice})  # fmt: skip
+            scored = [entry for entry in items if not entry["advice"]]
+            score = sum(entry["status"] == PASS for entry in scored)
+            categories.append({"name": name, "score": score, "max": len(scored), "items": items})
     score = sum(category["score"] for category in categories)
     unknown = sum(entry["status"] == UNKNOWN and not entry["advice"] for c in categories for entry in c["items"])
     return {
@@ -77,7 +80,7 @@ def history(con: Any, scope: Scope, context: Context) -> list[dict[str, Any]]:
     """The score of each UTC day in [start, end) that has calls of the service (in any environment): two grouped
     queries over the range (and one over scrubbed secrets), then every item judged per day; a rule or an
     attestation counts from the moment it was made."""
-    per_kind = {kind: aggregate(con, scope, context, kind, True) for kind in ("production", "all")}
+    per_kind = {kind: aggregate(con, scope, context, kind, True) for kind in KINDS}
     secrets = scrubbed(con, scope, True)
     points = []
     for day in sorted(per_kind["all"]):

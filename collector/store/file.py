@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.store import rollups, same_call
+from collector.store import readiness_rollup, rollups, same_call
 from collector.store.migrations import migrate
 from collector.store.schema import LLM_CALLS_COLUMNS
 from collector.store.transactions import end_failed_transaction
@@ -140,6 +140,7 @@ class Store:
                 keys = {(row["trace_id"], row["span_id"]) for row in merge.rows}
                 if keys:
                     rollups.add(con, "incoming_calls")
+                    readiness_rollup.add(con, "incoming_calls")
             else:
                 inserted = con.execute(
                     "INSERT INTO llm_calls SELECT * FROM incoming_calls "
@@ -149,7 +150,9 @@ class Store:
                 if keys:
                     new_keys = pa.table({"trace_id": [k[0] for k in inserted], "span_id": [k[1] for k in inserted]})
                     con.register("inserted_keys", new_keys)
-                    rollups.add(con, "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))")
+                    stored = "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))"
+                    rollups.add(con, stored)
+                    readiness_rollup.add(con, stored)
             con.execute("COMMIT")
         except BaseException:
             end_failed_transaction(con)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from collector.store import rollups
+from collector.store import readiness_rollup, rollups
 from collector.store.schema import (
     LLM_CALLS_COLUMNS_M001,
     LLM_CALLS_COLUMNS_M005,
@@ -345,6 +345,13 @@ def m017_signals(db: Schema) -> None:
         db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
 
 
+def m018_readiness_rollup(db: Schema) -> None:
+    # The readiness checklist's facts per service, environment and UTC day (collector/store/readiness_rollup.py),
+    # built from the calls already stored: a new table, nothing ALTERed.
+    db.calls(readiness_rollup.CREATE_M018)
+    db.calls(f"INSERT INTO readiness_daily BY NAME {readiness_rollup.aggregate('llm_calls')} ORDER BY day, service")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -363,6 +370,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (15, "m015_same_call", m015_same_call),
     (16, "m016_saved_queries", m016_saved_queries),  # landed after 17: a database that has it adds it on open
     (17, "m017_signals", m017_signals),
+    (18, "m018_readiness_rollup", m018_readiness_rollup),
 )
 
 

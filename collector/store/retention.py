@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from collector.metrics import Metrics
 from collector.schedule import Periodic
+from collector.store import readiness_rollup
 from collector.store.file import Store
 
 log = logging.getLogger("llmledger.collector")
@@ -26,6 +27,7 @@ def delete_before(store: Store, before: datetime) -> int:
     """Delete raw calls that started before `before` in one transaction; returns how many went."""
     with store.calls_transaction() as con:
         (deleted,) = con.execute("DELETE FROM llm_calls WHERE start_time < ?", [before]).fetchone()
+        readiness_rollup.delete_before(con, before)  # derived from the raw calls only (unlike llm_calls_daily)
     return int(deleted)
 
 

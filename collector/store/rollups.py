@@ -116,10 +116,13 @@ def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute every daily row from the raw calls (in the caller's transaction). Not after retention: the days
-    whose raw calls it deleted would go."""
+    """Recompute every daily row from the raw calls, and the readiness rollup with them (in the caller's
+    transaction). Not after retention: the days whose raw calls it deleted would go."""
+    from collector.store import readiness_rollup  # here: it imports UTC_DAY from this module
+
     for statement in REBUILD:
         con.execute(statement)
+    readiness_rollup.rebuild(con)
 
 
 def subtract(con: duckdb.DuckDBPyConnection, source: str) -> None:

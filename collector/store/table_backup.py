@@ -16,11 +16,13 @@ from typing import Any
 
 import duckdb
 
-from collector.store import rollups
+from collector.store import readiness_rollup, rollups
 from collector.store.file import Store
 
 LAYOUT = "tables"  # earlier versions used DuckDB's EXPORT DATABASE ("export"); their Parquet files load alike
 CALLS_TABLES = ("llm_calls", "llm_calls_daily")
+# Derived from llm_calls alone, so not written: a restore rebuilds it (from a backup of any version alike).
+REBUILT = ("readiness_daily",)
 NOT_RESTORED = ("_migrations", "_lake_migrations")  # the target is migrated by this version; its own record stands
 
 
@@ -48,7 +50,7 @@ def write(store: Store, directory: Path) -> dict[str, Any]:
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            for name in tables(store, con):  # names from the catalog, not from a request
+            for name in (name for name in tables(store, con) if name not in REBUILT):  # from the catalog
                 target = directory / f"{name}.parquet"
                 rows = rollups.merged(name) if name == "llm_calls_daily" else f'SELECT * FROM "{name}"'
                 con.execute(f"COPY ({rows}) TO {_literal(target)} (FORMAT parquet, COMPRESSION zstd)")
@@ -109,6 +111,7 @@ def load(store: Store, directory: Path, rows: dict[str, int]) -> dict[str, int]:
     with store.calls_transaction() as con:
         for name in calls:
             copy_in(con, name)
+        readiness_rollup.rebuild(con)
     con = store.reader()
     try:
         return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}

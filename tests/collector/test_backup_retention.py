@@ -96,6 +96,9 @@ def test_backup_under_ingest_then_restore_with_the_cli(guarded: RunningCollector
         assert con.execute("SELECT sum(requests) FROM llm_calls_daily").fetchone()[0] == manifest_rows["llm_calls"]
         snapshot_cost = con.execute("SELECT sum(cost_usd) FROM llm_calls").fetchone()[0]
         assert con.execute("SELECT sum(cost_usd) FROM llm_calls_daily").fetchone()[0] == snapshot_cost
+        # The readiness rollup is not in the backup (derived from the calls alone): the restore rebuilt it.
+        assert "readiness_daily" not in manifest_rows
+        assert con.execute("SELECT sum(calls) FROM readiness_daily").fetchone()[0] == manifest_rows["llm_calls"]
     restored = RunningCollector(db)
     try:
         (rule,) = restored.get("/api/v1/alert-rules")["rules"]
@@ -185,5 +188,13 @@ def test_retention_deletes_old_raw_calls_and_keeps_rollups_and_alerts(tmp_path: 
         assert len(kept.get("/api/v1/alert-rules")["rules"]) == 1
         assert "llmledger_rows_deleted_by_retention_total 20" in kept.http.get("/metrics").text
         assert kept.collector.retention.run_once(datetime.now(tz=UTC)) == 0  # nothing twice
+        # The readiness rollup goes with the raw calls: the checklist judges the calls there are.
+        reader = kept.collector.store.reader()
+        try:
+            days = reader.execute("SELECT min(day), sum(calls) FROM readiness_daily").fetchone()
+        finally:
+            reader.close()
+        assert days[0] >= oldest_kept
+        assert days[1] == 20
     finally:
         kept.stop()

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import psycopg
 import pytest
 
 from collector.alerts.engine import RESEND_AFTER
+from collector.store import readiness_rollup
 from collector.store.lake.compaction import compact
 from collector.store.lake.connect import LakeConfigError, catalog_conninfo
 from collector.store.lake.locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLostError
@@ -131,6 +133,14 @@ def test_one_collector_on_a_lake_stores_queries_and_keeps_state_in_postgres(lake
         running.stop()
 
 
+def readiness_calls_and_cost(running: RunningCollector) -> tuple[Any, Any]:
+    con = running.collector.store.reader()
+    try:
+        return con.execute("SELECT sum(calls), sum(cost_usd_sum) FROM readiness_daily").fetchone()
+    finally:
+        con.close()
+
+
 def test_repricing_and_retention_work_on_a_lake(lake: Lake, tmp_path: Path) -> None:
     prices = tmp_path / "prices.toml"
     prices.write_text(
@@ -153,11 +163,13 @@ def test_repricing_and_retention_work_on_a_lake(lake: Lake, tmp_path: Path) -> N
         assert after == "0.012000000"
         finance = httpx2.get(f"{running.url}/api/v1/export.csv", params={"kind": "finance", **EVERYTHING}).text
         assert sum(float(row["cost_usd"]) for row in csv.DictReader(io.StringIO(finance))) == pytest.approx(0.012)
+        assert readiness_calls_and_cost(running) == (10, Decimal(after))  # re-priced days rebuilt
 
         deleted = delete_before(running.collector.store, datetime(2100, 1, 1, tzinfo=UTC))
         assert deleted == 10
         assert running.get("/api/v1/summary", **EVERYTHING)["requests"] == 0
         assert rollup_requests(running.url) == 10  # spend by day outlives the raw calls
+        assert readiness_calls_and_cost(running) == (None, None)  # the checklist's facts don't
     finally:
         running.stop()
 
@@ -652,15 +664,25 @@ def test_a_lake_of_the_version_before_migrates_and_keeps_its_rolled_up_days(
         assert {group["group"]: group["audio_seconds"] for group in groups} == {"audio_seconds": 1.0, None: 0.0}
         # The rollup, delta rows merged, is what rolling up the raw calls gives (but for the day they left).
         raw = rollups.aggregate("llm_calls")
+        readiness_raw = readiness_rollup.aggregate("llm_calls")
         con = running.collector.store.reader()
         try:
             kept_days = con.execute(
                 f"SELECT * FROM ({rollups.merged('llm_calls_daily')}) WHERE day <> DATE '2025-10-01' ORDER BY ALL"
             ).fetchall()
             rebuilt = con.execute(f"SELECT * FROM ({rollups.merged(f'({raw})')}) ORDER BY ALL").fetchall()
+            # So is the readiness rollup (migration 18 built it from the calls the lake had, ingest added deltas).
+            readiness_kept = con.execute(
+                f"SELECT * FROM ({readiness_rollup.merged('readiness_daily')}) ORDER BY ALL"
+            ).fetchall()
+            readiness_rebuilt = con.execute(
+                f"SELECT * FROM ({readiness_rollup.merged(f'({readiness_raw})')}) ORDER BY ALL"
+            ).fetchall()
         finally:
             con.close()
         assert kept_days == rebuilt
+        assert readiness_kept == readiness_rebuilt
+        assert sum(row[-8] for row in readiness_kept) == 10  # the calls column, before the 7 sums
     finally:
         running.stop()
 
@@ -718,6 +740,15 @@ def test_the_leader_compacts_the_lake_without_changing_an_answer(lake: Lake, cap
             time.sleep(0.2)
         assert "now the leader" in caplog.text
         assert snapshot(running) == before[0]
+        con = running.collector.store.reader()
+        try:  # six commits left six delta rows per key of the readiness rollup; compaction folded them
+            rows = con.execute("SELECT count(*) FROM readiness_daily").fetchone()[0]
+            kept = con.execute(f"SELECT * FROM ({readiness_rollup.merged('readiness_daily')}) ORDER BY ALL").fetchall()
+            rebuilt = readiness_rollup.merged(f"({readiness_rollup.aggregate('llm_calls')})")
+            assert kept == con.execute(f"SELECT * FROM ({rebuilt}) ORDER BY ALL").fetchall()
+        finally:
+            con.close()
+        assert rows == len(kept)
         assert running.http.post("/v1/traces", content=requests[0], headers=PROTOBUF).status_code == 200
         assert snapshot(running) == before[0]  # a re-send after compaction is still recognised
     finally:

@@ -849,7 +849,7 @@ def test_history_uses_grouped_queries_not_one_per_day(collector: RunningCollecto
     today_ns = time.time_ns() // DAY_NS * DAY_NS
     for days_ago in (20, 9, 0):
         post(collector, [good()], "queried", start_ns=today_ns - days_ago * DAY_NS)
-    end = datetime.now(tz=UTC)
+    end = datetime.fromtimestamp(today_ns // 10**9, tz=UTC) + timedelta(days=1)  # whole UTC days, as the API asks
     scope = model.Scope("queried", end - timedelta(days=30), end)
     reader = collector.collector.store.reader()
     try:
