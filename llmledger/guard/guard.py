@@ -4,7 +4,6 @@ once. Only `BudgetExceeded` and `CircuitOpen` ever reach the app; any other fail
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from llmledger.guard.budgets import BudgetBook, Reservation
 from llmledger.guard.errors import BudgetExceeded, CircuitOpen
 from llmledger.guard.pacer import Pacer
 from llmledger.guard.poller import BudgetPoller
+from llmledger.guard.prompt_bound import prompt_token_bound
 from llmledger.guard.settings import GuardSettings
 from llmledger.wrapper import extract, tokens
 
@@ -220,22 +220,6 @@ class Guard:
 
 def _export_margin_s() -> float:
     return config.resolve("export_delay_ms") / 1000 + _COMMIT_MARGIN_S
-
-
-_PROMPT_KEYS = ("messages", "input", "instructions", "prompt", "tools")
-
-
-def prompt_token_bound(body: Mapping[str, Any]) -> int:
-    """At least as many tokens as the request's prompt can bill, without a tokenizer: every token of OpenAI's
-    encodings is at least one byte, so the JSON text of what is sent (its strings and more) bounds the tokens of its
-    strings, and 8 per item covers each message's and tool's fixed tokens (3 per message, 7 per function, 12 to close
-    the tools, 3 to prime the reply)."""
-    parts = [body[key] for key in _PROMPT_KEYS if key in body]
-    items = sum(len(part) if isinstance(part, list) else 1 for part in parts)
-    return len(_JSON.encode(parts).encode()) + 8 * items + 16
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _max_output(attrs: Mapping[str, Any], settings: GuardSettings) -> int:
