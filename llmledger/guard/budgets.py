@@ -269,9 +269,8 @@ class BudgetBook:
         """The call ended (`ended_at`: UNIX time); `cost` works out what it really cost. Its worst case stays
         reserved until `settle_ended` runs it, off the app's thread (the wrapper's finisher), or at once when a
         decision near a limit needs it: the books err early, never late."""
-        with self._lock:
-            reservation.ended_at, reservation.cost = ended_at, cost
-            self._ended[id(reservation)] = reservation
+        reservation.ended_at, reservation.cost = ended_at, cost
+        self._ended[id(reservation)] = reservation  # one step for the GIL: `_settle_ended` copies, under the lock
 
     def settle_ended(self, reservation: Reservation) -> None:
         """Settle an ended call at its real cost (nothing if it was settled already)."""

@@ -152,16 +152,17 @@ class Guard:
         cover = book.cover(key)
         if not cover.budgets and not may_fail_closed:  # nothing covers the call (its model's budgets downgrade)
             return None, model
-        counted: dict[bool, int] = {}
-        costs: dict[tuple[str, bool], Decimal | None] = {}
         tier = attrs.get(sc.OPENAI_REQUEST_SERVICE_TIER)
         rates = self._rates(model, tier, provider)
+        counted: dict[bool, int] = {}
+        costs: dict[tuple[str, bool], Decimal | None] = {}
         if rates is not None and cover.budgets:  # far from every limit, this is all (BudgetBook.reserve_if_far)
-            counted[False] = bound = prompt_token_bound(body)
-            costs[(model, False)] = worst = rates.text_cost(bound, output)
+            bound = prompt_token_bound(body)
+            worst = rates.text_cost(bound, output)
             reservation = book.reserve_if_far(cover, worst)
             if reservation is not None:
                 return reservation, model
+            counted[False], costs[(model, False)] = bound, worst
 
         def worst_case(candidate: str, exact: bool) -> Decimal | None:
             key = (candidate, exact)
@@ -198,11 +199,12 @@ class Guard:
 
     def _rates(self, model: str, tier: str | None, provider: str) -> pricing.Rates | None:
         key = (model, tier, provider)
-        if key not in self._rates_seen:
+        rates = self._rates_seen.get(key, _UNSEEN)
+        if rates is _UNSEEN:
             if len(self._rates_seen) >= 1000:
                 self._rates_seen.clear()
-            self._rates_seen[key] = pricing.rates_for(model, tier, provider=provider)
-        return self._rates_seen[key]
+            rates = self._rates_seen[key] = pricing.rates_for(model, tier, provider=provider)
+        return rates  # type: ignore[return-value]
 
     def _cost(self, ticket: Ticket, error: BaseException | None, result: Any, attrs: Mapping[str, Any],
               endpoint: extract.Endpoint, body: Mapping[str, Any]) -> Decimal | None:  # fmt: skip
@@ -225,6 +227,9 @@ class Guard:
         model = usage_attrs.get(sc.GEN_AI_RESPONSE_MODEL) or ticket.model
         rates = pricing.rates_for(model, usage_attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER), provider=provider)
         return rates.cost(pricing.Usage.from_attributes(usage_attrs)) if rates is not None else None
+
+
+_UNSEEN = object()
 
 
 def _export_margin_s() -> float:
