@@ -64,7 +64,7 @@ class Pacer:
                 if window.tokens_left < tokens:
                     wait = max(wait, _reset_at(window.tokens_reset) - self._clock())  # type: ignore[operator]
                 window.tokens_left -= tokens
-            return min(max(wait, 0.0), self.max_wait_s)
+        return 0.0 if wait <= 0 else min(wait, self.max_wait_s)
 
     def observe(self, key: str, headers: Mapping[str, str]) -> None:
         """What the last response said remains, and when each window resets."""
