@@ -30,6 +30,7 @@ class _Circuit:
     state: str = "closed"  # closed | open | half_open
     consecutive: int = 0
     recent: deque[bool] = field(default_factory=deque)  # True: a failure
+    failures: int = 0  # how many of `recent`: the error rate without summing them each call
     opened_at: float = 0.0
     probing: bool = False
 
@@ -70,9 +71,19 @@ class Breakers:
                 circuit.probing = False
 
     def record(self, key: str, error: BaseException | None, probe: bool) -> None:
-        failed = is_failure(error)
+        failed = error is not None and is_failure(error)
+        circuit = self._circuits.get(key)
+        if not failed and not probe and circuit is not None and circuit.failures == 0 and circuit.state == "closed":
+            recent = circuit.recent
+            if len(recent) == recent.maxlen:
+                # The common case changes nothing, so takes no lock: no failure among the last calls (nor a
+                # consecutive one), and a success only pushes out another success. Read before a concurrent
+                # failure counts, it is the success that came first; read after a concurrent opening (which clears
+                # the window), it is one the next probe's verdict clears anyway.
+                return
         with self._lock:
-            circuit = self._circuits.setdefault(key, _Circuit(recent=deque(maxlen=self.settings.error_rate_window)))
+            if circuit is None:
+                circuit = self._circuits.setdefault(key, _Circuit(recent=deque(maxlen=self.settings.error_rate_window)))
             if probe or circuit.state == "half_open":
                 circuit.probing = False
                 if failed:
@@ -80,11 +91,17 @@ class Breakers:
                 else:
                     circuit.state, circuit.consecutive = "closed", 0
                     circuit.recent.clear()
+                    circuit.failures = 0
                 return
-            circuit.recent.append(failed)
+            recent = circuit.recent
+            if len(recent) == recent.maxlen:
+                circuit.failures -= recent[0]
+            recent.append(failed)
+            circuit.failures += failed
             circuit.consecutive = circuit.consecutive + 1 if failed else 0
             if circuit.state == "closed" and (
-                circuit.consecutive >= self.settings.failure_threshold or self._rate_over(circuit)
+                circuit.consecutive >= self.settings.failure_threshold
+                or (circuit.failures > 0 and self._rate_over(circuit))
             ):
                 self._open(circuit)
 
@@ -92,10 +109,10 @@ class Breakers:
         seen = len(circuit.recent)
         if seen * 2 < self.settings.error_rate_window:
             return False
-        return sum(circuit.recent) / seen >= self.settings.error_rate_threshold
+        return circuit.failures / seen >= self.settings.error_rate_threshold
 
     def _open(self, circuit: _Circuit) -> None:
         circuit.state = "open"
         circuit.opened_at = self._clock()  # type: ignore[operator]
         circuit.recent.clear()
-        circuit.consecutive = 0
+        circuit.failures = circuit.consecutive = 0

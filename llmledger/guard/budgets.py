@@ -3,6 +3,8 @@
 A call reserves its worst case (its input tokens + its output cap, at the model's rates) under one lock before it
 goes out, so concurrent calls of one process can't all fit into the same room; it settles to its real cost when it
 ends. The input is bounded cheaply (a token is at least one byte) and counted with the tokenizer only near a limit.
+A call far from every limit is one comparison: each set of covering budgets keeps the room it had when last decided
+in full (`_Cover.room`), which only the process's own reservations use up until a snapshot arrives.
 The collector's spend arrives by polling; a settled call stays in the local ledger until a snapshot taken well after
 it (`export_margin_s`: the span must have been exported and stored) has counted it. Several processes see each other
 only through the collector, so together they can overshoot by about one poll interval's spend.
@@ -88,14 +90,14 @@ def window_start(window: str, now: datetime) -> datetime:
     return day if window == "day" else day.replace(day=1)
 
 
-@dataclass
+@dataclass(slots=True)
 class Reservation:
     """One call's claim on the budgets that cover it: its worst case until it ends, then its real cost."""
 
     budget_ids: tuple[int, ...]
     amount: Decimal
     settled_at: datetime | None = None  # None: still reserved
-    ended_at: datetime | None = None  # the call ended: its real cost is worked out later (`BudgetBook.end`)
+    ended_at: float | None = None  # the call ended (UNIX time): its real cost is worked out later (`BudgetBook.end`)
     cost: Callable[[], Decimal | None] | None = None
 
 
@@ -112,6 +114,22 @@ class _Local:
     def forget_before(self, moment: datetime) -> None:
         while self.settled and self.settled[0][0] <= moment:
             self.settled_total -= self.settled.popleft()[1]
+
+
+@dataclass(slots=True)
+class _Cover:
+    """The budgets that cover one set of labels (as of the book's `epoch`), and the room a call needs to stay under
+    for `reserve_if_far` to let it through at once: the book's `_drawn` when a call was last decided in full, plus
+    the least headroom of these budgets then (None: not known, decide in full). What the books drew since can only
+    have used up less of it: a reservation adds to `_drawn` as much as to any budget's spend; a settled call spends
+    no more than it reserved (else a new epoch begins), a new day or a forgotten call spends less; a snapshot begins
+    a new epoch."""
+
+    budgets: list[Budget]
+    ids: tuple[int, ...]
+    locals: list[_Local]
+    epoch: int
+    room: Decimal | None = None
 
 
 @dataclass
@@ -133,9 +151,11 @@ class BudgetBook:
         self._warned: set[tuple[int, datetime]] = set()
         self._last_ok: float | None = None  # monotonic time of the last good snapshot
         self._ended: dict[int, Reservation] = {}  # id → reservations of ended calls, not settled yet
-        # The budgets that cover a call's labels, and the current UTC day's and month's starts: worked out once, so
-        # that a decision far from any limit is a few lookups.
-        self._covering: dict[tuple[str | None, ...], list[Budget]] = {}
+        # The budgets that cover a call's labels (with their room, see _Cover), and the current UTC day's and
+        # month's starts: worked out once, so that a decision far from any limit is a lookup and a comparison.
+        self._covering: dict[tuple[str | None, ...], _Cover] = {}
+        self._drawn = Decimal(0)  # every reservation's worst case, added up since the epoch began
+        self._epoch = 0
         self._windows: tuple[tuple[int, int, int], datetime, datetime] | None = None
         self._lock = threading.Lock()
 
@@ -149,6 +169,7 @@ class BudgetBook:
         with self._lock:
             self._budgets = budgets
             self._covering.clear()
+            self._drawn, self._epoch = Decimal(0), self._epoch + 1
             for local in self._local.values():
                 local.forget_before(horizon)
             self._last_ok = time.monotonic()
@@ -159,15 +180,43 @@ class BudgetBook:
     def covering(self, labels: Mapping[str, str | None]) -> list[Budget]:
         return [budget for budget in self._budgets if budget.covers(labels)]
 
+    def cover(self, key: tuple[str | None, ...]) -> _Cover:
+        """The budgets covering a call's labels, keyed by their values in `LABELS`' order. Safe without the lock:
+        a cover made while a snapshot arrives is of the epoch before (read first, `apply` moves it last), and only
+        a cover of the current epoch is used under the lock."""
+        found = self._covering.get(key)
+        if found is None or found.epoch != self._epoch:
+            if len(self._covering) >= _COVERING_CACHE:  # many end users: start again rather than grow
+                self._covering.clear()
+            epoch, labels = self._epoch, dict(zip(LABELS, key, strict=True))
+            budgets = [budget for budget in self._budgets if budget.covers(labels)]
+            locals_ = [self._local.setdefault(budget.id, _Local()) for budget in budgets]
+            found = self._covering[key] = _Cover(budgets, tuple(budget.id for budget in budgets), locals_, epoch)
+        return found
+
+    def reserve_if_far(self, cover: _Cover, worst: Decimal) -> Reservation | None:
+        """The common case, decided in one comparison: the call's worst case fits the room its budgets had when a
+        call was last decided in full, less everything reserved since. None: decide it in full (`decide`)."""
+        with self._lock:
+            if cover.epoch != self._epoch or cover.room is None or self._drawn + worst >= cover.room:
+                return None
+            if self.fail_closed and self.stale():
+                return None
+            self._drawn += worst
+            for local in cover.locals:
+                local.reserved += worst
+            return Reservation(cover.ids, worst)
+
     def decide(
         self,
         labels: dict[str, str | None],
         worst_case: Any,  # (model, exact) -> Decimal | None: the most the call can cost at that model's rates
-        now: datetime,
+        now: datetime | None = None,
     ) -> Decision:
         """Downgrade, block or warn, and reserve the call's worst case: all under one lock, so that concurrent calls
         are decided one after another against the same ledger. Raises `BudgetExceeded`."""
         model = labels["model"] or ""
+        now = now or datetime.now(tz=UTC)
         with self._lock:
             # Failing closed: never having read the budgets blocks every call; stale ones block what they cover.
             if self.fail_closed and self.stale() and (self._last_ok is None or self._budgets_for(labels, model)):
@@ -209,15 +258,19 @@ class BudgetBook:
                 decision.reservation = Reservation(tuple(b.id for b in covering), worst)
                 for budget in covering:
                     self._local.setdefault(budget.id, _Local()).reserved += worst
+                self._drawn += worst
+                if not over and decision.model == model:  # far from every limit: the next calls may use the room
+                    cover = self.cover(_key(labels, model))
+                    cover.room = self._drawn + min(b.limit_usd - self._spent(b, now) for b in covering)
+                    cover.epoch = self._epoch
             return decision
 
-    def end(self, reservation: Reservation, cost: Callable[[], Decimal | None], now: datetime) -> None:
-        """The call ended; `cost` works out what it really cost. Its worst case stays reserved until `settle_ended`
-        runs it, off the app's thread (the wrapper's finisher), or at once when a decision near a limit needs it:
-        the books err early, never late."""
-        with self._lock:
-            reservation.ended_at, reservation.cost = now, cost
-            self._ended[id(reservation)] = reservation
+    def end(self, reservation: Reservation, cost: Callable[[], Decimal | None], ended_at: float) -> None:
+        """The call ended (`ended_at`: UNIX time); `cost` works out what it really cost. Its worst case stays
+        reserved until `settle_ended` runs it, off the app's thread (the wrapper's finisher), or at once when a
+        decision near a limit needs it: the books err early, never late."""
+        reservation.ended_at, reservation.cost = ended_at, cost
+        self._ended[id(reservation)] = reservation  # one step for the GIL: `_settle_ended` copies, under the lock
 
     def settle_ended(self, reservation: Reservation) -> None:
         """Settle an ended call at its real cost (nothing if it was settled already)."""
@@ -225,7 +278,7 @@ class BudgetBook:
             return
         cost = _cost_of(reservation)
         with self._lock:
-            self._settle(reservation, cost, reservation.ended_at or datetime.now(tz=UTC))
+            self._settle(reservation, cost, _ended_at(reservation))
 
     def settle(self, reservation: Reservation, cost: Decimal | None, now: datetime) -> None:
         """The call ended: its real cost replaces its worst case (an unknown cost keeps the worst case)."""
@@ -237,6 +290,8 @@ class BudgetBook:
         if reservation.settled_at is not None:
             return
         amount = reservation.amount if cost is None else cost
+        if amount > reservation.amount:  # more than its worst case (a bound that didn't hold): rooms are wrong
+            self._epoch += 1
         for budget_id in reservation.budget_ids:
             local = self._local.setdefault(budget_id, _Local())
             local.reserved -= reservation.amount
@@ -246,21 +301,14 @@ class BudgetBook:
 
     def _settle_ended(self) -> None:
         for reservation in list(self._ended.values()):
-            self._settle(reservation, _cost_of(reservation), reservation.ended_at or datetime.now(tz=UTC))
+            self._settle(reservation, _cost_of(reservation), _ended_at(reservation))
 
     def spent(self, budget: Budget, now: datetime) -> Decimal:
         with self._lock:
             return self._spent(budget, now)
 
     def _budgets_for(self, labels: Mapping[str, str | None], model: str) -> list[Budget]:
-        key = (*(labels.get(name) for name in LABELS[:-1]), model)
-        found = self._covering.get(key)
-        if found is None:
-            if len(self._covering) >= _COVERING_CACHE:  # many end users: start again rather than grow
-                self._covering.clear()
-            with_model = {**labels, "model": model}
-            found = self._covering[key] = [budget for budget in self._budgets if budget.covers(with_model)]
-        return found
+        return self.cover(_key(labels, model)).budgets
 
     def _over_exactly(self, budgets: Sequence[Budget], worst_case: Any, model: str, now: datetime) -> list[Budget]:
         """Budgets this call would take over their limit: a cheap upper bound of its tokens first, counted exactly
@@ -294,6 +342,15 @@ class BudgetBook:
 
 
 _COVERING_CACHE = 10_000
+
+
+def _key(labels: Mapping[str, str | None], model: str) -> tuple[str | None, ...]:
+    return (*(labels.get(name) for name in LABELS[:-1]), model)
+
+
+def _ended_at(reservation: Reservation) -> datetime:
+    ended_at = reservation.ended_at
+    return datetime.now(tz=UTC) if ended_at is None else datetime.fromtimestamp(ended_at, UTC)
 
 
 def _cost_of(reservation: Reservation) -> Decimal | None:

@@ -4,21 +4,22 @@ once. Only `BudgetExceeded` and `CircuitOpen` ever reach the app; any other fail
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from llmledger import config, diagnostics, pricing
 from llmledger import semconv as sc
 from llmledger.guard.breaker import Breakers
-from llmledger.guard.budgets import BudgetBook, Reservation
+from llmledger.guard.budgets import LABELS, BudgetBook, Reservation
 from llmledger.guard.errors import BudgetExceeded, CircuitOpen
 from llmledger.guard.pacer import Pacer
 from llmledger.guard.poller import BudgetPoller
+from llmledger.guard.prompt_bound import prompt_token_bound
 from llmledger.guard.settings import GuardSettings
 from llmledger.wrapper import extract, tokens
 
@@ -29,7 +30,7 @@ log = logging.getLogger("llmledger")
 _COMMIT_MARGIN_S = 2.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Ticket:
     """What `admit` decided, for `release`."""
 
@@ -80,11 +81,14 @@ class Guard:
         asked = attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
         provider = attrs.get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
         model, breaker, probe = self._circuit(attrs, provider, asked)
+        output = attrs.get(sc.GEN_AI_REQUEST_MAX_TOKENS)
+        if not isinstance(output, int) or output <= 0:
+            output = self.settings.default_max_output_tokens
         try:
-            reservation, model = self._budgets(attrs, body, api_type, provider, model)
+            reservation, model = self._budgets(attrs, body, api_type, provider, model, output)
             wait = 0.0
             if self.pacer is not None:
-                wait = self.pacer.wait_for(breaker, _max_output(attrs, self.settings))
+                wait = self.pacer.wait_for(breaker, output)
                 if wait > 0:
                     attrs[sc.GUARD_ACTION] = attrs.get(sc.GUARD_ACTION) or "paced"
                     attrs[sc.GUARD_WAIT_MS] = wait * 1000
@@ -105,8 +109,8 @@ class Guard:
         if self.pacer is not None and headers is not None:
             self.pacer.observe(ticket.breaker, headers)
         if ticket.reservation is not None and self.book is not None:
-            self.book.end(ticket.reservation, lambda: self._cost(ticket, error, result, recorder_attrs, endpoint, body),
-                          datetime.now(tz=UTC))  # fmt: skip
+            cost = functools.partial(self._cost, ticket, error, result, recorder_attrs, endpoint, body)
+            self.book.end(ticket.reservation, cost, time.time())
 
     def settle(self, ticket: Ticket) -> None:
         """After the call's span is out (the finisher's thread): its reservation becomes its real cost."""
@@ -135,24 +139,30 @@ class Guard:
                 raise
 
     def _budgets(self, attrs: dict[str, Any], body: Mapping[str, Any], api_type: str, provider: str,
-                 model: str) -> tuple[Reservation | None, str]:  # fmt: skip
+                 model: str, output: int) -> tuple[Reservation | None, str]:  # fmt: skip
         book = self.book
         if book is None:
             return None, model
-        self.start()
-        labels: dict[str, str | None] = {
-            "service": self.service,
-            "environment": self.environment,
-            "team": attrs.get(sc.TEAM),
-            "feature": attrs.get(sc.FEATURE),
-            "end_user": attrs.get(sc.END_USER),
-            "model": model,
-        }
-        if not book.budgets and not (self.settings.fail_closed and book.stale()):
+        if self.poller is None:
+            self.start()
+        may_fail_closed = self.settings.fail_closed and book.stale()
+        if not book.budgets and not may_fail_closed:
             return None, model
+        key = (self.service, self.environment, attrs.get(sc.TEAM), attrs.get(sc.FEATURE), attrs.get(sc.END_USER), model)
+        cover = book.cover(key)
+        if not cover.budgets and not may_fail_closed:  # nothing covers the call (its model's budgets downgrade)
+            return None, model
+        tier = attrs.get(sc.OPENAI_REQUEST_SERVICE_TIER)
+        rates = self._rates(model, tier, provider)
         counted: dict[bool, int] = {}
         costs: dict[tuple[str, bool], Decimal | None] = {}
-        tier = attrs.get(sc.OPENAI_REQUEST_SERVICE_TIER)
+        if rates is not None and cover.budgets:  # far from every limit, this is all (BudgetBook.reserve_if_far)
+            bound = prompt_token_bound(body)
+            worst = rates.text_cost(bound, output)
+            reservation = book.reserve_if_far(cover, worst)
+            if reservation is not None:
+                return reservation, model
+            counted[False], costs[(model, False)] = bound, worst
 
         def worst_case(candidate: str, exact: bool) -> Decimal | None:
             key = (candidate, exact)
@@ -162,12 +172,12 @@ class Guard:
             if rates is not None and exact not in counted:
                 bound = tokens.count_prompt_tokens(candidate, body, api_type) if exact else prompt_token_bound(body)
                 counted[exact] = bound or 0
-            output = _max_output(attrs, self.settings)
             costs[key] = cost = rates.text_cost(counted.get(exact, 0), output) if rates is not None else None
             return cost
 
+        labels = dict(zip(LABELS, key, strict=True))
         try:
-            decision = book.decide(labels, worst_case, datetime.now(tz=UTC))
+            decision = book.decide(labels, worst_case)
         except BudgetExceeded as exc:
             attrs[sc.GUARD_ACTION] = "blocked"
             if exc.budget_id is not None:
@@ -189,11 +199,12 @@ class Guard:
 
     def _rates(self, model: str, tier: str | None, provider: str) -> pricing.Rates | None:
         key = (model, tier, provider)
-        if key not in self._rates_seen:
+        rates = self._rates_seen.get(key, _UNSEEN)
+        if rates is _UNSEEN:
             if len(self._rates_seen) >= 1000:
                 self._rates_seen.clear()
-            self._rates_seen[key] = pricing.rates_for(model, tier, provider=provider)
-        return self._rates_seen[key]
+            rates = self._rates_seen[key] = pricing.rates_for(model, tier, provider=provider)
+        return rates  # type: ignore[return-value]
 
     def _cost(self, ticket: Ticket, error: BaseException | None, result: Any, attrs: Mapping[str, Any],
               endpoint: extract.Endpoint, body: Mapping[str, Any]) -> Decimal | None:  # fmt: skip
@@ -218,26 +229,8 @@ class Guard:
         return rates.cost(pricing.Usage.from_attributes(usage_attrs)) if rates is not None else None
 
 
+_UNSEEN = object()
+
+
 def _export_margin_s() -> float:
     return config.resolve("export_delay_ms") / 1000 + _COMMIT_MARGIN_S
-
-
-_PROMPT_KEYS = ("messages", "input", "instructions", "prompt", "tools")
-
-
-def prompt_token_bound(body: Mapping[str, Any]) -> int:
-    """At least as many tokens as the request's prompt can bill, without a tokenizer: every token of OpenAI's
-    encodings is at least one byte, so the JSON text of what is sent (its strings and more) bounds the tokens of its
-    strings, and 8 per item covers each message's and tool's fixed tokens (3 per message, 7 per function, 12 to close
-    the tools, 3 to prime the reply)."""
-    parts = [body[key] for key in _PROMPT_KEYS if key in body]
-    items = sum(len(part) if isinstance(part, list) else 1 for part in parts)
-    return len(_JSON.encode(parts).encode()) + 8 * items + 16
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _max_output(attrs: Mapping[str, Any], settings: GuardSettings) -> int:
-    cap = attrs.get(sc.GEN_AI_REQUEST_MAX_TOKENS)
-    return cap if isinstance(cap, int) and cap > 0 else settings.default_max_output_tokens

@@ -136,17 +136,17 @@ def test_ended_calls_hold_their_worst_case_until_settled_and_settle_at_once_near
     worst, real = Decimal("0.40"), Decimal("0.10")
     first = book.decide(dict(labels), lambda model, exact: worst, now).reservation
     assert first is not None
-    book.end(first, lambda: real, now)
+    book.end(first, lambda: real, now.timestamp())
     second = book.decide(dict(labels), lambda model, exact: worst, now).reservation  # 0.40 + 0.40 fits
     assert second is not None
     assert first.settled_at is None  # far from the limit, the app's thread never works out a cost
     assert book.spent(budget, now) == 2 * worst
-    book.end(second, lambda: real, now)
+    book.end(second, lambda: real, now.timestamp())
     third = book.decide(dict(labels), lambda model, exact: worst, now).reservation  # 0.80 + 0.40 would not
     assert third is not None
     assert (first.settled_at, first.amount, second.amount) == (now, real, real)
     assert book.spent(budget, now) == 2 * real + worst
-    book.end(third, lambda: 1 / 0, now)  # a cost that can't be worked out keeps the worst case
+    book.end(third, lambda: 1 / 0, now.timestamp())  # a cost that can't be worked out keeps the worst case
     book.settle_ended(third)
     book.settle_ended(first)  # settling twice changes nothing
     assert book.spent(budget, now) == 2 * real + worst
