@@ -3,8 +3,8 @@ worked out on the finisher's thread from the request body and the response the r
 never leaves the process; with signals off (instrument(signals=False), LLMLEDGER_SIGNALS=false) none is computed.
 
 The app's thread pays for nothing of its own: the recorder keeps the `attributes()` scope and the client for every
-call anyway; everything else happens here. What spans across calls lives in one `Memory`: the moderation calls seen (a later
-generation in the same trace or scope was moderated) and the connection pools that already served a call.
+call anyway; everything else happens here. What spans across calls lives in one `Memory`: the moderation calls seen
+(a later generation in the same trace or scope was moderated) and the connection pools that already served a call.
 """
 
 from __future__ import annotations
