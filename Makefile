@@ -30,7 +30,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/wrapper_overhead.py
+	$(PY) -m benchmarks.wrapper_overhead
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -21,8 +21,12 @@ from llmledger import semconv as sc
 from llmledger.context import current_attributes, hash_user
 from llmledger.wrapper import content, extract, signals, tokens
 from llmledger.wrapper.clientinfo import call_overrides, client_attributes
+from llmledger.wrapper.fields import field
 from llmledger.wrapper.finisher import finisher
 from llmledger.wrapper.providers import azure_deployment, client_provider
+
+# Ends are rare next to calls: one lock for every call's once-only end, rather than a lock made per call.
+_end_lock = threading.Lock()
 
 
 class CallRecorder:
@@ -30,11 +34,11 @@ class CallRecorder:
 
     __slots__ = (
         "_ended",
-        "_lock",
         "attempts",
         "attrs",
         "body",
         "capture_content",
+        "client",
         "end_ns",
         "endpoint",
         "error",
@@ -42,12 +46,16 @@ class CallRecorder:
         "guard_ticket",
         "http_response",
         "name",
+        "options",
         "parent",
         "pool",
+        "prepared",
+        "providers",
         "result",
         "scope",
         "signals",
         "start_ns",
+        "stream",
         "stream_texts",
         "tracer",
     )
@@ -69,23 +77,16 @@ class CallRecorder:
         self.capture_content = capture_content
         self.parent = otel_context.get_current()
         self.start_ns = time.time_ns()
-        attrs = extract.request_attributes(endpoint, body)
-        attrs.update(client_attributes(client))
-        attrs.update(client_provider(client, providers))
-        if attrs.get(sc.GEN_AI_PROVIDER_NAME) == sc.PROVIDER_AZURE and sc.DEPLOYMENT not in attrs:
-            deployment = azure_deployment(str(getattr(client, "base_url", "")), body)
-            if deployment is not None:
-                attrs[sc.DEPLOYMENT] = deployment
-        attrs.update(call_overrides(options))
-        scope = current_attributes()
-        attrs.update(scope)
-        if sc.END_USER not in attrs:
-            request_user = extract.request_end_user(body)
-            if request_user is not None:
-                attrs[sc.END_USER] = hash_user(request_user)
-        self.attrs = attrs
-        model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
-        self.name = f"{endpoint.operation} {model}" if model else endpoint.operation
+        # References only: the request's attributes are worked out by prepare(), on the finisher's thread.
+        self.client = client
+        self.options = options
+        self.providers = providers
+        self.scope = current_attributes()  # the attributes() block (an immutable mapping of its own)
+        # What the app's thread learns after the request (the guard's decision, a stream's end); prepare() puts the
+        # request's attributes first, and this dict becomes the span's.
+        self.attrs: dict[str, Any] = {}
+        self.prepared = False
+        self.name = endpoint.operation
         self.end_ns: int | None = None
         self.attempts = 0
         self.http_response: Any = None
@@ -93,13 +94,39 @@ class CallRecorder:
         self.error: BaseException | None = None
         self.estimate: tuple[str | None, list[str]] | None = None
         self.guard_ticket: tuple[Any, Any] | None = None  # (Guard, Ticket) when the guard decided this call
-        # Signals (llmledger/wrapper/signals.py) cost the app's thread these two references; the rest is emit()'s.
+        self.stream: Any = None  # a StreamState that ended: what it showed is recorded by emit()
         self.signals = signals
-        self.scope = scope if signals else None  # the attributes() block, linking moderation calls to generations
-        self.pool = getattr(client, "_client", None) if signals else None  # the HTTP client: is it reused?
+        self.pool: Any = None  # signals: the client's HTTP client (is it reused?), set by prepare()
         self.stream_texts: list[str] | None = None  # a chat stream's text, kept by the stream when signals are on
         self._ended = False
-        self._lock = threading.Lock()
+
+    def prepare(self) -> dict[str, Any]:
+        """The request's attributes (what the app asked for, the client's, the `attributes()` labels) ahead of those
+        set since; once, on the finisher's thread, or before the request leaves when the guard decides on them."""
+        if self.prepared:
+            return self.attrs
+        self.prepared = True
+        body, client = self.body, self.client
+        attrs = extract.request_attributes(self.endpoint, body)
+        attrs.update(client_attributes(client))
+        attrs.update(client_provider(client, self.providers))
+        if attrs.get(sc.GEN_AI_PROVIDER_NAME) == sc.PROVIDER_AZURE and sc.DEPLOYMENT not in attrs:
+            deployment = azure_deployment(str(getattr(client, "base_url", "")), body)
+            if deployment is not None:
+                attrs[sc.DEPLOYMENT] = deployment
+        attrs.update(call_overrides(self.options))
+        attrs.update(self.scope)
+        if sc.END_USER not in attrs:
+            request_user = extract.request_end_user(body)
+            if request_user is not None:
+                attrs[sc.END_USER] = hash_user(request_user)
+        attrs.update(self.attrs)
+        self.attrs = attrs
+        model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
+        self.name = f"{self.endpoint.operation} {model}" if model else self.endpoint.operation
+        if self.signals:
+            self.pool = getattr(client, "_client", None)
+        return attrs
 
     # --- on the app's thread: cheap ---------------------------------------------------------------
 
@@ -122,14 +149,9 @@ class CallRecorder:
             self.http_response = response
         self.end()
 
-    def end_estimated(self, model: str | None, output_texts: list[str], end_ns: int) -> None:
-        """A stream that stopped before its usage arrived: count its tokens locally when emitting."""
-        self.estimate = (model, output_texts)
-        self.end(end_ns)
-
     def end(self, end_ns: int | None = None) -> None:
         """Queue the span for emission (only the first call counts)."""
-        with self._lock:
+        with _end_lock:
             if self._ended:
                 return
             self._ended = True
@@ -141,7 +163,7 @@ class CallRecorder:
     def use_model(self, body: Mapping[str, Any], model: str) -> None:
         """The guard sends another model (a downgrade or a circuit's fallback): the span says what was sent."""
         self.body = body
-        self.attrs[sc.GEN_AI_REQUEST_MODEL] = model
+        self.prepare()[sc.GEN_AI_REQUEST_MODEL] = model
         self.name = f"{self.endpoint.operation} {model}"
 
     def _release_guard(self) -> None:
@@ -167,7 +189,14 @@ class CallRecorder:
 
     def emit(self) -> None:
         """Work out every attribute and emit the span."""
-        attrs = self.attrs
+        stream, self.stream = self.stream, None  # (the stream's state refers back to this recorder)
+        try:
+            if stream is not None:
+                stream.settle()
+            attrs = self.prepare()
+        except Exception as exc:  # noqa: BLE001
+            diagnostics.internal_error("emit request attributes", exc, reraise=False)
+            attrs = self.attrs
         try:
             attrs[sc.CONTENT_CAPTURED] = self.capture_content
             # Captured text always goes through redaction before it is recorded, whether or not it found anything.
@@ -182,8 +211,7 @@ class CallRecorder:
                 self._add_error(self.error)
             if self.estimate is not None:
                 self._add_estimate(*self.estimate)
-            self._add_http_attributes()
-            self._add_cost()
+            self._add_cost(self._add_http_attributes())
         except Exception as exc:  # noqa: BLE001
             diagnostics.internal_error("emit attributes", exc, reraise=False)
         if self.signals:
@@ -220,25 +248,28 @@ class CallRecorder:
         self.attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = tokens.count_tokens(model, output_texts)
         self.attrs[sc.USAGE_ESTIMATED] = True
 
-    def _add_http_attributes(self) -> None:
+    def _add_http_attributes(self) -> str | None:
+        """Attempts, status and the headers' attributes; returns the cost a gateway's header reports, if any."""
         attrs = self.attrs
         if self.attempts:
             attrs[sc.ATTEMPTS] = self.attempts
         response = self.http_response
         if response is None:
-            return
+            return None
         status_code = getattr(response, "status_code", None)
         if isinstance(status_code, int):
             attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
             if status_code >= 400 and sc.ERROR_TYPE not in attrs:
                 attrs[sc.ERROR_TYPE] = str(status_code)
-        attrs.update(extract.header_attributes(response.headers))
+        header_attrs, gateway_cost = extract.header_attributes(response.headers)
+        attrs.update(header_attrs)
+        return gateway_cost
 
-    def _add_cost(self) -> None:
+    def _add_cost(self, gateway_cost: str | None) -> None:
         attrs = self.attrs
         if sc.BILLING_UNIT not in attrs and sc.GEN_AI_USAGE_INPUT_TOKENS in attrs:
             attrs[sc.BILLING_UNIT] = "tokens"
-        provider_cost = self._provider_cost()
+        provider_cost = self._provider_cost(gateway_cost)
         if provider_cost is not None:
             attrs[sc.GEN_AI_USAGE_COST_AMOUNT] = provider_cost
             attrs[sc.GEN_AI_USAGE_COST_CURRENCY] = sc.COST_CURRENCY_USD
@@ -262,14 +293,18 @@ class CallRecorder:
             )
         )
 
-    def _provider_cost(self) -> float | None:
+    def _provider_cost(self, gateway_cost: str | None) -> float | None:
         """What the provider itself says the call cost: OpenRouter's `usage.cost`, a LiteLLM proxy's header."""
-        usage = getattr(self.result, "usage", None)
-        cost = getattr(usage, "cost", None)
-        if cost is None and self.http_response is not None:
-            header = self.http_response.headers.get(_GATEWAY_COST_HEADER)
+        usage = field(self.result, "usage")
+        # An unknown field (OpenRouter's `cost`) is one of pydantic's extras: read there, as `getattr` with a default
+        # costs an exception (~4 µs) on every call without it.
+        cost = field(usage, "cost")
+        if cost is None:
+            extra = getattr(usage, "__pydantic_extra__", None)
+            cost = extra.get("cost") if isinstance(extra, dict) else None
+        if cost is None and gateway_cost is not None:
             try:
-                cost = float(header) if header is not None else None
+                cost = float(gateway_cost)
             except ValueError:
                 cost = None
         if isinstance(cost, (int, float)) and not isinstance(cost, bool) and 0 <= cost < _MAX_PROVIDER_COST:
@@ -278,5 +313,4 @@ class CallRecorder:
 
 
 _NOTHING_BILLED = pricing.Usage()
-_GATEWAY_COST_HEADER = "x-litellm-response-cost"
 _MAX_PROVIDER_COST = 1e6  # a reported cost above this is a unit mix-up, not a bill

@@ -28,14 +28,22 @@ def redact(text: str) -> tuple[str, bool]:
     return text, changed
 
 
+# What each pattern can't match without, None for a digit (no replacement holds any of these, so a text without them
+# is left alone by that pattern): most answers skip most patterns.
+_NEEDED = ("sk-", "@", None, None)
+_DIGIT = re.compile(r"\d")
+
+
 def pii_matches(texts: list[str]) -> int:
     """How many API keys, e-mail addresses, card and phone numbers `texts` hold: the matches `redact` would replace,
     each counted once (a card number isn't a phone number too)."""
     found = 0
     for text in texts:
-        for pattern, replacement in _REDACTIONS:
-            text, count = pattern.subn(replacement, text)
-            found += count
+        has_digit = _DIGIT.search(text) is not None
+        for (pattern, replacement), needed in zip(_REDACTIONS, _NEEDED, strict=True):
+            if has_digit if needed is None else needed in text:
+                text, count = pattern.subn(replacement, text)
+                found += count
     return found
 
 
@@ -57,7 +65,8 @@ def output_texts(result: Any) -> list[str]:
         text = getattr(message, "content", None) if message is not None else getattr(choice, "text", None)
         if isinstance(text, str):
             texts.append(text)
-    output_text = getattr(result, "output_text", None)
+    # Only Responses API objects have it (a property): asking a chat completion costs pydantic an exception.
+    output_text = getattr(result, "output_text", None) if hasattr(type(result), "output_text") else None
     if isinstance(output_text, str) and output_text:
         texts.append(output_text)
     return texts

@@ -158,23 +158,29 @@ _HEADER_ATTRIBUTES: dict[bytes, str] = {
     sc.REQUEST_ID_HEADER.encode(): sc.REQUEST_ID,
     **{header.encode(): attribute for header, attribute in sc.RATELIMIT_HEADERS.items()},
 }
+_GATEWAY_COST_HEADER = b"x-litellm-response-cost"  # what a LiteLLM proxy says the call cost, in USD
 
 
-def header_attributes(headers: Any) -> dict[str, Any]:
-    """`x-request-id` and the `x-ratelimit-*` numbers from an HTTP response's headers."""
+def header_attributes(headers: Any) -> tuple[dict[str, Any], str | None]:
+    """`x-request-id` and the `x-ratelimit-*` numbers from an HTTP response's headers, and the cost a gateway
+    reports in one (`x-litellm-response-cost`, as text) if any: one pass over the headers."""
     raw = getattr(headers, "raw", None)  # httpx: one pass over (name, value) bytes, no per-name lookups
     items = raw if raw is not None else [(k.encode(), v.encode()) for k, v in headers.items()]
     attrs: dict[str, Any] = {}
+    gateway_cost: str | None = None
     for name, value in items:
-        attribute = _HEADER_ATTRIBUTES.get(name.lower())
+        lowered = name.lower()
+        attribute = _HEADER_ATTRIBUTES.get(lowered)
         if attribute is None:
+            if lowered == _GATEWAY_COST_HEADER:
+                gateway_cost = value.decode("latin-1")
             continue
         if attribute == sc.REQUEST_ID:
             attrs[attribute] = value.decode("latin-1")
         else:
             with contextlib.suppress(ValueError):
                 attrs[attribute] = int(value)
-    return attrs
+    return attrs, gateway_cost
 
 
 def request_texts(body: Mapping[str, Any]) -> list[str]:

@@ -42,11 +42,15 @@ INJECTION_PHRASES: dict[str, tuple[tuple[str, ...], str]] = {
     "fake_system_turn": (("system",), r"^\s*\[?system\]?\s*:"),
 }  # fmt: skip
 _INJECTION = tuple((words, re.compile(pattern, re.MULTILINE)) for words, pattern in INJECTION_PHRASES.values())
+# Any phrase's word at all: ordinary text, holding none, is done with in one search.
+_ANY_WORD = re.compile("|".join(sorted({word for words, _ in INJECTION_PHRASES.values() for word in words})))
 
 
 def injection_phrases(text: str) -> int:
     """How many injection phrases of the list `text` holds (case-insensitive)."""
     lowered = text.lower()
+    if _ANY_WORD.search(lowered) is None:
+        return 0
     return sum(len(pattern.findall(lowered)) for words, pattern in _INJECTION if any(word in lowered for word in words))
 
 
@@ -61,6 +65,8 @@ def delimited(text: str) -> bool:
     """Whether `text` holds a fenced or tagged block."""
     if FENCE.search(text):
         return True
+    if "<" not in text:
+        return False
     for tried, match in enumerate(OPENING_TAG.finditer(text)):
         if tried >= MAX_TAGS_TRIED:
             return False

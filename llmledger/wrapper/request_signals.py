@@ -16,7 +16,9 @@ _FUNCTION_TOOLS = frozenset({"function", "custom"})  # tools the model only know
 
 def get(obj: Any, key: str) -> Any:
     """`obj[key]` of a dict, or the attribute of an SDK object an app passed back in (None when absent)."""
-    if isinstance(obj, Mapping):
+    if obj is None:  # an absent field: neither the Mapping check (an ABC) nor getattr's exception
+        return None
+    if type(obj) is dict or isinstance(obj, Mapping):
         return obj.get(key)
     return getattr(obj, key, None)
 
@@ -74,7 +76,7 @@ def _listed(value: Any) -> list[Any]:
 
 def input_attributes(turns: Turns) -> dict[str, Any]:
     """Input sanitisation: special-token strings anywhere, injection phrases and delimiters in user-role text."""
-    special = sum(len(patterns.SPECIAL_TOKEN.findall(text)) for text in turns.texts())
+    special = sum(len(patterns.SPECIAL_TOKEN.findall(text)) for text in turns.texts() if "<|" in text)
     attrs: dict[str, Any] = {sc.INPUT_SPECIAL_TOKENS: special}
     user = turns.texts("user")
     if user:

@@ -2,9 +2,9 @@
 worked out on the finisher's thread from the request body and the response the recorder kept. The text itself
 never leaves the process; with signals off (instrument(signals=False), LLMLEDGER_SIGNALS=false) none is computed.
 
-The app's thread pays for two references per call (the `attributes()` scope and the client's connection pool);
-everything else happens here. What spans across calls lives in one `Memory`: the moderation calls seen (a later
-generation in the same trace or scope was moderated) and the connection pools that already served a call.
+The app's thread pays for nothing of its own: the recorder keeps the `attributes()` scope and the client for every
+call anyway; everything else happens here. What spans across calls lives in one `Memory`: the moderation calls seen
+(a later generation in the same trace or scope was moderated) and the connection pools that already served a call.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ class StreamState:
         "__weakref__",
         "_on_chunk",
         "done",
+        "failed",
         "final_response",
         "finish_reasons",
         "first_ns",
@@ -52,6 +53,7 @@ class StreamState:
         # The object carrying the final usage: a Responses API `response`, or a `transcript.text.done` event.
         self.final_response: Any = None
         self.done = False
+        self.failed = False
         self._on_chunk = self._chunk_handler(recorder.endpoint.usage_style)
 
     def _chunk_handler(self, style: str) -> Callable[[Any], bool]:
@@ -122,44 +124,48 @@ class StreamState:
         return False
 
     # --- the end ------------------------------------------------------------------------------
+    # The app's thread only ends the call; what the stream showed goes onto the span in settle(), which the
+    # finisher's thread calls when emitting (or this thread, before the guard's release reads it).
 
     def complete(self) -> None:
         """The stream ran to its end."""
         if self.done:
             return
         self.done = True
-        end_ns = time.time_ns()
-        self._record()
-        if self._has_usage():
-            self.recorder.end(end_ns)
-        else:
-            self._estimate(end_ns)
+        self._end(time.time_ns(), None)
 
     def fail(self, exc: BaseException) -> None:
         """Reading the stream raised; the exception goes on to the app unchanged."""
         if self.done:
             return
         self.done = True
-        self._record()
-        self.recorder.fail(exc)
+        self._end(None, exc)
 
     def abandon(self) -> None:
         """The app closed the stream, or dropped it, before the end."""
         if self.done or self.recorder.ended:
             return
         self.done = True
-        self._record()
-        if self._has_usage():
-            self.recorder.end()
-        else:
-            self._estimate(time.time_ns())
+        self._end(None, None)
 
-    def _has_usage(self) -> bool:
-        return sc.GEN_AI_USAGE_INPUT_TOKENS in self.recorder.attrs
-
-    def _estimate(self, end_ns: int) -> None:
+    def _end(self, end_ns: int | None, error: BaseException | None) -> None:
         recorder = self.recorder
-        recorder.end_estimated(recorder.attrs.get(sc.GEN_AI_RESPONSE_MODEL), list(self.texts), end_ns)
+        self.failed = error is not None
+        if recorder.guard_ticket is None:
+            recorder.stream = self
+        else:
+            self.settle()
+        if error is None:
+            recorder.end(end_ns)
+        else:
+            recorder.fail(error)
+
+    def settle(self) -> None:
+        """Put what the stream showed on the call; a stream that ended without its usage has its tokens counted."""
+        self._record()
+        recorder = self.recorder
+        if not self.failed and sc.GEN_AI_USAGE_INPUT_TOKENS not in recorder.attrs:
+            recorder.estimate = (recorder.attrs.get(sc.GEN_AI_RESPONSE_MODEL), self.texts)
 
     def _record(self) -> None:
         recorder = self.recorder

@@ -118,6 +118,7 @@ def encoding(name: str) -> Encoder | None:
 _Count = Callable[[str], int]
 
 
+@functools.lru_cache(maxsize=256)  # bounded: model names come from the app's requests
 def _counter(model: str) -> _Count:
     """Tokens in one text for `model`'s encoding (a character-based estimate if none loads)."""
     encoder = encoding(encoding_name_for_model(model or ""))
