@@ -88,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="delete raw calls older than this many whole UTC days, hourly (daily rollups and alerts are kept)",
     )
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        metavar="SIZE_OR_SHARE",
+        help="most memory DuckDB may use: a size (4GB, 512MiB) or a share of the machine's memory (40%%); "
+        "default $LLMLEDGER_MEMORY_LIMIT, else half the machine's (or its container's) memory",
+    )
     parser.add_argument("--max-pending-rows", type=int, default=100_000, help="rows queued before answering 503")
     parser.add_argument(
         "--openai-admin-key-file",

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.store import rollups, same_call
+from collector.store import hourly, rollups, same_call
 from collector.store.migrations import migrate
 from collector.store.schema import LLM_CALLS_COLUMNS
 from collector.store.transactions import end_failed_transaction
@@ -133,7 +133,9 @@ class Store:
                 if inserted:
                     new_keys = pa.table({"trace_id": [k[0] for k in inserted], "span_id": [k[1] for k in inserted]})
                     con.register("inserted_keys", new_keys)
-                    rollups.add(con, "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))")
+                    new_calls = "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))"
+                    rollups.add(con, new_calls)
+                    hourly.add(con, new_calls)
                 con.execute("COMMIT")
             except BaseException:
                 end_failed_transaction(con)
@@ -180,6 +182,11 @@ class Store:
             except BaseException:
                 end_failed_transaction(self._con)
                 raise
+
+    def limit_memory(self, limit: str) -> None:
+        """Cap what DuckDB holds in memory (its buffer pool, hash tables of running queries) at `limit`, e.g.
+        "4GiB" (collector/store/memory.py); past it DuckDB spills to disk or fails the one query, not the process."""
+        self._con.execute("SET memory_limit = ?", [limit])
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one reading thread (DuckDB connections are not shared across threads)."""

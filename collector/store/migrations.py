@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from collector.store import rollups
+from collector.store import hourly, rollups
 from collector.store.schema import (
     LLM_CALLS_COLUMNS_M001,
     LLM_CALLS_COLUMNS_M005,
@@ -345,6 +345,13 @@ def m017_signals(db: Schema) -> None:
         db.calls(f"ALTER TABLE llm_calls ADD COLUMN {name} {kind}")
 
 
+def m019_hourly_rollup(db: Schema) -> None:
+    # Sums per UTC hour and label (collector/store/hourly.py), so a 30-day summary or series reads whole hours
+    # instead of every call; built here from the calls already stored.
+    db.calls(hourly.CREATE_M019)
+    db.calls(hourly.BACKFILL_M019)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -363,6 +370,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (15, "m015_same_call", m015_same_call),
     (16, "m016_saved_queries", m016_saved_queries),  # landed after 17: a database that has it adds it on open
     (17, "m017_signals", m017_signals),
+    (19, "m019_hourly_rollup", m019_hourly_rollup),
 )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.store import rollups
+from collector.store import hourly, rollups
 
 WINDOW = timedelta(minutes=10)
 OURS = "llmledger"
@@ -220,7 +220,9 @@ def _apply(con: duckdb.DuckDBPyConnection, result: Plan) -> None:
         keys = pa.table({"trace_id": [k[0] for k in result.replaced], "span_id": [k[1] for k in result.replaced]})
         con.register("replaced_keys", keys)
         try:
-            rollups.subtract(con, "(SELECT * FROM llm_calls SEMI JOIN replaced_keys USING (trace_id, span_id))")
+            replaced = "(SELECT * FROM llm_calls SEMI JOIN replaced_keys USING (trace_id, span_id))"
+            rollups.subtract(con, replaced)
+            hourly.subtract(con, replaced)
             con.execute(
                 "DELETE FROM llm_calls WHERE EXISTS (SELECT 1 FROM replaced_keys AS r "
                 "WHERE r.trace_id = llm_calls.trace_id AND r.span_id = llm_calls.span_id)"

@@ -22,7 +22,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.store import rollups, same_call
+from collector.store import hourly, rollups, same_call
 from collector.store.file import Store, _first_of_each_key, rows_to_arrow
 from collector.store.lake.connect import (
     LAKE,
@@ -96,6 +96,7 @@ class LakeStore(Store):
                     # Deltas, not a MERGE: readers sum the rollup by key, and updating rows in Parquet means
                     # rewriting them. Compaction merges the small files these leave.
                     con.execute(f"INSERT INTO llm_calls_daily BY NAME {rollups.aggregate('new_calls')}")
+                    hourly.add_deltas(con, "new_calls")
             finally:
                 con.unregister("incoming_calls")
                 con.unregister("new_calls")
