@@ -4,9 +4,10 @@ The database is made as `benchmarks/queries.py` makes it (default 10 million cal
 collector serves it, the real dashboard reads from it, and Debian's Chromium (driven by Playwright) opens every
 page from the sidebar: once cold (the dashboard's caches empty) and once more after its 60 s data caches expire
 (the sidebar's list of filter values is cached for 5 minutes and stays warm). A page counts as drawn when
-Streamlit's script run has ended and no placeholder is left.
+Streamlit's script run has ended and no placeholder is left. Each window (the sidebar's time range: 24h, 7d, 30d)
+gets a fresh collector and dashboard, so every window's first visit is a cold server's first load.
 
-    python -m benchmarks.pages [--rows 10000000] [--db PATH]
+    python -m benchmarks.pages [--rows 10000000] [--db PATH] [--window 24h|7d|30d|all]
 """
 
 from __future__ import annotations
@@ -68,15 +69,36 @@ def drawn_after(page: Page, action: object) -> float:
     return time.perf_counter() - started
 
 
+WINDOWS = ("24h", "7d", "30d")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A running process's peak resident memory (Linux's VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--db", type=Path, default=None, help="reuse or create this file (default: a temp file)")
+    parser.add_argument("--window", choices=[*WINDOWS, "all"], default="24h", help="the sidebar's time range")
     args = parser.parse_args()
     folder = tempfile.TemporaryDirectory()
     db = args.db or Path(folder.name) / "pages.duckdb"
     if not db.exists():
         print(f"generated {args.rows:,} calls in {generate(db, args.rows, datetime.now(tz=UTC)):.1f} s", flush=True)
+    try:
+        for window in WINDOWS if args.window == "all" else (args.window,):
+            measure(db, window)
+    finally:
+        folder.cleanup()
+
+
+def measure(db: Path, window: str) -> None:
+    """Start a collector and a dashboard on `db`, time every page with the sidebar's range at `window`, print."""
     port = free_port()
     collector = subprocess.Popen(
         [sys.executable, "-m", "llmledger_cli", "collector", "--db", str(db), "--port", str(port), "--grpc-port", "-1"],
@@ -93,7 +115,8 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            first = first_load(page, f"http://127.0.0.1:{dashboard_port}")
+            first = first_load(page, f"http://127.0.0.1:{dashboard_port}/?range={window}")
+            shown = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
             links = page.locator('[data-testid="stSidebarNav"] a')
             names = [links.nth(i).inner_text().strip().splitlines()[-1] for i in range(links.count())]
             timings: dict[str, list[float]] = {name: [] for name in names}
@@ -106,6 +129,7 @@ def main() -> None:
                 if round_number == 0:
                     time.sleep(61)  # the dashboard caches answers for 60 s (filter choices for 5 min)
             browser.close()
+        print(f"window {window} ({shown}); collector's peak RSS {peak_rss_mb(collector.pid):,.0f} MB")
         print(f"{'page':<18}{'first visit s':>14}{'after expiry s':>16}")
         for name, seconds in timings.items():
             print(f"{name:<18}{seconds[0]:>14.2f}{seconds[-1]:>16.2f}")
@@ -113,7 +137,6 @@ def main() -> None:
         stop(dashboard)
         collector.send_signal(signal.SIGTERM)
         collector.wait(60)
-        folder.cleanup()
 
 
 if __name__ == "__main__":

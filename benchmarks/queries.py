@@ -4,7 +4,10 @@ Rows are generated inside DuckDB (SQL over `range()`, in time order as ingest wr
 database file spanning 90 days, then each query function of the collector runs 5 times warm on a 30-day
 window and the median is reported.
 
-    python benchmarks/queries.py [--rows 10000000] [--db PATH]
+    python -m benchmarks.queries [--rows 10000000] [--db PATH]
+
+The summary and the additive series read whole hours from the hourly rollup; "raw rows" lines time the same answer
+from the raw calls alone (what every query read before migration 19), side by side.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import duckdb
 
 from collector.query import exports, reads, reports
 from collector.query.filters import Filters
-from collector.store import rollups
+from collector.store import hourly, rollups
 from collector.store.file import Store
 
 GENERATE = """
@@ -58,6 +61,7 @@ def generate(store_path: Path, rows: int, end: datetime) -> float:
     for first in range(0, rows, step):
         con.execute(GENERATE, [end - timedelta(days=90), rows, first, min(first + step, rows)])
     rollups.rebuild(con)  # what ingest keeps up to date row by row
+    hourly.rebuild(con)
     con.execute("CHECKPOINT")
     elapsed = time.perf_counter() - started
     con.close()
@@ -84,11 +88,18 @@ def page_queries(con: duckdb.DuckDBPyConnection, end: datetime) -> dict[str, Cal
         "summary 30d": lambda: reads.summary(con, window),
         "summary 30d, team filter": lambda: reads.summary(con, team),
         "summary 24h": lambda: reads.summary(con, day),
+        "summary 30d, raw rows only": lambda: reads.summary(con, window, use_rollup=False),
         "timeseries cost by model 1h": lambda: reads.timeseries(con, window, "cost_usd", "1h", "model"),
+        "timeseries cost by model 1h, raw rows": lambda: reads.timeseries(
+            con, window, "cost_usd", "1h", "model", use_rollup=False
+        ),
         "timeseries requests 1h": lambda: reads.timeseries(con, window, "requests", "1h", None),
         "timeseries p95 latency by model 1h": lambda: reads.timeseries(con, window, "latency_p95_ms", "1h", "model"),
         "timeseries ttft p95 1h": lambda: reads.timeseries(con, window, "ttft_p95_ms", "1h", None),
         "timeseries error rate by type 1h": lambda: reads.timeseries(con, window, "error_rate", "1h", "error_type"),
+        "timeseries error rate by type, raw rows": lambda: reads.timeseries(
+            con, window, "error_rate", "1h", "error_type", use_rollup=False
+        ),
         "timeseries retries 1h": lambda: reads.timeseries(con, window, "retried_requests", "1h", "model"),
         "timeseries headroom 1h": lambda: reads.timeseries(con, window, "ratelimit_headroom_requests_pct", "1h", None),
         "breakdown by team": lambda: reports.breakdown(con, window, "team"),

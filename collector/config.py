@@ -13,6 +13,7 @@ from genai_prices.update_prices import DEFAULT_UPDATE_URL
 
 from collector.api.auth import Tokens
 from collector.receive.pool import WORKERS_ENV, default_workers
+from collector.store import memory
 from llmledger.credentials import TokenError, read_token_file
 
 ADMIN_KEY_ENV = "OPENAI_ADMIN_KEY"
@@ -43,6 +44,7 @@ class CollectorConfig:
     compact_interval: float
     openai_base_url: str | None
     reconcile_interval: float | None  # None: the reconciler's default
+    memory_limit: str = ""  # DuckDB's memory_limit, resolved (collector/store/memory.py); "": not set
     # Ports another part of the same command will listen on (`up`'s dashboard), checked free at start.
     also_listening: tuple[tuple[str, int], ...] = ()
     # Secrets: never in a repr, a log line or argv.
@@ -88,11 +90,20 @@ class CollectorConfig:
             compact_interval=args.compact_interval,
             openai_base_url=args.openai_base_url,
             reconcile_interval=args.reconcile_interval,
+            memory_limit=_memory_limit(args.memory_limit, environ),
             also_listening=(("--dashboard-port", dashboard_port),) if dashboard_port else (),
             openai_admin_key=key,
             prices_update_url=update_url,
             tokens=Tokens.from_env(environ) if tokens is None else tokens,
         )
+
+
+def _memory_limit(option: str | None, environ: Mapping[str, str]) -> str:
+    """`--memory-limit`, else LLMLEDGER_MEMORY_LIMIT, else half the machine's memory; as DuckDB takes it."""
+    try:
+        return memory.resolve(option if option is not None else environ.get(memory.ENV))
+    except memory.MemoryLimitError as exc:
+        raise SystemExit(f"llmledger collector: {exc}") from None
 
 
 def prices_update_url(value: str | None) -> str | None:

@@ -96,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes that decode and normalize incoming spans, beside the one that prices and writes them "
         "(default: $LLMLEDGER_INGEST_WORKERS, else one per core; 0: on the receiving threads)",
     )
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        metavar="SIZE_OR_SHARE",
+        help="most memory DuckDB may use: a size (4GB, 512MiB) or a share of the machine's memory (40%%); "
+        "default $LLMLEDGER_MEMORY_LIMIT, else half the machine's (or its container's) memory",
+    )
     parser.add_argument("--max-pending-rows", type=int, default=100_000, help="rows queued before answering 503")
     parser.add_argument(
         "--openai-admin-key-file",

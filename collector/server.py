@@ -31,6 +31,7 @@ from collector.metrics import Metrics
 from collector.money.overrides import OverridesError, PriceOverrides
 from collector.money.price_book import PriceBook
 from collector.money.price_updates import PriceUpdates
+from collector.query.warm import Warmup
 from collector.receive.grpc_service import start_grpc
 from collector.receive.pool import DecodePool
 from collector.reconcile.pull import Reconciler
@@ -55,6 +56,8 @@ class Collector:
         _check_ports(config)
         self.metrics = Metrics()
         self.store = open_store(config)
+        if config.memory_limit:
+            self.store.limit_memory(config.memory_limit)
         lake = self.store.is_lake
         flush_s = config.flush_interval if config.flush_interval is not None else (LAKE_FLUSH_S if lake else 0.0)
         self.writer = BatchWriter(
@@ -109,6 +112,8 @@ class Collector:
             listen_host=config.host,
         )
         self.app = build_app(self.state)
+        # The dashboard's first visit, run once in the background so the first visitor finds the caches warm.
+        self.warmup = Warmup(self.store.reader, self.price_book.rates)
         self.compactor = (
             Periodic(
                 "lake-compaction",
@@ -149,6 +154,7 @@ class Collector:
             if self.price_updates is not None:
                 self.price_updates.start()
             self.state.ready = True
+            self.warmup.start()
             log.info(
                 "llmledger collector: database %s, OTLP/HTTP and API on http://%s:%d",
                 self.store.path,
@@ -193,6 +199,7 @@ class Collector:
             return
         self._shut_down = True
         self.state.ready = False
+        self.warmup.stop()
         self.alert_engine.stop()
         self.digests.stop()
         if self.retention is not None:

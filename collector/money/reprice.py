@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from collector.money.price_book import PRICED_FIELDS, PriceBook
-from collector.store import readiness_rollup, rollups
+from collector.store import hourly, readiness_rollup, rollups
 from collector.store.file import Store
 from llmledger import pricing
 
@@ -132,7 +132,7 @@ def reprice(
 
 
 def _apply(con: Any, changes: list[dict[str, Any]], days: set[date]) -> None:
-    """Update the changed rows, then rebuild the daily rollup of the (UTC) days they fall on."""
+    """Update the changed rows, then rebuild the daily and hourly rollups of the (UTC) days they fall on."""
     con.register("repriced", pa.Table.from_pylist(changes, schema=_CHANGES_SCHEMA))
     try:
         con.execute(
@@ -152,5 +152,8 @@ def _apply(con: Any, changes: list[dict[str, Any]], days: set[date]) -> None:
             f"INSERT INTO llm_calls_daily BY NAME {rollups.aggregate('llm_calls', where)}", [first, end, *listed]
         )
         readiness_rollup.rebuild_days(con, listed)  # its cost sums and unpriced counts changed too
+        for day in listed:
+            midnight = datetime.combine(day, time(), UTC)
+            hourly.rebuild_between(con, midnight, midnight + timedelta(days=1))
     finally:
         con.unregister("repriced")

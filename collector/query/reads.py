@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from collector.query import hours
 from collector.query.filters import (
     BUCKETS,
     DEFAULT_LIMIT,
@@ -29,22 +30,26 @@ from collector.query.filters import (
 from collector.store.file import COLUMN_NAMES
 
 
-def summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, Any]:
-    """Every summary field: exact sums and counts; percentiles exact, or sampled over a million calls."""
+def summary(con: duckdb.DuckDBPyConnection, filters: Filters, *, use_rollup: bool = True) -> dict[str, Any]:
+    """Every summary field: exact sums and counts (whole hours from the hourly rollup when the filters allow, unless
+    not `use_rollup`); percentiles exact, or sampled over a million calls."""
     where, params = filters.where()
     sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS} | UNIT_METRICS
-    select = ", ".join(f"{sql} AS {name}" for name, sql in sums.items())
     # Beside the summary fields: calls priced at standard rates because genai-prices lacked their tier or batch, calls
     # priced at OpenAI's list because the provider's own list lacked the model, and calls whose tokens contradict
     # themselves (stored as reported, never fixed).
-    row = con.execute(
-        f"SELECT {select}, count(*) FILTER (WHERE price_tier_fallback), "
-        "count(*) FILTER (WHERE price_provider_fallback), count(*) FILTER (WHERE sanity_flags IS NOT NULL) "
-        f"FROM llm_calls{where}",
-        params,
-    ).fetchone()
     extra = ["tier_fallback_requests", "provider_fallback_requests", "sanity_flagged_requests"]
-    result = dict(zip([*sums, *extra], row, strict=True))
+    parts = hours.split(filters) if use_rollup else None
+    if parts is not None:
+        result = hours.sums(con, parts, (*sums, *extra))
+    else:
+        row = con.execute(
+            f"SELECT {', '.join(f'{sql} AS {name}' for name, sql in sums.items())}, "
+            "count(*) FILTER (WHERE price_tier_fallback), count(*) FILTER (WHERE price_provider_fallback), "
+            f"count(*) FILTER (WHERE sanity_flags IS NOT NULL) FROM llm_calls{where}",
+            params,
+        ).fetchone()
+        result = dict(zip([*sums, *extra], row, strict=True))
     sample = sample_clause(result["requests"])
     latency, ttft_p95 = con.execute(
         f"SELECT quantile_cont(duration_ms, [0.5, 0.95, 0.99]), quantile_cont(ttft_ms, 0.95) "
@@ -78,8 +83,16 @@ def choose_bucket(con: duckdb.DuckDBPyConnection, filters: Filters, bucket: str)
 
 
 def timeseries(
-    con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bucket: str, group_by: str | None
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    metric: str,
+    bucket: str,
+    group_by: str | None,
+    *,
+    use_rollup: bool = True,
 ) -> dict[str, Any]:
+    """One metric per bucket (and group): additive metrics in buckets of whole hours from the hourly rollup when the
+    filters allow (unless not `use_rollup`), the rest from the raw calls (percentiles sampled over a million)."""
     if metric not in SERIES_METRICS:
         raise QueryError("metric", f"{metric!r} is not one of {', '.join(SERIES_METRICS)}")
     if group_by is not None and group_by not in GROUPS:
@@ -90,15 +103,22 @@ def timeseries(
     group_sql = GROUPS[group_by] if group_by else "NULL"
     value_sql = SERIES_METRICS[metric]
     sample = ""
+    parts = hours.split(filters) if use_rollup else None
     if metric in PERCENTILE_METRICS:
-        sample = sample_clause(con.execute(f"SELECT count(*) FROM llm_calls{where}", params).fetchone()[0])
-    # Integer buckets of epoch milliseconds: UTC-aligned (the epoch is a UTC midnight) and ~6x faster than
-    # time_bucket() on TIMESTAMPTZ, which goes through the ICU time zone code.
-    rows = con.execute(
-        f"SELECT epoch_ms(start_time) // ? AS bucket, {group_sql} AS grp, {value_sql} AS value "
-        f"FROM llm_calls{where} GROUP BY ALL{sample} ORDER BY bucket, grp NULLS FIRST",
-        [width_ms, *params],
-    ).fetchall()
+        calls = hours.sums(con, parts, ("requests",))["requests"] if parts is not None else None
+        if calls is None:
+            calls = con.execute(f"SELECT count(*) FROM llm_calls{where}", params).fetchone()[0]
+        sample = sample_clause(calls)
+    if parts is not None and hours.usable_for_series(metric, BUCKETS[bucket], group_by):
+        rows = hours.series(con, parts, metric, width_ms, group_by)
+    else:
+        # Integer buckets of epoch milliseconds: UTC-aligned (the epoch is a UTC midnight) and ~6x faster than
+        # time_bucket() on TIMESTAMPTZ, which goes through the ICU time zone code.
+        rows = con.execute(
+            f"SELECT epoch_ms(start_time) // ? AS bucket, {group_sql} AS grp, {value_sql} AS value "
+            f"FROM llm_calls{where} GROUP BY ALL{sample} ORDER BY bucket, grp NULLS FIRST",
+            [width_ms, *params],
+        ).fetchall()
     points = [
         {"time": jsonable(EPOCH + timedelta(milliseconds=index * width_ms)), "group": group, "value": jsonable(value)}
         for index, group, value in rows

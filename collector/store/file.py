@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.store import readiness_rollup, rollups, same_call
+from collector.store import hourly, readiness_rollup, rollups, same_call
 from collector.store.migrations import migrate
 from collector.store.schema import LLM_CALLS_COLUMNS
 from collector.store.transactions import end_failed_transaction
@@ -141,6 +141,7 @@ class Store:
                 if keys:
                     rollups.add(con, "incoming_calls")
                     readiness_rollup.add(con, "incoming_calls")
+                    hourly.add(con, "incoming_calls")
             else:
                 inserted = con.execute(
                     "INSERT INTO llm_calls SELECT * FROM incoming_calls "
@@ -153,6 +154,7 @@ class Store:
                     stored = "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))"
                     rollups.add(con, stored)
                     readiness_rollup.add(con, stored)
+                    hourly.add(con, stored)
             con.execute("COMMIT")
         except BaseException:
             end_failed_transaction(con)
@@ -198,6 +200,11 @@ class Store:
             except BaseException:
                 end_failed_transaction(self._con)
                 raise
+
+    def limit_memory(self, limit: str) -> None:
+        """Cap what DuckDB holds in memory (its buffer pool, hash tables of running queries) at `limit`, e.g.
+        "4GiB" (collector/store/memory.py); past it DuckDB spills to disk or fails the one query, not the process."""
+        self._con.execute("SET memory_limit = ?", [limit])
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one reading thread (DuckDB connections are not shared across threads)."""

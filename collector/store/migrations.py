@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from collector.store import readiness_rollup, rollups
+from collector.store import hourly, readiness_rollup, rollups
 from collector.store.schema import (
     LLM_CALLS_COLUMNS_M001,
     LLM_CALLS_COLUMNS_M005,
@@ -350,6 +350,11 @@ def m018_readiness_rollup(db: Schema) -> None:
     # built from the calls already stored: a new table, nothing ALTERed.
     db.calls(readiness_rollup.CREATE_M018)
     db.calls(f"INSERT INTO readiness_daily BY NAME {readiness_rollup.aggregate('llm_calls')} ORDER BY day, service")
+def m019_hourly_rollup(db: Schema) -> None:
+    # Sums per UTC hour and label (collector/store/hourly.py), so a 30-day summary or series reads whole hours
+    # instead of every call; built here from the calls already stored.
+    db.calls(hourly.CREATE_M019)
+    db.calls(hourly.BACKFILL_M019)
 
 
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
@@ -371,6 +376,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (16, "m016_saved_queries", m016_saved_queries),  # landed after 17: a database that has it adds it on open
     (17, "m017_signals", m017_signals),
     (18, "m018_readiness_rollup", m018_readiness_rollup),
+    (19, "m019_hourly_rollup", m019_hourly_rollup),
 )
 
 

@@ -1,6 +1,7 @@
 """`--retention-days N`: delete raw calls older than N whole UTC days, at start and then hourly.
 
-The daily rollup (spend by day), alert rules, events and delivery attempts are kept.
+The daily rollup (spend by day), alert rules, events and delivery attempts are kept; the hourly rollup's hours go
+with their calls (collector/store/hourly.py).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ def cutoff(now: datetime, days: int) -> datetime:
 
 
 def delete_before(store: Store, before: datetime) -> int:
-    """Delete raw calls that started before `before` in one transaction; returns how many went."""
+    """Delete raw calls that started before `before` (a UTC midnight), and their hours of the hourly rollup, in one
+    transaction; returns how many calls went."""
     with store.calls_transaction() as con:
         (deleted,) = con.execute("DELETE FROM llm_calls WHERE start_time < ?", [before]).fetchone()
         readiness_rollup.delete_before(con, before)  # derived from the raw calls only (unlike llm_calls_daily)
+        con.execute("DELETE FROM llm_calls_hourly WHERE hour < ?", [before])
     return int(deleted)
 
 

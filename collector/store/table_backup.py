@@ -16,11 +16,13 @@ from typing import Any
 
 import duckdb
 
-from collector.store import readiness_rollup, rollups
+from collector.store import hourly, readiness_rollup, rollups
 from collector.store.file import Store
 
 LAYOUT = "tables"  # earlier versions used DuckDB's EXPORT DATABASE ("export"); their Parquet files load alike
-CALLS_TABLES = ("llm_calls", "llm_calls_daily")
+CALLS_TABLES = ("llm_calls", "llm_calls_daily", "llm_calls_hourly")
+# A rollup's rows as one per key (a lake's deltas folded), as a file's ingest expects to find them.
+MERGED = {"llm_calls_daily": rollups.merged, "llm_calls_hourly": hourly.merged}
 # Derived from llm_calls alone, so not written: a restore rebuilds it (from a backup of any version alike).
 REBUILT = ("readiness_daily",)
 NOT_RESTORED = ("_migrations", "_lake_migrations")  # the target is migrated by this version; its own record stands
@@ -52,7 +54,7 @@ def write(store: Store, directory: Path) -> dict[str, Any]:
         try:
             for name in (name for name in tables(store, con) if name not in REBUILT):  # from the catalog
                 target = directory / f"{name}.parquet"
-                rows = rollups.merged(name) if name == "llm_calls_daily" else f'SELECT * FROM "{name}"'
+                rows = MERGED[name](name) if name in MERGED else f'SELECT * FROM "{name}"'
                 con.execute(f"COPY ({rows}) TO {_literal(target)} (FORMAT parquet, COMPRESSION zstd)")
                 counts[name] = con.execute(f"SELECT count(*) FROM ({rows})").fetchone()[0]
             migrations = [name for (name,) in con.execute("SELECT name FROM _migrations ORDER BY id").fetchall()]
@@ -112,6 +114,8 @@ def load(store: Store, directory: Path, rows: dict[str, int]) -> dict[str, int]:
         for name in calls:
             copy_in(con, name)
         readiness_rollup.rebuild(con)
+        if "llm_calls_hourly" not in calls:  # a backup made before migration 19: built from its calls
+            hourly.rebuild(con)
     con = store.reader()
     try:
         return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}

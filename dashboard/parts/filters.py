@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import streamlit as st
 
-from dashboard.data import client
+from dashboard.data import client, fetch
 
 # Preset (shown as is, and its value in the URL) → label and length; "Custom" uses the date pickers.
 PRESETS: dict[str, tuple[str, timedelta | None]] = {
@@ -140,6 +140,7 @@ def sidebar() -> None:
         if (st.session_state.get("range") or DEFAULT_PRESET) == "Custom":
             st.date_input("Dates (UTC)", value=default_dates(), key="dates", bind="query-params")
         since = (now_utc() - OPTIONS_LOOKBACK).date().isoformat()
+        fetch.concurrently([lambda name=name: client.group_values(api, token, name, since) for name in GROUP_FILTERS])
         for name, label in GROUP_FILTERS.items():
             try:
                 options = client.group_values(api, token, name, since)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import streamlit as st
 
-from dashboard.data import client
+from dashboard.data import client, fetch
 from dashboard.parts import filters
 
 NO_DATA = "—"
@@ -116,12 +116,23 @@ def show_error(error: client.ApiError) -> None:
         st.error(error.message)
 
 
-def live(render: Callable[[Context], None], *, require_calls: bool = True, before_any_call: bool = False) -> None:
+# A page's reads for a selection (cached client functions, arguments bound), fetched at once before it draws.
+Reads = Callable[[str, str | None, filters.Selection], Sequence[fetch.Read]]
+
+
+def live(
+    render: Callable[[Context], None],
+    *,
+    require_calls: bool = True,
+    before_any_call: bool = False,
+    reads: Reads | None = None,
+) -> None:
     """Run a page body in a fragment that re-runs on the sidebar's auto-refresh interval.
 
     The selection is resolved inside the fragment so a relative window ("last 24 hours") moves on each refresh.
     A collector without any call shows how to send some (unless `before_any_call`: alerts can be set up
-    first); with `require_calls`, a selection without calls shows a hint instead of empty charts.
+    first); with `require_calls`, a selection without calls shows a hint instead of empty charts. `reads` are the
+    page's own API reads: fetched at once with the summary, so the page draws from the cache.
     """
 
     def body() -> None:
@@ -129,6 +140,13 @@ def live(render: Callable[[Context], None], *, require_calls: bool = True, befor
         selection = filters.current()
         filters.show_window_in_url(selection)
         try:
+            fetch.concurrently(
+                [
+                    lambda: client.has_calls(api, token),
+                    lambda: client.summary(api, token, selection.params()),
+                    *(reads(api, token, selection) if reads else ()),
+                ]
+            )
             if not before_any_call and not client.has_calls(api, token):
                 empty_state(api)
                 return

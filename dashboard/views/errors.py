@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import client
-from dashboard.parts import charts, ui
+from dashboard.data import client, fetch
+from dashboard.parts import charts, filters, ui
 
 HEADROOM = {"ratelimit_headroom_requests_pct": "requests", "ratelimit_headroom_tokens_pct": "tokens"}
+RECENT_ERRORS = 50
 
 
 def error_rate_by_type(context: ui.Context) -> tuple[str, pd.DataFrame]:
     """Each error type's share of all calls per bucket (the stack adds up to the overall error rate)."""
     params = context.selection.params()
     bucket, errors = client.timeseries(context.api, context.token, params, "errors", group_by="error_type")
-    _, requests = client.timeseries(context.api, context.token, params, "requests", bucket=bucket)
+    _, requests = client.timeseries(context.api, context.token, params, "requests")  # "auto": the same bucket
     totals = requests.set_index("time")["value"]
     errors = errors[errors["value"] > 0].copy()
     errors["value"] = errors["value"] / errors["time"].map(totals).to_numpy()
     return bucket, errors
 
 
-def recent_errors(context: ui.Context, limit: int = 50) -> pd.DataFrame:
+def recent_errors(context: ui.Context, limit: int = RECENT_ERRORS) -> pd.DataFrame:
     """The latest failed calls with what is needed to chase them with OpenAI support."""
     rows = client.calls(context.api, context.token, (*context.selection.params(), ("status", "error")), limit)["calls"]
     if rows.empty:
@@ -48,6 +51,23 @@ def headroom_low(context: ui.Context, metric: str) -> float | None:
     _, frame = client.timeseries(context.api, context.token, context.selection.params(), metric)
     values = frame["value"].dropna()
     return None if values.empty else float(values.min())
+
+
+def reads(api: str, token: str | None, selection: filters.Selection) -> Sequence[fetch.Read]:
+    """What render asks the API for, to fetch at once."""
+    params = selection.params()
+    return [
+        lambda: client.timeseries(api, token, params, "errors", group_by="error_type"),
+        *(
+            lambda metric=metric: client.timeseries(api, token, params, metric)
+            for metric in ("requests", "retried_requests", *HEADROOM)
+        ),
+        *(
+            lambda metric=metric: client.timeseries(api, token, params, metric, group_by="model")
+            for metric in ("error_rate", "retried_requests", *HEADROOM)
+        ),
+        lambda: client.calls(api, token, (*params, ("status", "error")), RECENT_ERRORS),
+    ]
 
 
 def render(context: ui.Context) -> None:
@@ -143,4 +163,4 @@ def render(context: ui.Context) -> None:
     st.dataframe(recent_errors(context), hide_index=True, width="stretch")
 
 
-ui.live(render)
+ui.live(render, reads=reads)

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import client
-from dashboard.parts import charts, ui
+from dashboard.data import client, fetch
+from dashboard.parts import charts, filters, ui
 
 PERCENTILES = {"latency_p50_ms": "p50", "latency_p95_ms": "p95", "latency_p99_ms": "p99"}
 HISTOGRAMS = {"duration_ms": "Latency", "ttft_ms": "Time to first token"}
+SLOWEST = 20
 
 
 def overall(context: ui.Context) -> tuple[str, pd.DataFrame]:
     """p50, p95 and p99 over time, one series each."""
     frames, bucket = [], "auto"
-    for metric, name in PERCENTILES.items():
-        bucket, frame = client.timeseries(context.api, context.token, context.selection.params(), metric, bucket)
+    for metric, name in PERCENTILES.items():  # "auto" picks one bucket for one window: the series line up
+        bucket, frame = client.timeseries(context.api, context.token, context.selection.params(), metric)
         frames.append(frame.assign(group=name))
     return bucket, pd.concat(frames, ignore_index=True)
 
 
-def slowest(context: ui.Context, limit: int = 20) -> pd.DataFrame:
+def slowest(context: ui.Context, limit: int = SLOWEST) -> pd.DataFrame:
     """The slowest calls in the window, with their ids to look them up."""
     rows = client.calls(context.api, context.token, context.selection.params(), limit, order="slowest")["calls"]
     if rows.empty:
@@ -42,6 +45,20 @@ def slowest(context: ui.Context, limit: int = 20) -> pd.DataFrame:
             "Trace id": rows["trace_id"],
         }
     )
+
+
+def reads(api: str, token: str | None, selection: filters.Selection) -> Sequence[fetch.Read]:
+    """What render asks the API for, to fetch at once."""
+    params = selection.params()
+    by_model = st.session_state.get("latency_percentile") or "latency_p95_ms"
+    measure = st.session_state.get("latency_histogram") or "duration_ms"
+    return [
+        *(lambda metric=metric: client.timeseries(api, token, params, metric) for metric in PERCENTILES),
+        lambda: client.timeseries(api, token, params, by_model, group_by="model"),
+        lambda: client.timeseries(api, token, params, "ttft_p95_ms", group_by="model"),
+        lambda: client.latency_histogram(api, token, params, measure),
+        lambda: client.calls(api, token, params, SLOWEST, order="slowest"),
+    ]
 
 
 def render(context: ui.Context) -> None:
@@ -127,4 +144,4 @@ def render(context: ui.Context) -> None:
     st.caption("The slowest calls in this window. Times in UTC.")
 
 
-ui.live(render)
+ui.live(render, reads=reads)

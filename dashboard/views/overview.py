@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard.data import alerts_client, client
+from dashboard.data import alerts_client, client, fetch
 from dashboard.data.client import ApiError
 from dashboard.parts import charts, filters, ui
 
@@ -62,6 +63,31 @@ def alert_banner(context: ui.Context) -> None:
             column.progress(fill, text=f"Budget {text}")
 
 
+TRENDS = [
+    ("cost_usd", "Cost (USD)", "$,.6f", "$,.6~f"),
+    ("requests", "Calls", ",", ",.0f"),
+    ("error_rate", "Error rate (%)", ".2%", ".1%"),
+    ("latency_p95_ms", "p95 latency (ms)", ",.0f", ",.0f"),
+]
+
+
+def reads(api: str, token: str | None, selection: filters.Selection) -> Sequence[fetch.Read]:
+    """What render asks the API for, to fetch at once: the alert rules, the spend windows, the window before the
+    sidebar's and the trends."""
+    windows = calendar_windows(filters.now_rounded())
+    spends = [(start, end) for start, end, *_ in windows.values()]
+    spends += [(previous_start, previous_end) for _, _, previous_start, previous_end in windows.values()]
+    return [
+        lambda: alerts_client.rules(api, token),
+        *(
+            lambda start=start, end=end: client.summary(api, token, selection.window(start, end).params())
+            for start, end in spends
+        ),
+        lambda: client.summary(api, token, selection.previous().params()),
+        *(lambda metric=metric: client.timeseries(api, token, selection.params(), metric) for metric, *_ in TRENDS),
+    ]
+
+
 def render(context: ui.Context) -> None:
     """Key numbers for the sidebar's window against the window before it, then small trends."""
     alert_banner(context)
@@ -108,13 +134,7 @@ def render(context: ui.Context) -> None:
     for column, (label, value, delta, colour) in zip(columns, figures, strict=True):
         column.metric(label, value, delta, delta_color=colour, delta_description=versus, border=True)
 
-    trends = [
-        ("cost_usd", "Cost (USD)", "$,.6f", "$,.6~f"),
-        ("requests", "Calls", ",", ",.0f"),
-        ("error_rate", "Error rate (%)", ".2%", ".1%"),
-        ("latency_p95_ms", "p95 latency (ms)", ",.0f", ",.0f"),
-    ]
-    for column, (metric, title, tip_format, axis_format) in zip(st.columns(4), trends, strict=True):
+    for column, (metric, title, tip_format, axis_format) in zip(st.columns(4), TRENDS, strict=True):
         bucket, frame = client.timeseries(context.api, context.token, context.selection.params(), metric)
         chart = charts.series(
             frame,
@@ -129,4 +149,4 @@ def render(context: ui.Context) -> None:
             charts.show(chart)
 
 
-ui.live(render)
+ui.live(render, reads=reads)

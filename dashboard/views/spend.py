@@ -5,14 +5,15 @@ and re-pricing offered (a dry run first) when a newer list would price the windo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import client
-from dashboard.parts import charts, price_notice, ui
+from dashboard.data import client, fetch
+from dashboard.parts import charts, filters, price_notice, ui
 
 DIMENSIONS = {
     "model": "Model",
@@ -115,6 +116,17 @@ def spenders_table(groups: pd.DataFrame, label: str) -> pd.DataFrame:
             "Cached-input savings (USD)": groups["cached_input_savings_usd"].astype("str"),
         }
     )
+
+
+def reads(api: str, token: str | None, selection: filters.Selection) -> Sequence[fetch.Read]:
+    """What render asks the API for, to fetch at once (the chart and the top spenders by the chosen dimension)."""
+    params, dimension = selection.params(), st.session_state.get("spend_by") or "model"
+    return [
+        lambda: client.breakdown(api, token, params, "model", 1000),
+        lambda: client.timeseries(api, token, params, "cost_usd", group_by=dimension),
+        lambda: client.breakdown(api, token, params, dimension, TOP),
+        lambda: client.breakdown(api, token, params, "billing_unit", 1000),
+    ]
 
 
 def render(context: ui.Context) -> None:
@@ -223,4 +235,4 @@ def spenders_and_units(context: ui.Context, dimension: str, label: str) -> None:
     )
 
 
-ui.live(render)
+ui.live(render, reads=reads)

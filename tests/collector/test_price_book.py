@@ -215,6 +215,7 @@ def test_overrides_with_effective_dates_and_repricing(tmp_path: Path) -> None:
         assert again["rows_changed"] == 0  # idempotent
         finance = csv.DictReader(io.StringIO(second.http.get("/api/v1/export.csv", params=window).text))
         assert sum(Decimal(row["cost_usd"]) for row in finance) == Decimal("0.009565000")  # the rollup follows
+        assert second.get("/api/v1/summary", **window)["cost_usd"] == "0.009565000"  # and so does the hourly one
         runs = second.get("/api/v1/reprice-runs")["runs"]
         assert [(run["dry_run"], run["rows_changed"]) for run in runs] == [(False, 0), (False, 4), (True, 4)]
 
