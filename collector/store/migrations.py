@@ -350,6 +350,8 @@ def m018_readiness_rollup(db: Schema) -> None:
     # built from the calls already stored: a new table, nothing ALTERed.
     db.calls(readiness_rollup.CREATE_M018)
     db.calls(f"INSERT INTO readiness_daily BY NAME {readiness_rollup.aggregate('llm_calls')} ORDER BY day, service")
+
+
 def m019_hourly_rollup(db: Schema) -> None:
     # Sums per UTC hour and label (collector/store/hourly.py), so a 30-day summary or series reads whole hours
     # instead of every call; built here from the calls already stored.
