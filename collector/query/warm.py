@@ -7,6 +7,7 @@ visitor finds them warm. The answers themselves are thrown away, and a failure o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -64,7 +65,8 @@ class Warmup:
     def stop(self) -> None:
         self._stopping.set()
         if self._con is not None and self._thread.is_alive():
-            self._con.interrupt()
+            with contextlib.suppress(duckdb.Error):  # the run ended (and closed its cursor) since we looked
+                self._con.interrupt()
             self._thread.join(timeout=30)
 
     def _run(self) -> None:

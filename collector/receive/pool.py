@@ -101,7 +101,11 @@ class DecodePool:
         if executor is None:
             return decode_body(body, kind, self.price_book)
         try:
-            future: Future[Normalized] = executor.submit(_decode_in_worker, body, kind)
+            try:
+                future: Future[Normalized] = executor.submit(_decode_in_worker, body, kind)
+            except RuntimeError:  # shut down since we read it: a new price list's workers replaced it
+                executor = self._executor or executor
+                future = executor.submit(_decode_in_worker, body, kind)
             return future.result()
         except BrokenProcessPool:
             self._replace(executor)
