@@ -25,7 +25,7 @@ import duckdb
 
 from collector.query import exports, reads, reports
 from collector.query.filters import Filters
-from collector.store import hourly, rollups
+from collector.store import rollups
 from collector.store.file import Store
 
 GENERATE = """
@@ -61,7 +61,6 @@ def generate(store_path: Path, rows: int, end: datetime) -> float:
     for first in range(0, rows, step):
         con.execute(GENERATE, [end - timedelta(days=90), rows, first, min(first + step, rows)])
     rollups.rebuild(con)  # what ingest keeps up to date row by row
-    hourly.rebuild(con)
     con.execute("CHECKPOINT")
     elapsed = time.perf_counter() - started
     con.close()

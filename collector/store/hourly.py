@@ -91,23 +91,15 @@ def add_deltas(con: duckdb.DuckDBPyConnection, source: str) -> None:
     con.execute(f"INSERT INTO llm_calls_hourly BY NAME {aggregate(source)}")
 
 
+def fold(con: duckdb.DuckDBPyConnection) -> int:
+    """Leave one row per key in the hours where a lake's ingest left several (rollups.fold); returns how many hours."""
+    return rollups.fold(con, "llm_calls_hourly", KEYS, merged)
+
+
 def subtract(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Take the calls in `source` (stored, each once) out of the hourly rows, in the caller's transaction: each key
-    they touch is left as one row of what remains, or none (as rollups.subtract does for the daily rows)."""
+    """Take the calls in `source` (stored, each once) out of the hourly rows, in the caller's transaction."""
     removed = con.execute(aggregate(source)).to_arrow_table()
-    con.register("removed_hourly", removed)
-    try:
-        match = " AND ".join(f"llm_calls_hourly.{key} IS NOT DISTINCT FROM r.{key}" for key in KEYS)
-        touched = f"SELECT * FROM llm_calls_hourly WHERE EXISTS (SELECT 1 FROM removed_hourly AS r WHERE {match})"
-        negated = ", ".join(f"-{name} AS {name}" for name in (*COUNTS, *SUMS))
-        both = f"({touched} UNION ALL BY NAME SELECT {', '.join(KEYS)}, {negated} FROM removed_hourly)"
-        left = con.execute(f"{merged(both)} HAVING sum(requests) <> 0").to_arrow_table()
-        con.execute(f"DELETE FROM llm_calls_hourly WHERE EXISTS (SELECT 1 FROM removed_hourly AS r WHERE {match})")
-        con.register("left_hourly", left)
-        con.execute("INSERT INTO llm_calls_hourly BY NAME SELECT * FROM left_hourly")
-    finally:
-        con.unregister("removed_hourly")
-        con.unregister("left_hourly")
+    rollups.take_out(con, "llm_calls_hourly", removed, KEYS, (*COUNTS, *SUMS), merged)
 
 
 def rebuild_between(con: duckdb.DuckDBPyConnection, start: object, end: object) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import duckdb
 
+from collector.store import rollups
 from collector.store.rollups import UTC_DAY
 
 # (column, type, SQL of the call's value or its stand-in). Kept as they are: labels and flags of few values.
@@ -115,47 +116,14 @@ def merged(source: str, keys: Sequence[str] = KEYS) -> str:
 
 
 def fold(con: duckdb.DuckDBPyConnection) -> int:
-    """Leave one row per key on the days where a lake's ingest left several (its deltas), in the caller's
-    transaction, which must hold the writers' lock; returns how many days were folded. Readers sum by key either
-    way: folding only keeps the rows a scorecard reads few."""
-    keys = ", ".join(KEYS[1:])
-    days = [day for (day,) in con.execute(
-        f"SELECT day FROM readiness_daily GROUP BY day HAVING count(*) > count(DISTINCT ({keys})) ORDER BY day"
-    ).fetchall()]  # fmt: skip
-    if days:
-        marks = ", ".join("?" * len(days))
-        folded = con.execute(merged(f"(SELECT * FROM readiness_daily WHERE day IN ({marks}))"), days).to_arrow_table()
-        con.execute(f"DELETE FROM readiness_daily WHERE day IN ({marks})", days)
-        con.register("folded_readiness", folded)
-        try:
-            con.execute("INSERT INTO readiness_daily BY NAME SELECT * FROM folded_readiness")
-        finally:
-            con.unregister("folded_readiness")
-    return len(days)
+    """Leave one row per key on the days where a lake's ingest left several (rollups.fold); returns how many days."""
+    return rollups.fold(con, "readiness_daily", KEYS, merged)
 
 
 def subtract(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Take the calls in `source` (stored, each once) out of the rollup, in the caller's transaction: each key they
-    touch is left as one row of what remains, or none when no call remains."""
+    """Take the calls in `source` (stored, each once) out of the rollup, in the caller's transaction."""
     removed = con.execute(aggregate(source)).to_arrow_table()
-    con.register("removed_readiness", removed)
-    try:
-        touched = (
-            "SELECT * FROM readiness_daily WHERE EXISTS "
-            f"(SELECT 1 FROM removed_readiness AS r WHERE {_match('readiness_daily', 'r')})"
-        )
-        negated = ", ".join(f"-{name} AS {name}" for name in MEASURES)
-        both = f"({touched} UNION ALL BY NAME SELECT {', '.join(KEYS)}, {negated} FROM removed_readiness)"
-        left = con.execute(f"{merged(both)} HAVING sum(calls) <> 0").to_arrow_table()
-        con.execute(
-            "DELETE FROM readiness_daily WHERE EXISTS "
-            f"(SELECT 1 FROM removed_readiness AS r WHERE {_match('readiness_daily', 'r')})"
-        )
-        con.register("left_readiness", left)
-        con.execute("INSERT INTO readiness_daily BY NAME SELECT * FROM left_readiness")
-    finally:
-        con.unregister("removed_readiness")
-        con.unregister("left_readiness")
+    rollups.take_out(con, "readiness_daily", removed, KEYS, MEASURES, merged)
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:

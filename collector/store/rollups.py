@@ -10,7 +10,10 @@ none).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import duckdb
+import pyarrow as pa
 
 # The keys migration 4 created the table with; migration 9 appended `provider` and `billing_unit`.
 KEYS_M004 = (
@@ -116,30 +119,63 @@ def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute every daily row from the raw calls, and the readiness rollup with them (in the caller's
+    """Recompute every daily row from the raw calls, and the hourly and readiness rollups with them (in the caller's
     transaction). Not after retention: the days whose raw calls it deleted would go."""
-    from collector.store import readiness_rollup  # here: it imports UTC_DAY from this module
+    from collector.store import hourly, readiness_rollup  # here: they import this module
 
     for statement in REBUILD:
         con.execute(statement)
+    hourly.rebuild(con)
     readiness_rollup.rebuild(con)
 
 
 def subtract(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Take the calls in `source` (stored, each once) out of the daily rows, in the caller's transaction. Each key
+    """Take the calls in `source` (stored, each once) out of the daily rows, in the caller's transaction."""
+    measures = ("requests", *SUMS, "unpriced_requests")
+    take_out(con, "llm_calls_daily", con.execute(aggregate(source)).to_arrow_table(), KEYS, measures, merged)
+
+
+def fold(con: duckdb.DuckDBPyConnection, table: str, keys: Sequence[str], merged: Callable[[str], str]) -> int:
+    """Leave one row per key in the periods (`keys[0]`: a day or hour) of `table` where a lake's ingest left several
+    (its deltas), in the caller's transaction, which must hold the writers' lock; returns how many periods were
+    folded. Readers sum by key either way: folding only keeps the rows they read few."""
+    period, rest = keys[0], ", ".join(keys[1:])
+    periods = [value for (value,) in con.execute(
+        f"SELECT {period} FROM {table} GROUP BY {period} HAVING count(*) > count(DISTINCT ({rest})) ORDER BY {period}"
+    ).fetchall()]  # fmt: skip
+    if periods:
+        marks = ", ".join("?" * len(periods))
+        folded = con.execute(merged(f"(SELECT * FROM {table} WHERE {period} IN ({marks}))"), periods).to_arrow_table()
+        con.execute(f"DELETE FROM {table} WHERE {period} IN ({marks})", periods)
+        con.register("folded_rows", folded)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM folded_rows")
+        finally:
+            con.unregister("folded_rows")
+    return len(periods)
+
+
+def take_out(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    removed: pa.Table,
+    keys: Sequence[str],
+    measures: Sequence[str],
+    merged: Callable[[str], str],
+) -> None:
+    """Subtract `removed` (a rollup's rows, one per key) from `table`, whose first measure counts calls. Each key
     they touch is left as one row of what remains, or none when no call remains, so no reader meets a key of zero
-    requests (on a lake this also folds that key's delta rows into one)."""
-    removed = con.execute(aggregate(source)).to_arrow_table()
-    con.register("removed_daily", removed)
+    calls (on a lake this also folds that key's delta rows into one). Shared by every rollup of raw calls."""
+    con.register("removed_rows", removed)
     try:
-        match = " AND ".join(f"llm_calls_daily.{key} IS NOT DISTINCT FROM r.{key}" for key in KEYS)
-        touched = f"SELECT * FROM llm_calls_daily WHERE EXISTS (SELECT 1 FROM removed_daily AS r WHERE {match})"
-        negated = ", ".join(f"-{name} AS {name}" for name in ("requests", *SUMS, "unpriced_requests"))
-        both = f"({touched} UNION ALL BY NAME SELECT {', '.join(KEYS)}, {negated} FROM removed_daily)"
-        left = con.execute(f"{merged(both)} HAVING sum(requests) <> 0").to_arrow_table()
-        con.execute(f"DELETE FROM llm_calls_daily WHERE EXISTS (SELECT 1 FROM removed_daily AS r WHERE {match})")
-        con.register("left_daily", left)
-        con.execute("INSERT INTO llm_calls_daily BY NAME SELECT * FROM left_daily")
+        match = " AND ".join(f"{table}.{key} IS NOT DISTINCT FROM r.{key}" for key in keys)
+        touched = f"SELECT * FROM {table} WHERE EXISTS (SELECT 1 FROM removed_rows AS r WHERE {match})"
+        negated = ", ".join(f"-{name} AS {name}" for name in measures)
+        both = f"({touched} UNION ALL BY NAME SELECT {', '.join(keys)}, {negated} FROM removed_rows)"
+        left = con.execute(f"{merged(both)} HAVING sum({measures[0]}) <> 0").to_arrow_table()
+        con.execute(f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM removed_rows AS r WHERE {match})")
+        con.register("left_rows", left)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM left_rows")
     finally:
-        con.unregister("removed_daily")
-        con.unregister("left_daily")
+        con.unregister("removed_rows")
+        con.unregister("left_rows")

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from collector.alerts.engine import RESEND_AFTER
-from collector.store import readiness_rollup
+from collector.store import hourly, readiness_rollup
 from collector.store.lake.compaction import compact
 from collector.store.lake.connect import LakeConfigError, catalog_conninfo
 from collector.store.lake.locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLostError
@@ -727,7 +727,7 @@ def test_the_leader_compacts_the_lake_without_changing_an_answer(lake: Lake, cap
     caplog.set_level(logging.INFO, logger="llmledger.collector")
     running = RunningCollector(Path("unused.duckdb"), *lake.args("--flush-interval", "0", "--compact-interval", "1"))
     try:
-        requests = [body(f"c{n}", 50, start_ns=1_764_000_000_000_000_000 + n * 3600 * 10**9) for n in range(6)]
+        requests = [body(f"c{n}", 50, start_ns=1_764_000_000_000_000_000 + n * 600 * 10**9) for n in range(6)]
         for request in requests:  # six commits, six small files
             assert running.http.post("/v1/traces", content=request, headers=PROTOBUF).status_code == 200
         active = "SELECT count(*) FROM ducklake_data_file f JOIN ducklake_table t USING (table_id) " \
@@ -741,14 +741,15 @@ def test_the_leader_compacts_the_lake_without_changing_an_answer(lake: Lake, cap
         assert "now the leader" in caplog.text
         assert snapshot(running) == before[0]
         con = running.collector.store.reader()
-        try:  # six commits left six delta rows per key of the readiness rollup; compaction folded them
-            rows = con.execute("SELECT count(*) FROM readiness_daily").fetchone()[0]
-            kept = con.execute(f"SELECT * FROM ({readiness_rollup.merged('readiness_daily')}) ORDER BY ALL").fetchall()
-            rebuilt = readiness_rollup.merged(f"({readiness_rollup.aggregate('llm_calls')})")
-            assert kept == con.execute(f"SELECT * FROM ({rebuilt}) ORDER BY ALL").fetchall()
+        try:  # six commits in one hour left six delta rows per key of each rollup; compaction folded them
+            for table, rollup in (("readiness_daily", readiness_rollup), ("llm_calls_hourly", hourly)):
+                rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                kept = con.execute(f"SELECT * FROM ({rollup.merged(table)}) ORDER BY ALL").fetchall()
+                rebuilt = rollup.merged(f"({rollup.aggregate('llm_calls')})")
+                assert kept == con.execute(f"SELECT * FROM ({rebuilt}) ORDER BY ALL").fetchall(), table
+                assert rows == len(kept), table
         finally:
             con.close()
-        assert rows == len(kept)
         assert running.http.post("/v1/traces", content=requests[0], headers=PROTOBUF).status_code == 200
         assert snapshot(running) == before[0]  # a re-send after compaction is still recognised
     finally:

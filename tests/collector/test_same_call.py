@@ -16,7 +16,7 @@ from collector.ingest.normalize import normalize
 from collector.money.overrides import PriceOverrides
 from collector.money.price_book import PriceBook
 from collector.money.reprice import reprice
-from collector.store import rollups, same_call
+from collector.store import hourly, readiness_rollup, rollups, same_call
 from collector.store.backup import backup, restore
 from collector.store.file import Store
 from llmledger import semconv as sc
@@ -70,11 +70,16 @@ def stored(store: Store) -> list[dict[str, Any]]:
     return con.execute("SELECT * FROM llm_calls ORDER BY start_time, source_dialect").to_arrow_table().to_pylist()
 
 
+ROLLUPS = {"llm_calls_daily": rollups, "llm_calls_hourly": hourly, "readiness_daily": readiness_rollup}
+
+
 def assert_rollup_exact(store: Store) -> None:
+    """Every rollup of the raw calls equals one built afresh from them: a replaced report's row was taken out."""
     con = store.reader()
-    kept = con.execute("SELECT * FROM llm_calls_daily ORDER BY ALL").fetchall()
-    rebuilt = con.execute(f"SELECT * FROM ({rollups.aggregate('llm_calls')}) ORDER BY ALL").fetchall()
-    assert kept == rebuilt
+    for table, rollup in ROLLUPS.items():
+        kept = con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+        rebuilt = con.execute(f"SELECT * FROM ({rollup.aggregate('llm_calls')}) ORDER BY ALL").fetchall()
+        assert kept == rebuilt, table
 
 
 def test_two_reports_in_one_batch_are_one_row_ours_kept(store: Store) -> None:

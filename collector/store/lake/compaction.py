@@ -14,7 +14,7 @@ import logging
 import time
 
 from collector.metrics import Metrics
-from collector.store import readiness_rollup
+from collector.store import hourly, readiness_rollup
 from collector.store.file import Store
 from collector.store.lake.connect import LAKE
 
@@ -27,6 +27,7 @@ def compact(store: Store, metrics: Metrics | None = None) -> dict[str, int]:
     started = time.perf_counter()
     with store.calls_transaction() as con:  # a short write under the writers' lock, unlike the rest
         folded = readiness_rollup.fold(con)
+        hours_folded = hourly.fold(con)
     con = store.reader()
     try:
         merged = len(con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')").fetchall())
@@ -42,7 +43,7 @@ def compact(store: Store, metrics: Metrics | None = None) -> dict[str, int]:
     if metrics is not None:
         metrics.observe("llmledger_lake_compaction_seconds", seconds)
     log.info(
-        "lake compaction: files merged in %d tables, %d old files deleted, readiness rollup folded on %d days "
-        "in %.1f s", merged, deleted, folded, seconds,
+        "lake compaction: files merged in %d tables, %d old files deleted, rollups folded on %d days (readiness) "
+        "and %d hours (hourly) in %.1f s", merged, deleted, folded, hours_folded, seconds,
     )  # fmt: skip
-    return {"merged": merged, "deleted": deleted, "folded": folded}
+    return {"merged": merged, "deleted": deleted, "folded": folded, "hours_folded": hours_folded}
