@@ -92,16 +92,17 @@ def main() -> None:
         print(f"generated {args.rows:,} calls in {generate(db, args.rows, datetime.now(tz=UTC)):.1f} s", flush=True)
     try:
         for window in WINDOWS if args.window == "all" else (args.window,):
-            measure(db, window)
+            measure(["--db", str(db)], window)
     finally:
         folder.cleanup()
 
 
-def measure(db: Path, window: str) -> None:
-    """Start a collector and a dashboard on `db`, time every page with the sidebar's range at `window`, print."""
+def measure(store: list[str], window: str) -> None:
+    """Start a collector on `store` (its options: `--db PATH`, or `--lake ... --data-path ...`) and a dashboard,
+    time every page with the sidebar's range at `window`, print."""
     port = free_port()
     collector = subprocess.Popen(
-        [sys.executable, "-m", "llmledger_cli", "collector", "--db", str(db), "--port", str(port), "--grpc-port", "-1"],
+        [sys.executable, "-m", "llmledger_cli", "collector", *store, "--port", str(port), "--grpc-port", "-1"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
