@@ -4,9 +4,11 @@ once. Only `BudgetExceeded` and `CircuitOpen` ever reach the app; any other fail
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -69,6 +71,7 @@ class Guard:
         self.pacer = Pacer(settings.pace_max_wait_s) if settings.pace else None
         self.poller: BudgetPoller | None = None
         self._rates_seen: dict[tuple[str, str | None, str], pricing.Rates | None] = {}  # the price list is fixed
+        self._last_client: tuple[weakref.ref[Any], Mapping[str, str], str] | None = None  # see _provider
         parts = (("budgets", self.book), ("breaker", self.breakers), ("pace", self.pacer))
         self.features = ",".join(name for name, part in parts if part is not None)
 
@@ -99,7 +102,7 @@ class Guard:
         asked = body.get("model")
         if not isinstance(asked, str):
             asked = ""
-        provider = client_provider(client, providers).get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
+        provider = self._provider(client, providers)
         model, breaker, probe = self._circuit(attrs, provider, asked)
         output = extract.request_max_tokens(body)
         if output is None or output <= 0:
@@ -218,6 +221,17 @@ class Guard:
                     diagnostics.internal_error("guard on_warn callback", exc, reraise=False)
         return decision.reservation, decision.model
 
+    def _provider(self, client: Any, providers: Mapping[str, str]) -> str:
+        """Who bills the client's calls (`gen_ai.provider.name`, decided once per client by `client_provider`),
+        remembered for the last client: most apps have one, and this saves a weak dictionary's lookup per call."""
+        last = self._last_client
+        if last is not None and last[0]() is client and last[1] is providers:
+            return last[2]
+        provider = client_provider(client, providers).get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
+        with contextlib.suppress(TypeError):  # a client that can't be weakly referenced is looked up each time
+            self._last_client = (weakref.ref(client), providers, provider)
+        return provider
+
     def _rates(self, model: str, tier: str | None, provider: str) -> pricing.Rates | None:
         key = (model, tier, provider)
         rates = self._rates_seen.get(key, _UNSEEN)
@@ -255,10 +269,11 @@ _UNSEEN = object()
 def _end_user(scope: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
     """The call's end user as its span will name it: the `attributes()` block's, else the one the request names
     (hashed), as `CallRecorder.prepare` works it out."""
-    if sc.END_USER in scope:
-        return scope[sc.END_USER]
-    user = extract.request_end_user(body)
-    return hash_user(user) if user is not None else None
+    end_user = scope.get(sc.END_USER)  # a hash: never None nor empty when the block names one
+    if end_user is None:
+        user = extract.request_end_user(body)
+        return hash_user(user) if user is not None else None
+    return end_user
 
 
 def _export_margin_s() -> float:

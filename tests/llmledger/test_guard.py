@@ -525,18 +525,25 @@ def test_the_worst_case_is_priced_at_the_service_tier_the_request_asks(fake, cli
         chat(client)  # the default tier's worst case fits exactly
 
 
-def test_a_circuit_is_the_provider_the_client_is_billed_by(fake, spans) -> None:
-    client = openai.OpenAI(base_url=fake.base_url, api_key=API_KEY, max_retries=0)
+def test_a_circuit_is_the_provider_each_client_is_billed_by(fake, spans) -> None:
+    acme = openai.OpenAI(base_url=fake.base_url, api_key=API_KEY, max_retries=0)
+    own = openai.OpenAI(base_url=fake.base_url.replace("127.0.0.1", "localhost"), api_key=API_KEY, max_retries=0)
     settings = llmledger.GuardSettings(budgets=False, failure_threshold=1)
-    with client, llmledger.instrument(tracer_provider=spans.provider, providers={"127.0.0.1": "acme"}, guard=settings):
+    with (
+        acme,
+        own,
+        llmledger.instrument(tracer_provider=spans.provider, providers={"127.0.0.1": "acme"}, guard=settings),
+    ):
+        chat(own)  # the guard remembers the last client's provider: the next client is not this one
         fake.enqueue(ERROR_500)
         with pytest.raises(openai.InternalServerError):
-            chat(client)
+            chat(acme)
+        chat(own)  # a circuit of its own (self_hosted/gpt-4o-mini), closed
         with pytest.raises(llmledger.CircuitOpen, match="acme/gpt-4o-mini"):
-            chat(client)
-    failed, stopped = spans.finished()
-    assert failed.attributes[sc.GEN_AI_PROVIDER_NAME] == "acme"
-    assert stopped.attributes[sc.GUARD_BREAKER] == "acme/gpt-4o-mini"
+            chat(acme)
+    providers = [span.attributes[sc.GEN_AI_PROVIDER_NAME] for span in spans.finished()]
+    assert providers == [sc.PROVIDER_SELF_HOSTED, "acme", sc.PROVIDER_SELF_HOSTED, "acme"]
+    assert spans.finished()[-1].attributes[sc.GUARD_BREAKER] == "acme/gpt-4o-mini"
 
 
 def test_a_guarded_stream_settles_at_its_real_cost(fake, client, spans, endpoint) -> None:
