@@ -4,16 +4,19 @@ once. Only `BudgetExceeded` and `CircuitOpen` ever reach the app; any other fail
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from llmledger import config, diagnostics, pricing
 from llmledger import semconv as sc
+from llmledger.context import hash_user
 from llmledger.guard.breaker import Breakers
 from llmledger.guard.budgets import LABELS, BudgetBook, Reservation
 from llmledger.guard.errors import BudgetExceeded, CircuitOpen
@@ -22,6 +25,7 @@ from llmledger.guard.poller import BudgetPoller
 from llmledger.guard.prompt_bound import prompt_token_bound
 from llmledger.guard.settings import GuardSettings
 from llmledger.wrapper import extract, tokens
+from llmledger.wrapper.providers import client_provider
 
 log = logging.getLogger("llmledger")
 # A settled call stays in the local totals until a snapshot this much younger than it has arrived: the export delay
@@ -38,6 +42,18 @@ class Ticket:
     probe: bool
     reservation: Reservation | None
     model: str
+    provider: str
+
+
+class Call(Protocol):
+    """What `release` reads of a call (the wrapper's `CallRecorder`), when its cost is worked out: its attributes
+    then (the span's, once the finisher has built them), not those when it ended."""
+
+    attrs: dict[str, Any]
+    endpoint: extract.Endpoint
+    body: Mapping[str, Any]
+    result: Any
+    error: BaseException | None
 
 
 class Guard:
@@ -55,6 +71,7 @@ class Guard:
         self.pacer = Pacer(settings.pace_max_wait_s) if settings.pace else None
         self.poller: BudgetPoller | None = None
         self._rates_seen: dict[tuple[str, str | None, str], pricing.Rates | None] = {}  # the price list is fixed
+        self._last_client: tuple[weakref.ref[Any], Mapping[str, str], str] | None = None  # see _provider
         parts = (("budgets", self.book), ("breaker", self.breakers), ("pace", self.pacer))
         self.features = ",".join(name for name, part in parts if part is not None)
 
@@ -73,19 +90,25 @@ class Guard:
         if self.poller is not None:
             self.poller.stop()
 
-    def admit(self, attrs: dict[str, Any], body: Mapping[str, Any], api_type: str) -> tuple[Ticket, float, str | None]:
+    def admit(self, attrs: dict[str, Any], body: Mapping[str, Any], api_type: str, client: Any,
+              providers: Mapping[str, str], scope: Mapping[str, Any]) -> tuple[Ticket, float, str | None]:  # fmt: skip
         """Decide a call: (ticket, seconds to hold it, the model to send instead or None). Raises the guard's two
-        exceptions, with the decision already on `attrs` for the call's span."""
+        exceptions, with the decision already on `attrs` (the call's span attributes so far) for its span.
+        It reads what it needs of the request itself (model, output cap, service tier, who bills `client`, the
+        `attributes()` labels in `scope`), as `CallRecorder.prepare` will: the rest of the request's attributes are
+        worked out later, on the finisher's thread."""
         attrs[sc.GUARD_ENABLED] = True
         attrs[sc.GUARD_FEATURES] = self.features
-        asked = attrs.get(sc.GEN_AI_REQUEST_MODEL) or ""
-        provider = attrs.get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
+        asked = body.get("model")
+        if not isinstance(asked, str):
+            asked = ""
+        provider = self._provider(client, providers)
         model, breaker, probe = self._circuit(attrs, provider, asked)
-        output = attrs.get(sc.GEN_AI_REQUEST_MAX_TOKENS)
-        if not isinstance(output, int) or output <= 0:
+        output = extract.request_max_tokens(body)
+        if output is None or output <= 0:
             output = self.settings.default_max_output_tokens
         try:
-            reservation, model = self._budgets(attrs, body, api_type, provider, model, output)
+            reservation, model = self._budgets(attrs, body, api_type, provider, model, output, scope)
             wait = 0.0
             if self.pacer is not None:
                 wait = self.pacer.wait_for(breaker, output)
@@ -98,19 +121,18 @@ class Guard:
             raise
         if model != asked:
             attrs[sc.GUARD_ORIGINAL_MODEL] = asked
-        return Ticket(breaker, probe, reservation, model), wait, model if model != asked else None
+            return Ticket(breaker, probe, reservation, model, provider), wait, model
+        return Ticket(breaker, probe, reservation, model, provider), wait, None
 
-    def release(self, ticket: Ticket, error: BaseException | None, result: Any, recorder_attrs: Mapping[str, Any],
-                endpoint: extract.Endpoint, body: Mapping[str, Any], headers: Any) -> None:  # fmt: skip
+    def release(self, ticket: Ticket, call: Call, headers: Any) -> None:
         """The call ended (on the app's thread): tell its circuit and the pacer, and end its reservation; what it
         really cost is worked out in `settle`, on the finisher's thread."""
         if self.breakers is not None:
-            self.breakers.record(ticket.breaker, error, ticket.probe)
+            self.breakers.record(ticket.breaker, call.error, ticket.probe)
         if self.pacer is not None and headers is not None:
             self.pacer.observe(ticket.breaker, headers)
         if ticket.reservation is not None and self.book is not None:
-            cost = functools.partial(self._cost, ticket, error, result, recorder_attrs, endpoint, body)
-            self.book.end(ticket.reservation, cost, time.time())
+            self.book.end(ticket.reservation, functools.partial(self._cost, ticket, call), time.time())
 
     def settle(self, ticket: Ticket) -> None:
         """After the call's span is out (the finisher's thread): its reservation becomes its real cost."""
@@ -139,7 +161,7 @@ class Guard:
                 raise
 
     def _budgets(self, attrs: dict[str, Any], body: Mapping[str, Any], api_type: str, provider: str,
-                 model: str, output: int) -> tuple[Reservation | None, str]:  # fmt: skip
+                 model: str, output: int, scope: Mapping[str, Any]) -> tuple[Reservation | None, str]:  # fmt: skip
         book = self.book
         if book is None:
             return None, model
@@ -148,11 +170,13 @@ class Guard:
         may_fail_closed = self.settings.fail_closed and book.stale()
         if not book.budgets and not may_fail_closed:
             return None, model
-        key = (self.service, self.environment, attrs.get(sc.TEAM), attrs.get(sc.FEATURE), attrs.get(sc.END_USER), model)
+        key = (self.service, self.environment, scope.get(sc.TEAM), scope.get(sc.FEATURE), _end_user(scope, body), model)
         cover = book.cover(key)
         if not cover.budgets and not may_fail_closed:  # nothing covers the call (its model's budgets downgrade)
             return None, model
-        tier = attrs.get(sc.OPENAI_REQUEST_SERVICE_TIER)
+        tier = body.get("service_tier")
+        if not isinstance(tier, str):
+            tier = None
         rates = self._rates(model, tier, provider)
         counted: dict[bool, int] = {}
         costs: dict[tuple[str, bool], Decimal | None] = {}
@@ -197,6 +221,17 @@ class Guard:
                     diagnostics.internal_error("guard on_warn callback", exc, reraise=False)
         return decision.reservation, decision.model
 
+    def _provider(self, client: Any, providers: Mapping[str, str]) -> str:
+        """Who bills the client's calls (`gen_ai.provider.name`, decided once per client by `client_provider`),
+        remembered for the last client: most apps have one, and this saves a weak dictionary's lookup per call."""
+        last = self._last_client
+        if last is not None and last[0]() is client and last[1] is providers:
+            return last[2]
+        provider = client_provider(client, providers).get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
+        with contextlib.suppress(TypeError):  # a client that can't be weakly referenced is looked up each time
+            self._last_client = (weakref.ref(client), providers, provider)
+        return provider
+
     def _rates(self, model: str, tier: str | None, provider: str) -> pricing.Rates | None:
         key = (model, tier, provider)
         rates = self._rates_seen.get(key, _UNSEEN)
@@ -206,11 +241,11 @@ class Guard:
             rates = self._rates_seen[key] = pricing.rates_for(model, tier, provider=provider)
         return rates  # type: ignore[return-value]
 
-    def _cost(self, ticket: Ticket, error: BaseException | None, result: Any, attrs: Mapping[str, Any],
-              endpoint: extract.Endpoint, body: Mapping[str, Any]) -> Decimal | None:  # fmt: skip
+    def _cost(self, ticket: Ticket, call: Call) -> Decimal | None:
         """What the call cost, for its reservation: 0 when it failed without usage (OpenAI bills nothing), None
         (keep the worst case) when its tokens aren't known yet (a stream left early is counted later)."""
-        usage_attrs: Mapping[str, Any] = attrs
+        result, endpoint = call.result, call.endpoint
+        usage_attrs: Mapping[str, Any] = call.attrs
         if result is not None:
             usage = getattr(result, "usage", None)
             if usage is not None and endpoint.usage_style in ("chat", "responses"):
@@ -220,16 +255,25 @@ class Guard:
                 if isinstance(model, str):
                     usage_attrs = {**usage_attrs, sc.GEN_AI_RESPONSE_MODEL: model}
             else:
-                usage_attrs = extract.response_attributes(endpoint, result, body)
+                usage_attrs = extract.response_attributes(endpoint, result, call.body)
         if sc.GEN_AI_USAGE_INPUT_TOKENS not in usage_attrs:
-            return Decimal(0) if error is not None else None
-        provider = attrs.get(sc.GEN_AI_PROVIDER_NAME) or sc.PROVIDER_OPENAI
+            return Decimal(0) if call.error is not None else None
         model = usage_attrs.get(sc.GEN_AI_RESPONSE_MODEL) or ticket.model
-        rates = pricing.rates_for(model, usage_attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER), provider=provider)
+        rates = pricing.rates_for(model, usage_attrs.get(sc.OPENAI_RESPONSE_SERVICE_TIER), provider=ticket.provider)
         return rates.cost(pricing.Usage.from_attributes(usage_attrs)) if rates is not None else None
 
 
 _UNSEEN = object()
+
+
+def _end_user(scope: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
+    """The call's end user as its span will name it: the `attributes()` block's, else the one the request names
+    (hashed), as `CallRecorder.prepare` works it out."""
+    end_user = scope.get(sc.END_USER)  # a hash: never None nor empty when the block names one
+    if end_user is None:
+        user = extract.request_end_user(body)
+        return hash_user(user) if user is not None else None
+    return end_user
 
 
 def _export_margin_s() -> float:

@@ -102,7 +102,8 @@ class CallRecorder:
 
     def prepare(self) -> dict[str, Any]:
         """The request's attributes (what the app asked for, the client's, the `attributes()` labels) ahead of those
-        set since; once, on the finisher's thread, or before the request leaves when the guard decides on them."""
+        set since; once, on the finisher's thread (or before the request leaves when the guard sends another model:
+        the guard itself reads only what it needs)."""
         if self.prepared:
             return self.attrs
         self.prepared = True
@@ -161,16 +162,18 @@ class CallRecorder:
         finisher.submit(self)
 
     def use_model(self, body: Mapping[str, Any], model: str) -> None:
-        """The guard sends another model (a downgrade or a circuit's fallback): the span says what was sent."""
+        """The guard sends another model (a downgrade or a circuit's fallback): the span says what was sent; the
+        other request attributes are those of the request as the app made it."""
+        attrs = self.prepare()
         self.body = body
-        self.prepare()[sc.GEN_AI_REQUEST_MODEL] = model
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
         self.name = f"{self.endpoint.operation} {model}"
 
     def _release_guard(self) -> None:
         guard, ticket = self.guard_ticket  # type: ignore[misc]
         headers = getattr(self.http_response, "headers", None)
         try:
-            guard.release(ticket, self.error, self.result, self.attrs, self.endpoint, self.body, headers)
+            guard.release(ticket, self, headers)
         except Exception as exc:  # noqa: BLE001 - the guard's bookkeeping never reaches the app
             diagnostics.internal_error("guard release", exc)
 

@@ -69,6 +69,16 @@ def request_attributes(endpoint: Endpoint, body: Mapping[str, Any]) -> dict[str,
     return attrs
 
 
+def request_max_tokens(body: Mapping[str, Any]) -> int | None:
+    """The output cap the request sets, whichever of its names the endpoint uses (`gen_ai.request.max_tokens`, as
+    `request_attributes` reads it: the guard reads it alone, before the request leaves)."""
+    for key in _MAX_TOKENS_KEYS:
+        value = body.get(key)
+        if isinstance(value, int):
+            return value
+    return None
+
+
 def request_end_user(body: Mapping[str, Any]) -> str | None:
     """The end user the request names itself (`safety_identifier` or the older `user`)."""
     value = body.get("safety_identifier") or body.get("user")

@@ -106,7 +106,10 @@ class _Instrumentation:
         guard = self.guard
         assert guard is not None
         try:
-            ticket, wait, model = guard.admit(recorder.prepare(), recorder.body, recorder.endpoint.api_type)
+            ticket, wait, model = guard.admit(
+                recorder.attrs, recorder.body, recorder.endpoint.api_type, recorder.client, recorder.providers,
+                recorder.scope,
+            )  # fmt: skip
         except (BudgetExceeded, CircuitOpen) as exc:
             recorder.fail(exc)
             raise

@@ -476,3 +476,82 @@ def test_a_budget_for_a_service_covers_the_calls_of_the_app_named_so(fake, clien
         give(handle, endpoint, {"id": 2, "limit_usd": "0", "filters": {"service": ["support-bot"]}})
         with pytest.raises(llmledger.BudgetExceeded):
             chat(client)
+
+
+# --- what the guard reads of a request itself (before the request leaves; the span's attributes come later) -----
+
+
+def test_an_end_user_budget_covers_the_user_the_request_names_unless_the_block_names_one(
+    fake, client, spans, endpoint
+) -> None:
+    from llmledger.context import hash_user
+
+    def chat_as(user: str) -> None:
+        client.chat.completions.create(model="gpt-4o-mini", messages=HI, max_tokens=MAX_TOKENS, user=user)  # type: ignore[arg-type]
+
+    with guarded(spans, endpoint) as handle:
+        give(handle, endpoint, {"limit_usd": "0", "filters": {"end_user": [hash_user("mallory")]}})
+        chat_as("alice")
+        with pytest.raises(llmledger.BudgetExceeded):
+            chat_as("mallory")
+        with llmledger.attributes(user="alice"):
+            chat_as("mallory")  # the block's end user is the call's (and its span's)
+        with llmledger.attributes(user="mallory"), pytest.raises(llmledger.BudgetExceeded):
+            chat(client)
+    users = [span.attributes[sc.END_USER] for span in spans.finished()]
+    assert users == [hash_user(name) for name in ("alice", "mallory", "alice", "mallory")]
+
+
+@pytest.mark.parametrize("cap", ["max_tokens", "max_completion_tokens"])
+def test_the_worst_case_uses_the_output_cap_the_request_sets(fake, client, spans, endpoint, cap: str) -> None:
+    with guarded(spans, endpoint) as handle:
+        give(handle, endpoint, {"limit_usd": str(worst_case())})  # exactly one capped call fits (">")
+        with pytest.raises(llmledger.BudgetExceeded):
+            client.chat.completions.create(model="gpt-4o-mini", messages=HI)  # type: ignore[arg-type]  # 4096 out
+        client.chat.completions.create(model="gpt-4o-mini", messages=HI, **{cap: MAX_TOKENS})  # type: ignore[call-overload]
+    assert spans.finished()[-1].attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] == MAX_TOKENS
+
+
+def test_the_worst_case_is_priced_at_the_service_tier_the_request_asks(fake, client, spans, endpoint) -> None:
+    priority = pricing.rates_for("gpt-4o-mini", "priority")
+    assert priority is not None
+    assert priority.cost(pricing.Usage(input_tokens=HI_TOKENS, output_tokens=MAX_TOKENS)) > worst_case()
+    with guarded(spans, endpoint) as handle:
+        give(handle, endpoint, {"limit_usd": str(worst_case())})
+        with pytest.raises(llmledger.BudgetExceeded):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=HI, max_tokens=MAX_TOKENS, service_tier="priority"
+            )  # type: ignore[arg-type]
+        chat(client)  # the default tier's worst case fits exactly
+
+
+def test_a_circuit_is_the_provider_each_client_is_billed_by(fake, spans) -> None:
+    acme = openai.OpenAI(base_url=fake.base_url, api_key=API_KEY, max_retries=0)
+    own = openai.OpenAI(base_url=fake.base_url.replace("127.0.0.1", "localhost"), api_key=API_KEY, max_retries=0)
+    settings = llmledger.GuardSettings(budgets=False, failure_threshold=1)
+    with (
+        acme,
+        own,
+        llmledger.instrument(tracer_provider=spans.provider, providers={"127.0.0.1": "acme"}, guard=settings),
+    ):
+        chat(own)  # the guard remembers the last client's provider: the next client is not this one
+        fake.enqueue(ERROR_500)
+        with pytest.raises(openai.InternalServerError):
+            chat(acme)
+        chat(own)  # a circuit of its own (self_hosted/gpt-4o-mini), closed
+        with pytest.raises(llmledger.CircuitOpen, match="acme/gpt-4o-mini"):
+            chat(acme)
+    providers = [span.attributes[sc.GEN_AI_PROVIDER_NAME] for span in spans.finished()]
+    assert providers == [sc.PROVIDER_SELF_HOSTED, "acme", sc.PROVIDER_SELF_HOSTED, "acme"]
+    assert spans.finished()[-1].attributes[sc.GUARD_BREAKER] == "acme/gpt-4o-mini"
+
+
+def test_a_guarded_stream_settles_at_its_real_cost(fake, client, spans, endpoint) -> None:
+    each = one_call_cost(client, spans)
+    with guarded(spans, endpoint) as handle:
+        give(handle, endpoint, {"limit_usd": str(each + worst_case() + each / 2)})  # two calls fit, not three
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=HI, max_tokens=MAX_TOKENS, stream=True)  # type: ignore[arg-type]
+        assert list(stream)
+        chat(client)  # fits only if the stream's reservation settled to its usage
+        with pytest.raises(llmledger.BudgetExceeded):
+            chat(client)
