@@ -275,8 +275,9 @@ class CallRecorder:
 
     def _add_cost(self, gateway_cost: str | None) -> None:
         attrs = self.attrs
-        if sc.BILLING_UNIT not in attrs and sc.GEN_AI_USAGE_INPUT_TOKENS in attrs:
-            attrs[sc.BILLING_UNIT] = "tokens"
+        # A call with tokens is billed on tokens: the span leaves `llmledger.billing_unit` out then, as the collector
+        # takes a call with token counts and no unit for `tokens` (one attribute less to build, validate and send).
+        billed = sc.BILLING_UNIT in attrs or sc.GEN_AI_USAGE_INPUT_TOKENS in attrs
         provider_cost = self._provider_cost(gateway_cost)
         if provider_cost is not None:
             attrs[sc.GEN_AI_USAGE_COST_AMOUNT] = provider_cost
@@ -284,7 +285,7 @@ class CallRecorder:
             attrs[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_PROVIDER
             return
         model = attrs.get(sc.GEN_AI_RESPONSE_MODEL) or attrs.get(sc.GEN_AI_REQUEST_MODEL)
-        if not model or (self.error is not None and sc.BILLING_UNIT not in attrs):
+        if not model or (self.error is not None and not billed):
             return
         if attrs.get(sc.USAGE_ESTIMATED) and sc.GEN_AI_USAGE_INPUT_TOKENS not in attrs:
             return  # a stream left early whose input can't be counted (audio): a partial cost would mislead
