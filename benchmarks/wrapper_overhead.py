@@ -20,7 +20,9 @@ Both are shown with two clocks: CPU time (the app thread's own; the whole proces
 a loaded machine (here: 2 cores shared with other jobs) the wall clock also counts other processes' turns and wanders
 by hundreds of µs; CPU time doesn't, and is the figure to compare. The per-chunk cost is the slope between a 10- and a
 250-chunk stream. Goals (issue #23): app thread ≤ 0.4x openai-v2's and ≤ 60 µs per plain chat call; all work ≤
-openai-v2's; ≤ 2 µs per stream chunk.
+openai-v2's; ≤ 2 µs per stream chunk. Last, what encoding a plain chat span for OTLP/HTTP costs each side's export
+thread (left out of the figures above, as the exporter drops spans unencoded): llmledger's with its spool's encoder
+(what `configure()` sends with) and with the OpenTelemetry exporter's, openai-v2's with the OpenTelemetry exporter's.
 
     python -m benchmarks.wrapper_overhead [--calls 2000] [--block 100]
 """
@@ -118,8 +120,35 @@ def handler(request: httpx2.Request) -> httpx2.Response:
 
 
 class DropExporter(SpanExporter):
+    """Drops what it gets, keeping the last batch (for the encoding figures)."""
+
+    last: Sequence[ReadableSpan] = ()
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.last = spans
         return SpanExportResult.SUCCESS
+
+
+def encoding_figures(spans: Sequence[ReadableSpan]) -> dict[str, float]:
+    """CPU µs per span to encode `spans` as an OTLP protobuf body: with the OpenTelemetry exporter's encoder (what an
+    app's OTLP exporter does) and with llmledger's spool's (`configure()`); and their mean attribute count."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as otel_encode
+
+    from llmledger.export.encode import encode_spans
+
+    def per_span(encode: Callable[[], object]) -> float:
+        best = float("inf")
+        for _ in range(5):
+            start = time.thread_time_ns()
+            encode()
+            best = min(best, time.thread_time_ns() - start)
+        return best / len(spans) / 1000
+
+    return {
+        "otel": per_span(lambda: otel_encode(spans).SerializeToString()),
+        "ours": per_span(lambda: encode_spans(spans)),
+        "attributes": statistics.mean(len(span.attributes or ()) for span in spans),
+    }
 
 
 # The in-process fake stands in for api.openai.com (a `.local` host is otherwise a self-hosted server, left unpriced).
@@ -237,13 +266,17 @@ def _set_up(side: str, provider: TracerProvider) -> tuple[Callable[[], None], st
 def serve_side(side: str) -> None:
     """A child process: one side, running the blocks of calls the parent asks for (one JSON line in, one out)."""
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(DropExporter(), max_queue_size=100_000))
+    exporter = DropExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=100_000))
     flush, described = _set_up(side, provider)
     client = make_client()
     calls = {name: call for name, call, _share in SCENARIOS}
     print(json.dumps({"side": described}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
+        if request.get("encode"):  # the last batch of spans the block before exported
+            print(json.dumps(encoding_figures(exporter.last)), flush=True)
+            continue
         figures = run_block(calls[request["scenario"]], client, request["calls"], flush)
         print(json.dumps(figures), flush=True)
     provider.shutdown()
@@ -280,8 +313,14 @@ class Side:
         self.described = self._read()["side"]
 
     def run(self, scenario: str, calls: int) -> dict[str, float]:
+        return self._ask({"scenario": scenario, "calls": calls})
+
+    def encoding(self) -> dict[str, float]:
+        return self._ask({"encode": True})
+
+    def _ask(self, request: dict) -> dict[str, float]:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"scenario": scenario, "calls": calls}) + "\n")
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         return self._read()
 
@@ -337,6 +376,8 @@ def main() -> None:
                 raw_figures.setdefault(name, {}).setdefault(key, []).append(raw[key] / 1000)
                 for side in SIDES[1:]:
                     added[side].setdefault(name, {}).setdefault(key, []).append((figures[side][key] - raw[key]) / 1000)
+        if name == "plain chat":
+            encoding = {side: sides[side].encoding() for side in SIDES[1:]}
     for side in sides.values():
         side.close()
     span = LONG_STREAM_CHUNKS - SHORT_STREAM_CHUNKS
@@ -382,6 +423,15 @@ def main() -> None:
             print(f"  all work, {name} <= openai-v2: {_ratio(ours, theirs)}, {_verdict(ours <= theirs)}")
         per_chunk = figure("llmledger", "per chunk", app_key)
         print(f"  per stream chunk <= 2 µs (app thread): {per_chunk:.2f} µs, {_verdict(per_chunk <= 2)}")
+    ours, theirs = encoding["llmledger"], encoding["openai-v2"]
+    print(
+        "\nexporting a plain chat span as OTLP protobuf (CPU µs per span, on the export thread: not in the figures "
+        "above, whose exporter drops spans unencoded)\n"
+        f"  llmledger ({ours['attributes']:.0f} attributes): {ours['ours']:.1f} with its spool's encoder "
+        f"(configure()), {ours['otel']:.1f} with OpenTelemetry's OTLP exporter's\n"
+        f"  openai-v2 ({theirs['attributes']:.0f} attributes): {theirs['otel']:.1f} with OpenTelemetry's OTLP "
+        "exporter's"
+    )
 
 
 def _ratio(ours: float, theirs: float) -> str:

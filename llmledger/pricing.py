@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -137,16 +138,20 @@ class Rates:
         special_input = usage.cached_input_tokens + usage.cache_write_tokens + usage.input_audio_tokens
         uncached = max(total_input - special_input - usage.input_image_tokens, 0)
         text_output = max(usage.output_tokens - usage.output_audio_tokens - usage.output_image_tokens, 0)
-        cost = (
-            uncached * self.input.at(total_input)
-            + usage.cached_input_tokens * self.cached_input.at(total_input)
-            + usage.cache_write_tokens * self.cache_write.at(total_input)
-            + usage.input_audio_tokens * (self.input_audio or self.input).at(total_input)
-            + usage.input_image_tokens * (self.input_image or self.input).at(total_input)
-            + text_output * self.output.at(total_input)
-            + usage.output_audio_tokens * (self.output_audio or self.output).at(total_input)
-            + usage.output_image_tokens * (self.output_image or self.output).at(total_input)
-        )
+        cost = uncached * self.input.at(total_input) + text_output * self.output.at(total_input)
+        # Most calls have none of these: a term of 0 tokens adds nothing (and costs a Decimal multiplication).
+        if usage.cached_input_tokens:
+            cost += usage.cached_input_tokens * self.cached_input.at(total_input)
+        if usage.cache_write_tokens:
+            cost += usage.cache_write_tokens * self.cache_write.at(total_input)
+        if usage.input_audio_tokens:
+            cost += usage.input_audio_tokens * (self.input_audio or self.input).at(total_input)
+        if usage.input_image_tokens:
+            cost += usage.input_image_tokens * (self.input_image or self.input).at(total_input)
+        if usage.output_audio_tokens:
+            cost += usage.output_audio_tokens * (self.output_audio or self.output).at(total_input)
+        if usage.output_image_tokens:
+            cost += usage.output_image_tokens * (self.output_image or self.output).at(total_input)
         for name, rate in self.per_unit:
             amount = getattr(usage, name)
             if amount:
@@ -308,7 +313,22 @@ def rates_for(
     provider: str = sc.PROVIDER_OPENAI,
 ) -> Rates | None:
     """Cached `load_rates` for the UTC day of `when` (default today), so historical prices apply."""
-    return _rates_on((when or datetime.now(tz=UTC)).date(), model, service_tier, batch, provider)
+    return _rates_on(when.date() if when else _utc_today(), model, service_tier, batch, provider)
+
+
+_SECONDS_PER_DAY = 86_400
+_today: tuple[int, date] = (-1, date.min)  # (days since the epoch, that UTC date): a datetime per call costs ~1 µs
+
+
+def _utc_today() -> date:
+    global _today
+    number = int(time.time()) // _SECONDS_PER_DAY
+    if _today[0] != number:
+        _today = (number, (_EPOCH + timedelta(days=number)).date())
+    return _today[1]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def rates_on(

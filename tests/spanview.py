@@ -64,7 +64,8 @@ def client_attrs(**overrides: Any) -> dict[str, Any]:
 
 
 def cost_attrs(model: str, input_tokens: int, output_tokens: int, cached: int = 0, tier: str | None = None) -> dict:
-    """The cost attributes, with the amount computed independently by genai-prices itself."""
+    """The cost attributes, with the amount computed independently by genai-prices itself. A call billed on tokens
+    carries no `llmledger.billing_unit`: the collector takes one with token counts for `tokens`."""
     context = {"service_tier": tier} if tier in ("flex", "priority") else None
     price = calc_price(
         Usage(input_tokens=input_tokens, cache_read_tokens=cached, output_tokens=output_tokens),
@@ -76,7 +77,6 @@ def cost_attrs(model: str, input_tokens: int, output_tokens: int, cached: int = 
         sc.GEN_AI_USAGE_COST_AMOUNT: pytest.approx(float(price.total_price), rel=1e-9),
         sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
         sc.GEN_AI_USAGE_COST_SOURCE: "local",
-        sc.BILLING_UNIT: "tokens",
         sc.PRICE_VERSION: pricing.PRICE_VERSION,
     }
 

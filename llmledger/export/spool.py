@@ -1,6 +1,6 @@
 """The exporter behind `configure()`: OTLP/HTTP protobuf, with a bounded on-disk spool for collector outages.
 
-`export()` runs on the BatchSpanProcessor's worker thread, never the app's. A batch is encoded once and
+`export()` runs on the BatchSpanProcessor's worker thread, never the app's. A batch is encoded once (`encode.py`) and
 POSTed once; when the collector can't be reached or answers a retryable status, the encoded bytes become a
 file in the spool folder (`spool_dir`), and so does every later batch while any file waits (the collector then
 receives them in order). A drain thread sends the files oldest first with backoff (`otlp_sender`) and deletes
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opentelemetry import context as otel_context
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from llmledger import diagnostics
+from llmledger.export.encode import encode_spans
 from llmledger.export.otlp_sender import Answer, Backoff, Sender
 from llmledger.export.spool_dir import DEFAULT_MAX_BYTES, SpoolDir, spans_in
 
@@ -102,7 +102,7 @@ class SpoolingExporter(SpanExporter):
         if not spans:
             return SpanExportResult.SUCCESS
         try:
-            body = encode_spans(spans).SerializeToString()
+            body = encode_spans(spans)
         except Exception as exc:  # noqa: BLE001 - one bad batch never stops the exporter
             diagnostics.internal_error("spool: encode", exc, reraise=False)
             self._count("dropped", "spans dropped: could not encode a batch", len(spans))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from openai import NotGiven
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -20,10 +21,10 @@ from llmledger import diagnostics, pricing
 from llmledger import semconv as sc
 from llmledger.context import current_attributes, hash_user
 from llmledger.wrapper import content, extract, signals, tokens
-from llmledger.wrapper.clientinfo import call_overrides, client_attributes
+from llmledger.wrapper.clientinfo import call_overrides, client_constants
 from llmledger.wrapper.fields import field
 from llmledger.wrapper.finisher import finisher
-from llmledger.wrapper.providers import azure_deployment, client_provider
+from llmledger.wrapper.providers import azure_deployment
 
 # Ends are rare next to calls: one lock for every call's once-only end, rather than a lock made per call.
 _end_lock = threading.Lock()
@@ -77,9 +78,15 @@ class CallRecorder:
         self.capture_content = capture_content
         self.parent = otel_context.get_current()
         self.start_ns = time.time_ns()
-        # References only: the request's attributes are worked out by prepare(), on the finisher's thread.
+        # References only: the request's attributes are worked out by prepare(), on the finisher's thread. Of the
+        # SDK's request options, the two a call may override (the options object itself, with its pydantic parts, would
+        # stay alive until the span is out, and every object a queued call holds costs the garbage collector).
         self.client = client
-        self.options = options
+        retries, timeout = options.max_retries, options.timeout
+        self.options = (
+            None if isinstance(retries, NotGiven) else retries,
+            None if isinstance(timeout, NotGiven) else timeout,
+        )
         self.providers = providers
         self.scope = current_attributes()  # the attributes() block (an immutable mapping of its own)
         # What the app's thread learns after the request (the guard's decision, a stream's end); prepare() puts the
@@ -109,13 +116,12 @@ class CallRecorder:
         self.prepared = True
         body, client = self.body, self.client
         attrs = extract.request_attributes(self.endpoint, body)
-        attrs.update(client_attributes(client))
-        attrs.update(client_provider(client, self.providers))
+        attrs.update(client_constants(client, self.providers))
         if attrs.get(sc.GEN_AI_PROVIDER_NAME) == sc.PROVIDER_AZURE and sc.DEPLOYMENT not in attrs:
             deployment = azure_deployment(str(getattr(client, "base_url", "")), body)
             if deployment is not None:
                 attrs[sc.DEPLOYMENT] = deployment
-        attrs.update(call_overrides(self.options))
+        attrs.update(call_overrides(*self.options))
         attrs.update(self.scope)
         if sc.END_USER not in attrs:
             request_user = extract.request_end_user(body)
@@ -135,7 +141,9 @@ class CallRecorder:
         self.attempts += 1
 
     def on_http_response(self, response: Any) -> None:
-        self.http_response = response
+        # What the span needs of it (status and headers), not the response with its request and streams: the call
+        # holds what it keeps until its span is out, and the garbage collector pays for every object held.
+        self.http_response = HttpReply(response.status_code, response.headers)
 
     def finish(self, result: Any, end_ns: int | None = None) -> None:
         """The call returned a parsed response object."""
@@ -270,8 +278,9 @@ class CallRecorder:
 
     def _add_cost(self, gateway_cost: str | None) -> None:
         attrs = self.attrs
-        if sc.BILLING_UNIT not in attrs and sc.GEN_AI_USAGE_INPUT_TOKENS in attrs:
-            attrs[sc.BILLING_UNIT] = "tokens"
+        # A call with tokens is billed on tokens: the span leaves `llmledger.billing_unit` out then, as the collector
+        # takes a call with token counts and no unit for `tokens` (one attribute less to build, validate and send).
+        billed = sc.BILLING_UNIT in attrs or sc.GEN_AI_USAGE_INPUT_TOKENS in attrs
         provider_cost = self._provider_cost(gateway_cost)
         if provider_cost is not None:
             attrs[sc.GEN_AI_USAGE_COST_AMOUNT] = provider_cost
@@ -279,7 +288,7 @@ class CallRecorder:
             attrs[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_PROVIDER
             return
         model = attrs.get(sc.GEN_AI_RESPONSE_MODEL) or attrs.get(sc.GEN_AI_REQUEST_MODEL)
-        if not model or (self.error is not None and sc.BILLING_UNIT not in attrs):
+        if not model or (self.error is not None and not billed):
             return
         if attrs.get(sc.USAGE_ESTIMATED) and sc.GEN_AI_USAGE_INPUT_TOKENS not in attrs:
             return  # a stream left early whose input can't be counted (audio): a partial cost would mislead
@@ -313,6 +322,16 @@ class CallRecorder:
         if isinstance(cost, (int, float)) and not isinstance(cost, bool) and 0 <= cost < _MAX_PROVIDER_COST:
             return float(cost)
         return None
+
+
+class HttpReply:
+    """The parts of an HTTP response a span reads."""
+
+    __slots__ = ("headers", "status_code")
+
+    def __init__(self, status_code: int, headers: Any) -> None:
+        self.status_code = status_code
+        self.headers = headers
 
 
 _NOTHING_BILLED = pricing.Usage()

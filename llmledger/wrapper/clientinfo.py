@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from llmledger import semconv as sc
+from llmledger.wrapper.providers import client_provider
 
 _DEFAULT_SDK_TIMEOUT_S = 600.0
 _KEY_KINDS = (("sk-proj-", "project"), ("sk-svcacct-", "service_account"), ("sk-admin-", "admin"), ("sk-", "user"))
 
 _cache: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+# client id → (weak reference to the client, the providers map, its attributes and provider's): what every call of a
+# client shares, in one dict. By id, since a WeakKeyDictionary lookup makes a weak reference each time.
+_constants: dict[int, tuple[weakref.ref[Any], Mapping[str, str], dict[str, Any]]] = {}
 
 
 def key_kind(api_key: object) -> str:
@@ -64,15 +69,31 @@ def client_attributes(client: Any) -> dict[str, Any]:
     return attrs
 
 
-def call_overrides(options: Any) -> dict[str, Any]:
-    """Per-call `timeout=` / `max_retries=` given through `with_options()` or request kwargs."""
+def call_overrides(max_retries: object, timeout: object) -> dict[str, Any]:
+    """Per-call `timeout=` / `max_retries=` given through `with_options()` or request kwargs (the SDK's request
+    options' two fields, `NotGiven` when not)."""
     attrs: dict[str, Any] = {}
-    max_retries = getattr(options, "max_retries", None)
     if isinstance(max_retries, int):
         attrs[sc.CLIENT_MAX_RETRIES] = max_retries
-    timeout = getattr(options, "timeout", None)
     if timeout is not None and (isinstance(timeout, (int, float)) or hasattr(timeout, "read")):
         seconds = timeout_seconds(timeout)
         if seconds is not None:
             attrs[sc.CLIENT_TIMEOUT_S] = seconds
+    return attrs
+
+
+def client_constants(client: Any, providers: Mapping[str, str]) -> dict[str, Any]:
+    """`client_attributes` and who bills the client (`client_provider`) in one dict, made once per client (don't
+    change it: every call of the client shares it)."""
+    key = id(client)
+    cached = _constants.get(key)
+    if cached is not None and cached[0]() is client and cached[1] is providers:
+        return cached[2]
+    attrs = {**client_attributes(client), **client_provider(client, providers)}
+    try:  # the entry goes with the client (its id may be reused only after that)
+        ref = weakref.ref(client, lambda _ref: _constants.pop(key, None))
+    except TypeError:  # not weakly referenceable: worked out per call
+        return attrs
+    with _lock:
+        _constants[key] = (ref, providers, attrs)
     return attrs

@@ -4,7 +4,7 @@ for structured output a parse() that failed validation or a JSON answer cut off 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import pydantic
@@ -18,10 +18,14 @@ _JSON_FORMATS = frozenset({"json_schema", "json_object"})
 
 
 def output_attributes(
-    result: Any, error: BaseException | None, stream_texts: list[str] | None, attrs: Mapping[str, Any]
+    result: Any,
+    error: BaseException | None,
+    stream_texts: list[str] | None,
+    response_format: str | None,
+    finish_reasons: Sequence[str] | None,
 ) -> dict[str, Any]:
     """What the answer holds, counted: `result` is the parsed response (None for a chat stream, whose text arrived
-    as `stream_texts`, or for an error); `attrs` the span's attributes so far (finish reasons, response format)."""
+    as `stream_texts`, or for an error); the request's response format and the finish reasons, as the span has them."""
     out: dict[str, Any] = {}
     completion = error.completion if isinstance(error, LengthFinishReasonError) else result
     if stream_texts is not None:
@@ -34,10 +38,9 @@ def output_attributes(
         out[sc.OUTPUT_PII_MATCHES] = content.pii_matches(texts)
     if completion is not None:
         out[sc.OUTPUT_REFUSAL] = refused(completion)
-    if attrs.get(sc.REQUEST_RESPONSE_FORMAT) in _JSON_FORMATS:
+    if response_format in _JSON_FORMATS:
         out[sc.OUTPUT_PARSE_FAILED] = isinstance(error, (pydantic.ValidationError, json.JSONDecodeError))
-        reasons = attrs.get(sc.GEN_AI_RESPONSE_FINISH_REASONS) or ()
-        out[sc.OUTPUT_JSON_TRUNCATED] = isinstance(error, LengthFinishReasonError) or "length" in reasons
+        out[sc.OUTPUT_JSON_TRUNCATED] = isinstance(error, LengthFinishReasonError) or "length" in (finish_reasons or ())
     return out
 
 

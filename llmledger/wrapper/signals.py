@@ -98,8 +98,10 @@ def attributes(recorder: Any) -> dict[str, Any]:
     attrs.update(input_attributes(turns))
     attrs.update(tool_attributes(body, api_type, turns))
     attrs[sc.REQUEST_MODERATED] = bool(keys) and memory.moderated_before(keys, recorder.end_ns)
-    span_attrs = {**recorder.attrs, **attrs}
-    attrs.update(output_attributes(recorder.result, recorder.error, recorder.stream_texts, span_attrs))
+    span_attrs = recorder.attrs  # the call's own attributes (none of them a signal)
+    reasons = span_attrs.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
+    response_format = attrs.get(sc.REQUEST_RESPONSE_FORMAT)
+    attrs.update(output_attributes(recorder.result, recorder.error, recorder.stream_texts, response_format, reasons))
     used = context_used_pct(span_attrs, turns.texts("user"))
     if used is not None:
         attrs[sc.INPUT_CONTEXT_USED_PCT] = used

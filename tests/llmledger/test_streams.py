@@ -301,3 +301,25 @@ async def test_async_transcription_stream(
     assert attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == events[-1].usage.output_tokens
     assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
     assert sc.USAGE_ESTIMATED not in attrs
+
+
+def test_a_finished_stream_leaves_no_reference_cycle(
+    fake: FakeOpenAI, client: openai.OpenAI, spans, instrumented
+) -> None:
+    """What a stream's call kept (its response objects, chunks, state) is freed by reference counting once its span
+    is out, as the plain SDK's is, never left for the garbage collector, whose runs the app would pay for."""
+
+    def read_streams() -> None:
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        list(client.responses.create(model="gpt-4o-mini", input="Count to twelve.", stream=True))
+        llmledger.flush()
+
+    read_streams()  # first calls make what lasts (caches, connections)
+    gc.collect()
+    gc.disable()
+    try:
+        read_streams()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert len(spans.finished()) == 4
