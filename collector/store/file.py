@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collector.store import hourly, readiness_rollup, rollups, same_call
 from collector.store.migrations import migrate
@@ -144,13 +145,15 @@ class Store:
             merge = same_call.merge(con, unique) if self.merge_reports else None
             incoming = unique if merge is None else rows_to_arrow(merge.rows)
             con.register("incoming_calls", incoming)
+            bounds = pc.min_max(incoming["start_time"])
+            starts = (bounds["min"].as_py(), bounds["max"].as_py())
             if all_new:
                 con.execute("INSERT INTO llm_calls SELECT * FROM incoming_calls")
                 keys = set(call_keys(incoming))
                 if keys:
-                    rollups.add(con, "incoming_calls")
-                    readiness_rollup.add(con, "incoming_calls")
-                    hourly.add(con, "incoming_calls")
+                    rollups.add(con, "incoming_calls", starts)
+                    readiness_rollup.add(con, "incoming_calls", starts)
+                    hourly.add(con, "incoming_calls", starts)
             else:
                 inserted = con.execute(
                     "INSERT INTO llm_calls SELECT * FROM incoming_calls "
@@ -161,9 +164,9 @@ class Store:
                     new_keys = pa.table({"trace_id": [k[0] for k in inserted], "span_id": [k[1] for k in inserted]})
                     con.register("inserted_keys", new_keys)
                     stored = "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))"
-                    rollups.add(con, stored)
-                    readiness_rollup.add(con, stored)
-                    hourly.add(con, stored)
+                    rollups.add(con, stored, starts)
+                    readiness_rollup.add(con, stored, starts)
+                    hourly.add(con, stored, starts)
             con.execute("COMMIT")
         except BaseException:
             end_failed_transaction(con)
