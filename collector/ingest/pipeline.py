@@ -66,7 +66,7 @@ class Ingest:
         self.metrics.add("llmledger_spans_received_total", normalized.received)
         self.metrics.add("llmledger_spans_non_llm_total", normalized.non_llm_spans)
         self.metrics.add("llmledger_spans_rejected_total", len(normalized.rejected))
-        return Prepared(self.writer.submit(normalized.rows), normalized.rejected)
+        return Prepared(self.writer.submit(normalized.calls), normalized.rejected)
 
 
 def response_for(rejected: list[str]) -> ExportTraceServiceResponse:

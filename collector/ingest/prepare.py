@@ -12,19 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.ingest import scrub
 from collector.ingest.normalize import normalize
 from collector.ingest.validate import keep_storable, money_problem, unpriced_problem
 from collector.money.price_book import PriceBook
+from collector.store.file import rows_to_arrow
 
 
 @dataclass
 class Normalized:
     """One request's rows, normalized, scrubbed, priced and checked, and what its sender and the metrics hear."""
 
-    rows: list[dict[str, Any]]
+    # The rows as the writer inserts them, column-wise: built here (in a worker, with the pool) rather than by the one
+    # writer thread, and handed back to the collector's process as a few Arrow buffers instead of a dict per row.
+    calls: pa.Table
     rejected: list[str]  # one message per span not stored: malformed, or a value that can't fit its column
     received: int  # spans in the request
     non_llm_spans: int
@@ -32,6 +36,11 @@ class Normalized:
     unpriced_units: dict[str, int]  # unit → calls whose cost leaves it out
     new_rates: list[dict[str, Any]]  # rate sets the book applied for the first time (the `price_rates` table)
     sanity_flags: dict[str, int]  # flag → rows carrying it
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as dicts (for tests and tools: ingest itself keeps them column-wise)."""
+        return self.calls.to_pylist()
 
 
 def prepare(request: ExportTraceServiceRequest, book: PriceBook) -> Normalized:
@@ -46,7 +55,14 @@ def prepare(request: ExportTraceServiceRequest, book: PriceBook) -> Normalized:
     received = len(batch.rows) + batch.non_llm_spans + len(batch.rejected)
     rejected = batch.rejected + unstorable + unpriceable
     return Normalized(
-        rows, rejected, received, batch.non_llm_spans, scrubbed, unpriced_units, new_rates, _sanity_flags(rows)
+        rows_to_arrow(rows),
+        rejected,
+        received,
+        batch.non_llm_spans,
+        scrubbed,
+        unpriced_units,
+        new_rates,
+        _sanity_flags(rows),
     )
 
 

@@ -15,8 +15,10 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from collector.metrics import Metrics
-from collector.store.file import Store, StoreUnavailableError
+from collector.store.file import Store, StoreUnavailableError, call_keys
 
 log = logging.getLogger("llmledger.collector")
 
@@ -34,7 +36,7 @@ class WriteResult:
 
 @dataclass
 class _Pending:
-    rows: list[dict[str, Any]]
+    calls: pa.Table  # llm_calls' columns (collector/ingest/prepare.py)
     future: Future[WriteResult]
 
 
@@ -67,9 +69,10 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name="llmledger-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: list[dict[str, Any]]) -> Future[WriteResult]:
+    def submit(self, calls: pa.Table) -> Future[WriteResult]:
         """Queue rows for the next commit; the future resolves after that commit."""
         future: Future[WriteResult] = Future()
+        rows = calls.num_rows
         if not rows:
             future.set_result(WriteResult(0, 0))
             return future
@@ -77,10 +80,10 @@ class BatchWriter:
             if self._closed:
                 raise OverloadedError("the collector is shutting down")
             # One request larger than the limit is still taken when nothing waits, or it could never be.
-            if self._pending_rows and self._pending_rows + len(rows) > self.max_pending_rows:
+            if self._pending_rows and self._pending_rows + rows > self.max_pending_rows:
                 raise OverloadedError(f"{self._pending_rows} rows are waiting to be written")
-            self._pending_rows += len(rows)
-        self._queue.put(_Pending(rows, future))
+            self._pending_rows += rows
+        self._queue.put(_Pending(calls, future))
         return future
 
     def close(self, timeout: float = 30.0) -> None:
@@ -99,7 +102,7 @@ class BatchWriter:
             if first is _STOP:
                 break
             batch = [first]
-            size = len(first.rows)
+            size = first.calls.num_rows
             deadline = time.monotonic() + self.max_wait_s
             while size < self.max_batch_rows:
                 try:
@@ -113,7 +116,7 @@ class BatchWriter:
                     stopping = True
                     break
                 batch.append(item)
-                size += len(item.rows)
+                size += item.calls.num_rows
             self._write(batch, size)
 
     def _write(self, batch: list[_Pending], size: int) -> None:
@@ -131,7 +134,7 @@ class BatchWriter:
                     try:
                         self._commit([item])
                     except Exception as exc:  # that request's sender hears about it
-                        log.exception("a request of %d rows failed to commit", len(item.rows))
+                        log.exception("a request of %d rows failed to commit", item.calls.num_rows)
                         _settle(item.future, exception=exc)
             self.metrics.observe("llmledger_commit_seconds", time.perf_counter() - started)
         except Exception as exc:  # every waiting request must hear about it
@@ -143,20 +146,19 @@ class BatchWriter:
                 self._pending_rows -= size
 
     def _commit(self, batch: list[_Pending]) -> None:
-        inserted = self.store.insert([row for item in batch for row in item.rows])
+        inserted = self.store.insert(pa.concat_tables([item.calls for item in batch]))
         new_keys, merged = inserted.new_keys, inserted.merged
         for dialect in inserted.merged_dialects:
             self.metrics.add("llmledger_duplicate_reports_total", 1, dialect=dialect)
         for item in batch:
             stored = merged_here = 0
-            for row in item.rows:
-                key = (row["trace_id"], row["span_id"])
+            for key in call_keys(item.calls):
                 if key in new_keys:
                     new_keys.discard(key)  # a key repeated later in the batch is a duplicate
                     stored += 1
                 elif merged.pop(key, None) is not None:
                     merged_here += 1
-            result = WriteResult(stored, len(item.rows) - stored - merged_here, merged_here)
+            result = WriteResult(stored, item.calls.num_rows - stored - merged_here, merged_here)
             self.metrics.add("llmledger_rows_stored_total", result.stored)
             self.metrics.add("llmledger_rows_duplicate_total", result.duplicates)
             _settle(item.future, result=result)

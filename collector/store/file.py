@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collector.store import hourly, readiness_rollup, rollups, same_call
 from collector.store.migrations import migrate
@@ -51,16 +52,22 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
     )
 
 
-def _first_of_each_key(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def calls_table(rows: Sequence[dict[str, Any]] | pa.Table) -> pa.Table:
+    """`llm_calls` rows as an Arrow table: as they are when they come as one (built where they were prepared, e.g. in
+    an ingest worker: collector/ingest/prepare.py)."""
+    return rows if isinstance(rows, pa.Table) else rows_to_arrow(rows)
+
+
+def call_keys(calls: pa.Table) -> list[tuple[str, str]]:
+    """(trace_id, span_id) of each row, in order."""
+    return list(zip(calls["trace_id"].to_pylist(), calls["span_id"].to_pylist(), strict=True))
+
+
+def first_of_each_key(calls: pa.Table) -> pa.Table:
     """A batch can hold one span twice (a re-send grouped with its original); the rollup must see it once."""
     seen: set[tuple[str, str]] = set()
-    unique = []
-    for row in rows:
-        key = (row["trace_id"], row["span_id"])
-        if key not in seen:
-            seen.add(key)
-            unique.append(row)
-    return unique
+    first = [index for index, key in enumerate(call_keys(calls)) if key not in seen and not seen.add(key)]
+    return calls if len(first) == calls.num_rows else calls.take(first)
 
 
 class StoreOpenError(Exception):
@@ -114,34 +121,39 @@ class Store:
         (database,) = self._con.execute("SELECT current_database()").fetchone()
         self.table_places: tuple[tuple[str, str], ...] = ((database, "main"),)  # (database, schema) of our tables
 
-    def insert(self, rows: Sequence[dict[str, Any]]) -> same_call.Inserted:
-        """Insert rows in one committed transaction, one row per call (collector/store/same_call.py); return the
-        keys that were new (the rest were stored already, or merged into another report's row)."""
-        if not rows:
+    def insert(self, rows: Sequence[dict[str, Any]] | pa.Table) -> same_call.Inserted:
+        """Insert rows (dicts, or an Arrow table of llm_calls' columns) in one committed transaction, one row per call
+        (collector/store/same_call.py); return the keys that were new (the rest were stored already, or merged into
+        another report's row)."""
+        calls = calls_table(rows)
+        if not calls.num_rows:
             return same_call.Inserted(set())
         with self._write_lock:
             try:
-                return self._insert(rows, all_new=True)
+                return self._insert(calls, all_new=True)
             except duckdb.ConstraintException:  # one was stored already (a re-send): again, skipping those
-                return self._insert(rows, all_new=False)
+                return self._insert(calls, all_new=False)
 
-    def _insert(self, rows: Sequence[dict[str, Any]], *, all_new: bool) -> same_call.Inserted:
+    def _insert(self, calls: pa.Table, *, all_new: bool) -> same_call.Inserted:
         """`all_new`: a plain INSERT, which the unique key fails if any row is stored already. Re-sends are rare,
         and `ON CONFLICT DO NOTHING RETURNING` nearly doubles the INSERT's cost (47 against 27 us a row, 2,048-row
         batches), so it is only the second attempt's, in a new transaction."""
         con = self._con
         try:
             con.execute("BEGIN TRANSACTION")
-            unique = _first_of_each_key(rows)
-            merge = same_call.merge(con, unique) if self.merge_reports else same_call.Plan(unique)
-            con.register("incoming_calls", rows_to_arrow(merge.rows))
+            unique = first_of_each_key(calls)
+            merge = same_call.merge(con, unique) if self.merge_reports else None
+            incoming = unique if merge is None else rows_to_arrow(merge.rows)
+            con.register("incoming_calls", incoming)
+            bounds = pc.min_max(incoming["start_time"])
+            starts = (bounds["min"].as_py(), bounds["max"].as_py())
             if all_new:
                 con.execute("INSERT INTO llm_calls SELECT * FROM incoming_calls")
-                keys = {(row["trace_id"], row["span_id"]) for row in merge.rows}
+                keys = set(call_keys(incoming))
                 if keys:
-                    rollups.add(con, "incoming_calls")
-                    readiness_rollup.add(con, "incoming_calls")
-                    hourly.add(con, "incoming_calls")
+                    rollups.add(con, "incoming_calls", starts)
+                    readiness_rollup.add(con, "incoming_calls", starts)
+                    hourly.add(con, "incoming_calls", starts)
             else:
                 inserted = con.execute(
                     "INSERT INTO llm_calls SELECT * FROM incoming_calls "
@@ -152,9 +164,9 @@ class Store:
                     new_keys = pa.table({"trace_id": [k[0] for k in inserted], "span_id": [k[1] for k in inserted]})
                     con.register("inserted_keys", new_keys)
                     stored = "(SELECT * FROM incoming_calls SEMI JOIN inserted_keys USING (trace_id, span_id))"
-                    rollups.add(con, stored)
-                    readiness_rollup.add(con, stored)
-                    hourly.add(con, stored)
+                    rollups.add(con, stored, starts)
+                    readiness_rollup.add(con, stored, starts)
+                    hourly.add(con, stored, starts)
             con.execute("COMMIT")
         except BaseException:
             end_failed_transaction(con)
@@ -162,6 +174,8 @@ class Store:
         finally:
             con.unregister("incoming_calls")
             con.unregister("inserted_keys")
+        if merge is None:
+            return same_call.Inserted(keys)
         return same_call.Inserted(keys, merge.merged, merge.merged_dialects)
 
     def record_rates(self, rates: Sequence[dict[str, Any]]) -> None:

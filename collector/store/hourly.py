@@ -76,13 +76,16 @@ def merged(source: str) -> str:
     return f"SELECT {', '.join(KEYS)}, {whole}, {exact} FROM {source} GROUP BY ALL"
 
 
-def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Add the calls in `source` (just inserted, each once) to a file's hourly rows, in the caller's transaction."""
+def add(con: duckdb.DuckDBPyConnection, source: str, starts: rollups.Starts | None = None) -> None:
+    """Add the calls in `source` (just inserted, each once; starting within `starts` when given: the MERGE then reads
+    only those hours, rollups.periods_of) to a file's hourly rows, in the caller's transaction."""
     match = " AND ".join(f"h.{key} IS NOT DISTINCT FROM s.{key}" for key in KEYS)
     added = ", ".join(f"{name} = h.{name} + s.{name}" for name in (*COUNTS, *SUMS))
+    within, bounds = rollups.periods_of("h.hour", starts, daily=False)
     con.execute(
-        f"MERGE INTO llm_calls_hourly AS h USING ({aggregate(source)}) AS s ON {match} "
-        f"WHEN MATCHED THEN UPDATE SET {added} WHEN NOT MATCHED THEN INSERT BY NAME"
+        f"MERGE INTO llm_calls_hourly AS h USING ({aggregate(source)}) AS s ON {match}{within} "
+        f"WHEN MATCHED THEN UPDATE SET {added} WHEN NOT MATCHED THEN INSERT BY NAME",
+        bounds,
     )
 
 

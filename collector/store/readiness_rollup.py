@@ -93,13 +93,16 @@ def _match(left: str, right: str) -> str:
     return " AND ".join(f"{left}.{key} IS NOT DISTINCT FROM {right}.{key}" for key in KEYS)
 
 
-def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Add the calls in `source` (just inserted, each once) to the rollup, in the caller's transaction. A sum is
-    NULL on both sides or on neither (its column's stand-in is part of the key)."""
+def add(con: duckdb.DuckDBPyConnection, source: str, starts: rollups.Starts | None = None) -> None:
+    """Add the calls in `source` (just inserted, each once; starting within `starts` when given: the MERGE then reads
+    only those days, rollups.periods_of) to the rollup, in the caller's transaction. A sum is NULL on both sides or
+    on neither (its column's stand-in is part of the key)."""
     added = ", ".join(f"{name} = d.{name} + s.{name}" for name in MEASURES)
+    within, bounds = rollups.periods_of("d.day", starts, daily=True)
     con.execute(
-        f"MERGE INTO readiness_daily AS d USING ({aggregate(source)}) AS s ON {_match('d', 's')} "
-        f"WHEN MATCHED THEN UPDATE SET {added} WHEN NOT MATCHED THEN INSERT BY NAME"
+        f"MERGE INTO readiness_daily AS d USING ({aggregate(source)}) AS s ON {_match('d', 's')}{within} "
+        f"WHEN MATCHED THEN UPDATE SET {added} WHEN NOT MATCHED THEN INSERT BY NAME",
+        bounds,
     )
 
 

@@ -11,6 +11,8 @@ none).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -108,13 +110,35 @@ def merged(source: str) -> str:
     return f"SELECT {', '.join(KEYS)}, {sums} FROM {source} GROUP BY ALL"
 
 
-def add(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Add the calls in `source` (just inserted, each once) to the daily rows, in the caller's transaction."""
+Starts = tuple[datetime, datetime]  # the first and the last start_time of the calls a rollup adds
+
+
+def periods_of(column: str, starts: Starts | None, *, daily: bool) -> tuple[str, list[Any]]:
+    """A condition on a rollup's period `column` (a DATE if `daily`, else an hour) that every period of calls starting
+    in `starts` meets, with its parameters; none without `starts`. In a rollup's MERGE it keeps the scan of the table
+    to those periods (DuckDB pushes it down, and zone maps skip the rest): without it each commit reads the whole
+    table, which grows with the calls (the hourly MERGE of 1,024 calls: 407 ms of CPU at 1 M calls, 15 with it). A
+    period to spare at each end: UTC_DAY and UTC_HOUR divide a pre-1970 epoch towards zero."""
+    if starts is None:
+        return "", []
+    first, last = (start.astimezone(UTC) for start in starts)
+    if daily:
+        bounds = [first.date() - timedelta(days=1), last.date() + timedelta(days=1)]
+    else:
+        bounds = [first - timedelta(hours=1), last + timedelta(hours=1)]
+    return f" AND {column} >= ? AND {column} <= ?", bounds
+
+
+def add(con: duckdb.DuckDBPyConnection, source: str, starts: Starts | None = None) -> None:
+    """Add the calls in `source` (just inserted, each once; starting within `starts` when given) to the daily rows,
+    in the caller's transaction."""
     match = " AND ".join(f"d.{key} IS NOT DISTINCT FROM s.{key}" for key in KEYS)
     added = ", ".join(f"{name} = coalesce(d.{name}, 0) + s.{name}" for name in ("requests", *SUMS, "unpriced_requests"))
+    within, bounds = periods_of("d.day", starts, daily=True)
     con.execute(
-        f"MERGE INTO llm_calls_daily AS d USING ({aggregate(source)}) AS s ON {match} "
-        f"WHEN MATCHED THEN UPDATE SET {added} WHEN NOT MATCHED THEN INSERT BY NAME"
+        f"MERGE INTO llm_calls_daily AS d USING ({aggregate(source)}) AS s ON {match}{within} "
+        f"WHEN MATCHED THEN UPDATE SET {added} WHEN NOT MATCHED THEN INSERT BY NAME",
+        bounds,
     )
 
 

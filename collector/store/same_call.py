@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collector.store import hourly, readiness_rollup, rollups
 
@@ -71,16 +72,30 @@ class Plan:
     merged_dialects: list[str] = field(default_factory=list)
 
 
-def merge(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]]) -> Plan:
-    """In the caller's write transaction: find the stored reports of the calls in `rows`, merge, apply the changes to
-    stored rows (and their rollup); return what is left to insert."""
-    with_ids = [row for row in rows if row["response_id"] is not None or row["request_id"] is not None]
-    if not with_ids:
-        return Plan(list(rows))
-    stored = _stored_reports(con, with_ids)
-    result = plan(rows, stored)
+def merge(con: duckdb.DuckDBPyConnection, calls: pa.Table) -> Plan | None:
+    """In the caller's write transaction: find the stored reports of the calls in `calls` (llm_calls' columns, each
+    (trace_id, span_id) once), merge, apply the changes to stored rows (and their rollup); return what is left to
+    insert, or None when every row is the only report of its call (nothing stored shares an id with it, nor does
+    another row of the batch): the batch is inserted as it is, never turned into Python rows, as most are."""
+    candidates = calls.filter(pc.or_(pc.is_valid(calls["response_id"]), pc.is_valid(calls["request_id"])))
+    if not candidates.num_rows:
+        return None
+    stored = _stored_reports(con, candidates)
+    if not stored.num_rows and not _siblings(candidates):
+        return None  # what `plan` would find too: every report a group of its own, inserted as it came
+    result = plan(calls.to_pylist(), stored.to_pylist())
     _apply(con, result)
     return result
+
+
+def _siblings(candidates: pa.Table) -> bool:
+    """Whether two rows of the batch share a service and a response id or a request id: only then can `plan` group
+    two of them (a superset of what `same_call` matches: the window and the Realtime rule are `plan`'s to check)."""
+    for name in ("response_id", "request_id"):
+        keyed = candidates.select(["service", name]).filter(pc.is_valid(candidates[name]))
+        if keyed.group_by(["service", name]).aggregate([]).num_rows < keyed.num_rows:
+            return True
+    return False
 
 
 def plan(rows: Sequence[dict[str, Any]], stored: Sequence[dict[str, Any]]) -> Plan:
@@ -180,18 +195,14 @@ def same_call(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["request_id"] is not None and a["request_id"] == b["request_id"]
 
 
-def _stored_reports(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Stored rows that may be reports of the calls in `rows` (`same_call` decides; it also checks the service and
-    the exact window): the same response id; or the same request id where either lacks a response id. The time
-    range lets DuckDB skip all but the recent row groups or files. Hash semi-joins rather than one OR of two IN
-    lists: 19 ms against 30 for a 512-row batch over 60,000 recent rows (the response-id join alone: 9 ms)."""
-    starts: list[datetime] = [row["start_time"] for row in rows]
-    ids = pa.table(
-        {
-            "response_id": pa.array([row["response_id"] for row in rows], pa.string()),
-            "request_id": pa.array([row["request_id"] for row in rows], pa.string()),
-        }
-    )
+def _stored_reports(con: duckdb.DuckDBPyConnection, candidates: pa.Table) -> pa.Table:
+    """Stored rows that may be reports of the calls in `candidates` (rows with a response or request id; `same_call`
+    decides: it also checks the service and the exact window): the same response id; or the same request id where
+    either lacks a response id. The time range lets DuckDB skip all but the recent row groups or files. Hash
+    semi-joins rather than one OR of two IN lists: 19 ms against 30 for a 512-row batch over 60,000 recent rows (the
+    response-id join alone: 9 ms)."""
+    starts = pc.min_max(candidates["start_time"])
+    ids = candidates.select(["response_id", "request_id"])
     columns = ", ".join(_READ)
     recent = "start_time >= $low AND start_time <= $high"
     con.register("incoming_ids", ids)
@@ -201,17 +212,15 @@ def _stored_reports(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any
             f"SELECT {columns} FROM llm_calls SEMI JOIN incoming_ids USING (request_id) "
             f"WHERE {recent} AND response_id IS NULL",
         ]
-        if any(row["response_id"] is None for row in rows):
+        if ids["response_id"].null_count:
             queries.append(
                 f"SELECT {columns} FROM llm_calls SEMI JOIN (SELECT request_id FROM incoming_ids "
                 f"WHERE response_id IS NULL) AS without_response USING (request_id) WHERE {recent}"
             )
-        found = con.execute(
-            " UNION ".join(queries), {"low": min(starts) - WINDOW, "high": max(starts) + WINDOW}
-        ).to_arrow_table()
+        low, high = starts["min"].as_py(), starts["max"].as_py()
+        return con.execute(" UNION ".join(queries), {"low": low - WINDOW, "high": high + WINDOW}).to_arrow_table()
     finally:
         con.unregister("incoming_ids")
-    return found.to_pylist()
 
 
 def _apply(con: duckdb.DuckDBPyConnection, result: Plan) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 import genai_prices
+import pyarrow as pa
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
@@ -81,10 +82,10 @@ class CapturingWriter:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def submit(self, rows: list[dict[str, Any]]) -> Future[WriteResult]:
-        self.rows.extend(rows)
+    def submit(self, calls: pa.Table) -> Future[WriteResult]:
+        self.rows.extend(calls.to_pylist())
         future: Future[WriteResult] = Future()
-        future.set_result(WriteResult(len(rows), 0))
+        future.set_result(WriteResult(calls.num_rows, 0))
         return future
 
 

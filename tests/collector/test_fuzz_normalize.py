@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -59,10 +60,10 @@ class CapturingWriter:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def submit(self, rows: list[dict[str, Any]]) -> Future[WriteResult]:
-        self.rows.extend(rows)
+    def submit(self, calls: pa.Table) -> Future[WriteResult]:
+        self.rows.extend(calls.to_pylist())
         future: Future[WriteResult] = Future()
-        future.set_result(WriteResult(len(rows), 0))
+        future.set_result(WriteResult(calls.num_rows, 0))
         return future
 
 

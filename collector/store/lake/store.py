@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collector.store import hourly, readiness_rollup, rollups, same_call
-from collector.store.file import Store, _first_of_each_key, rows_to_arrow
+from collector.store.file import Store, call_keys, calls_table, first_of_each_key, rows_to_arrow
 from collector.store.lake.connect import (
     LAKE,
     SEARCH_PATH,
@@ -71,17 +71,19 @@ class LakeStore(Store):
         cursor.execute(f"USE {LAKE}")
         cursor.execute(SEARCH_PATH)
 
-    def insert(self, rows: Sequence[dict[str, Any]]) -> same_call.Inserted:
-        if not rows:
+    def insert(self, rows: Sequence[dict[str, Any]] | pa.Table) -> same_call.Inserted:
+        calls = calls_table(rows)
+        if not calls.num_rows:
             return same_call.Inserted(set())
         with self.calls_transaction() as con:
-            unique = _first_of_each_key(rows)
+            unique = first_of_each_key(calls)
             # Merging first: a stored row it replaces is gone before the anti-join, and the reports it merged away
             # (re-sends of merged reports included) never reach it.
-            merge = same_call.merge(con, unique) if self.merge_reports else same_call.Plan(unique)
-            if not merge.rows:
-                return same_call.Inserted(set(), merge.merged, merge.merged_dialects)
-            incoming = rows_to_arrow(merge.rows)
+            merge = same_call.merge(con, unique) if self.merge_reports else None
+            merged, dialects = (merge.merged, merge.merged_dialects) if merge is not None else ({}, [])
+            incoming = unique if merge is None else rows_to_arrow(merge.rows)
+            if not incoming.num_rows:
+                return same_call.Inserted(set(), merged, dialects)
             bounds = pc.min_max(incoming["start_time"])
             con.register("incoming_calls", incoming)
             try:
@@ -101,8 +103,7 @@ class LakeStore(Store):
             finally:
                 con.unregister("incoming_calls")
                 con.unregister("new_calls")
-        keys = set(zip(new["trace_id"].to_pylist(), new["span_id"].to_pylist(), strict=True))
-        return same_call.Inserted(keys, merge.merged, merge.merged_dialects)
+        return same_call.Inserted(set(call_keys(new)), merged, dialects)
 
     @contextlib.contextmanager
     def calls_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
