@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collector.store import hourly, readiness_rollup, rollups, same_call
+from collector.store import hourly, latency_hourly, readiness_rollup, rollups, same_call
 from collector.store.migrations import migrate
 from collector.store.schema import LLM_CALLS_COLUMNS
 from collector.store.transactions import end_failed_transaction
@@ -142,6 +142,7 @@ class Store:
                     rollups.add(con, "incoming_calls")
                     readiness_rollup.add(con, "incoming_calls")
                     hourly.add(con, "incoming_calls")
+                    latency_hourly.add(con, "incoming_calls")
             else:
                 inserted = con.execute(
                     "INSERT INTO llm_calls SELECT * FROM incoming_calls "
@@ -155,6 +156,7 @@ class Store:
                     rollups.add(con, stored)
                     readiness_rollup.add(con, stored)
                     hourly.add(con, stored)
+                    latency_hourly.add(con, stored)
             con.execute("COMMIT")
         except BaseException:
             end_failed_transaction(con)
