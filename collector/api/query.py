@@ -1,4 +1,5 @@
-"""The query API's reads of calls: summary, timeseries, calls, breakdown, latency histogram and the CSV export."""
+"""The query API's reads of calls: summary, timeseries, calls, breakdown, a label's values, latency histogram and the
+CSV export."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from starlette.routing import Route
 
 from collector.api.params import Params
 from collector.api.state import AppState
-from collector.query import exports, reads, reports
-from collector.query.filters import DEFAULT_LIMIT, Filters, QueryError
+from collector.query import exports, reads, reports, values
+from collector.query.filters import DEFAULT_LIMIT, MAX_LIMIT, Filters, QueryError
 
 
 def routes(state: AppState) -> list[Route]:
@@ -22,6 +23,7 @@ def routes(state: AppState) -> list[Route]:
         Route("/api/v1/timeseries", handlers.timeseries, methods=["GET"]),
         Route("/api/v1/calls", handlers.calls, methods=["GET"]),
         Route("/api/v1/breakdown", handlers.breakdown, methods=["GET"]),
+        Route("/api/v1/values", handlers.values, methods=["GET"]),
         Route("/api/v1/latency_histogram", handlers.latency_histogram, methods=["GET"]),
         Route("/api/v1/export.csv", handlers.export_csv, methods=["GET"]),
     ]
@@ -69,6 +71,14 @@ class _Handlers:
             filters = Filters.from_params(params)
             # Savings at the rates the book prices with, negotiated overrides included.
             return reports.breakdown(con, filters, group_by, limit, self.state.price_book.rates)
+
+        return await self._answer(request, run)
+
+    async def values(self, request: Request) -> Response:
+        def run(con: Any, params: Params) -> Any:
+            group_by = params.required("group_by")
+            limit = params.whole_number("limit", MAX_LIMIT)
+            return values.values(con, Filters.from_params(params), group_by, limit)
 
         return await self._answer(request, run)
 

@@ -60,7 +60,7 @@ def split(filters: Filters) -> daily.Split | None:
     filter the rollup lacks, an open start or end, or no whole hour inside)."""
     if filters.start is None or filters.end is None or not set(filters.equals) <= ROLLUP_FILTERS:
         return None
-    first, end = _hour_at_or_after(filters.start), _hour_at_or_before(filters.end)
+    first, end = hour_at_or_after(filters.start), _hour_at_or_before(filters.end)
     if first >= end:
         return None
     label_where, label_params = replace(filters, start=None, end=None).where()
@@ -119,6 +119,6 @@ def _hour_at_or_before(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _hour_at_or_after(moment: datetime) -> datetime:
+def hour_at_or_after(moment: datetime) -> datetime:
     hour = _hour_at_or_before(moment)
     return hour if hour == moment else hour + HOUR

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from collector.query import hours
+from collector.query import hours, latency
 from collector.query.filters import (
     BUCKETS,
     DEFAULT_LIMIT,
@@ -20,6 +20,7 @@ from collector.query.filters import (
     MAX_LIMIT,
     METRICS,
     PERCENTILE_METRICS,
+    SAMPLE_ABOVE,
     SERIES_METRICS,
     UNIT_METRICS,
     Filters,
@@ -32,7 +33,8 @@ from collector.store.file import COLUMN_NAMES
 
 def summary(con: duckdb.DuckDBPyConnection, filters: Filters, *, use_rollup: bool = True) -> dict[str, Any]:
     """Every summary field: exact sums and counts (whole hours from the hourly rollup when the filters allow, unless
-    not `use_rollup`); percentiles exact, or sampled over a million calls."""
+    not `use_rollup`); percentiles exact up to a million calls, above it from the latency rollup's buckets when the
+    filters allow (collector/query/latency.py), else sampled."""
     where, params = filters.where()
     sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS} | UNIT_METRICS
     # Beside the summary fields: calls priced at standard rates because genai-prices lacked their tier or batch, calls
@@ -50,13 +52,18 @@ def summary(con: duckdb.DuckDBPyConnection, filters: Filters, *, use_rollup: boo
             params,
         ).fetchone()
         result = dict(zip([*sums, *extra], row, strict=True))
+    buckets = latency.split(filters) if use_rollup and result["requests"] > SAMPLE_ABOVE else None
+    if buckets is not None:
+        result.update(latency.summary_percentiles(con, buckets))
+        result["percentiles_sampled"] = True  # approximate (within 1%), as a sample's are
+        return {name: jsonable(value) for name, value in result.items()}
     sample = sample_clause(result["requests"])
-    latency, ttft_p95 = con.execute(
+    durations, ttft_p95 = con.execute(
         f"SELECT quantile_cont(duration_ms, [0.5, 0.95, 0.99]), quantile_cont(ttft_ms, 0.95) "
         f"FROM llm_calls{where}{sample}",
         params,
     ).fetchone()
-    result["latency_p50_ms"], result["latency_p95_ms"], result["latency_p99_ms"] = latency or (None, None, None)
+    result["latency_p50_ms"], result["latency_p95_ms"], result["latency_p99_ms"] = durations or (None, None, None)
     result["ttft_p95_ms"] = ttft_p95
     result["percentiles_sampled"] = bool(sample)
     return {name: jsonable(value) for name, value in result.items()}
@@ -92,7 +99,8 @@ def timeseries(
     use_rollup: bool = True,
 ) -> dict[str, Any]:
     """One metric per bucket (and group): additive metrics in buckets of whole hours from the hourly rollup when the
-    filters allow (unless not `use_rollup`), the rest from the raw calls (percentiles sampled over a million)."""
+    filters allow (unless not `use_rollup`); percentiles and headroom minima over a million calls from the latency
+    rollup's buckets when the filters and group allow (else percentiles sampled); the rest from the raw calls."""
     if metric not in SERIES_METRICS:
         raise QueryError("metric", f"{metric!r} is not one of {', '.join(SERIES_METRICS)}")
     if group_by is not None and group_by not in GROUPS:
@@ -104,12 +112,18 @@ def timeseries(
     value_sql = SERIES_METRICS[metric]
     sample = ""
     parts = hours.split(filters) if use_rollup else None
-    if metric in PERCENTILE_METRICS:
+    buckets = None
+    if metric in PERCENTILE_METRICS or metric in latency.MINIMA:
         calls = hours.sums(con, parts, ("requests",))["requests"] if parts is not None else None
         if calls is None:
             calls = con.execute(f"SELECT count(*) FROM llm_calls{where}", params).fetchone()[0]
-        sample = sample_clause(calls)
-    if parts is not None and hours.usable_for_series(metric, BUCKETS[bucket], group_by):
+        if calls > SAMPLE_ABOVE and latency.usable_for_series(metric, BUCKETS[bucket], group_by):
+            buckets = latency.split(filters) if use_rollup else None
+        if metric in PERCENTILE_METRICS and buckets is None:
+            sample = sample_clause(calls)
+    if buckets is not None:
+        rows = latency.series(con, buckets, metric, width_ms, group_by)
+    elif parts is not None and hours.usable_for_series(metric, BUCKETS[bucket], group_by):
         rows = hours.series(con, parts, metric, width_ms, group_by)
     else:
         # Integer buckets of epoch milliseconds: UTC-aligned (the epoch is a UTC midnight) and ~6x faster than
@@ -125,7 +139,7 @@ def timeseries(
     ]
     result = {"metric": metric, "bucket": bucket, "group_by": group_by, "points": points}
     if metric in PERCENTILE_METRICS:
-        result["percentiles_sampled"] = bool(sample)
+        result["percentiles_sampled"] = bool(sample) or buckets is not None  # approximate either way
     return result
 
 
@@ -148,6 +162,36 @@ ORDERS = {
 }
 
 
+def _slowest_only(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], count: int) -> tuple[str, list[Any]]:
+    """The WHERE narrowed to calls at least as slow as the `count`-th slowest, when there are that many timed: the
+    same first `count` calls in the same order, but the full rows are read only for those (a 30-day window's top-N
+    over every column of tens of millions of rows costs seconds, its durations alone a fraction of that)."""
+    timed = f"{where} AND duration_ms IS NOT NULL" if where else " WHERE duration_ms IS NOT NULL"
+    row = con.execute(
+        f"SELECT duration_ms FROM llm_calls{timed} ORDER BY duration_ms DESC LIMIT 1 OFFSET ?", [*params, count - 1]
+    ).fetchone()
+    if row is None:
+        return where, params
+    return f"{timed} AND duration_ms >= ?", [*params, row[0]]
+
+
+def _newest_in_last_hour(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[Any], upper: datetime | None, count: int
+) -> list[dict[str, Any]]:
+    """The `count` newest calls when the newest hour with calls (before `upper`, by the hourly rollup) holds that
+    many of those selected, else []: every call before that hour comes after all of them. Newest first over the
+    whole table is a top-N over every row (5 s at 100 M calls, cold); over one hour, milliseconds."""
+    before = " WHERE hour < ?" if upper is not None else ""
+    (hour,) = con.execute(f"SELECT max(hour) FROM llm_calls_hourly{before}", [upper] if before else []).fetchone()
+    if hour is None:
+        return []
+    recent = f"{where} AND start_time >= ?" if where else " WHERE start_time >= ?"
+    result = con.execute(f"SELECT * FROM llm_calls{recent} ORDER BY {ORDERS['newest']} LIMIT ?", [*params, hour, count])
+    names = [column[0] for column in result.description]
+    rows = [dict(zip(names, values, strict=True)) for values in result.fetchall()]
+    return rows if len(rows) == count else []
+
+
 def calls(
     con: duckdb.DuckDBPyConnection,
     filters: Filters,
@@ -155,7 +199,8 @@ def calls(
     cursor: str | None = None,
     order: str = "newest",
 ) -> dict[str, Any]:
-    """Calls newest first, paged by cursor; or the slowest (`order=slowest`, one page, no cursor)."""
+    """Calls newest first, paged by cursor (from the newest hour alone when it holds a page); or the slowest
+    (`order=slowest`, one page, no cursor)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"must be between 1 and {MAX_LIMIT}")
     if order not in ORDERS:
@@ -168,9 +213,16 @@ def calls(
         keyset = "(start_time < ? OR (start_time = ? AND (trace_id < ? OR (trace_id = ? AND span_id < ?))))"
         where = f"{where} AND {keyset}" if where else f" WHERE {keyset}"
         params += [moment, moment, trace_id, trace_id, span_id]
-    result = con.execute(f"SELECT * FROM llm_calls{where} ORDER BY {ORDERS[order]} LIMIT ?", [*params, limit + 1])
-    names = [column[0] for column in result.description]
-    rows = [dict(zip(names, values, strict=True)) for values in result.fetchall()]
+    rows: list[dict[str, Any]] = []
+    if order == "slowest":
+        where, params = _slowest_only(con, where, params, limit + 1)
+    else:
+        bounds = [bound for bound in (filters.end, moment if cursor else None) if bound is not None]
+        rows = _newest_in_last_hour(con, where, params, min(bounds, default=None), limit + 1)
+    if len(rows) <= limit:
+        result = con.execute(f"SELECT * FROM llm_calls{where} ORDER BY {ORDERS[order]} LIMIT ?", [*params, limit + 1])
+        names = [column[0] for column in result.description]
+        rows = [dict(zip(names, values, strict=True)) for values in result.fetchall()]
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit and order == "newest" else None
     return {
         "calls": [{name: jsonable(row[name]) for name in COLUMN_NAMES} for row in rows[:limit]],

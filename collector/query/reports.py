@@ -10,12 +10,13 @@ from typing import Any
 import duckdb
 
 from collector.money.price_book import COST_QUANTUM
-from collector.query import daily
+from collector.query import daily, latency
 from collector.query.filters import (
     GROUPS,
     METRICS,
     PERCENTILE_METRICS,
     PROVIDER,
+    SAMPLE_ABOVE,
     UNPRICED,
     Filters,
     QueryError,
@@ -182,15 +183,22 @@ def _per_group_sums(filters: Filters, group_by: str, parts: daily.Split | None) 
 
 
 def latency_histogram(con: duckdb.DuckDBPyConnection, filters: Filters, metric: str, bins: int = 30) -> dict[str, Any]:
-    """Equal-width bins between the fastest and the 99.9th-percentile call (the rest in the last bin); over a
-    million calls the two bounds come from a sample, the counts never do."""
+    """Equal-width bins between the fastest and the 99.9th-percentile call (the rest in the last bin). Over a
+    million calls: from the latency rollup's buckets when the filters allow (collector/query/latency.py: every call
+    counted, placed within 1% of its value), else the two bounds from a sample, the counts exact."""
     if metric not in HISTOGRAM_METRICS:
         raise QueryError("metric", f"{metric!r} is not one of {', '.join(HISTOGRAM_METRICS)}")
     if not 1 <= bins <= MAX_BINS:
         raise QueryError("bins", f"must be between 1 and {MAX_BINS}")
     where, params = filters.where()
     extra = " AND " if where else " WHERE "
-    calls = con.execute(f"SELECT count({metric}) FROM llm_calls{where}", params).fetchone()[0]
+    buckets = latency.split(filters)
+    if buckets is not None:
+        calls = latency.measured(con, buckets, metric)
+        if calls > SAMPLE_ABOVE:
+            return latency.histogram(con, buckets, metric, bins)
+    else:
+        calls = con.execute(f"SELECT count({metric}) FROM llm_calls{where}", params).fetchone()[0]
     low, high = con.execute(
         f"SELECT min({metric}), quantile_cont({metric}, 0.999) FROM llm_calls{where}{extra}{metric} IS NOT NULL"
         f"{sample_clause(calls)}",

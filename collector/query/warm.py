@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from collector.query import reads, reports
+from collector.query import reads, reports, values
 from collector.query.filters import Filters
 
 log = logging.getLogger("llmledger.collector")
@@ -36,10 +36,8 @@ def first_visit(now: datetime, rates_for: reports.RatesFor) -> list[Callable[[du
     since = Filters(start=midnight - SIDEBAR_LOOKBACK)
     return [
         lambda con: reads.calls(con, Filters(), 1),
-        *(
-            lambda con, group=group: reports.breakdown(con, since, group, reports.MAX_GROUPS, rates_for)
-            for group in SIDEBAR_GROUPS
-        ),
+        *(lambda con, group=group: values.values(con, since, group) for group in SIDEBAR_GROUPS),
+        lambda con: reports.breakdown(con, day, "model", reports.MAX_GROUPS, rates_for),  # Spend's first card
         lambda con: reads.summary(con, day),
         lambda con: reads.summary(con, before),
         lambda con: reads.summary(con, Filters(start=midnight, end=now)),

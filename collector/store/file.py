@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.store import hourly, readiness_rollup, rollups, same_call
+from collector.store import hourly, latency_hourly, readiness_rollup, rollups, same_call
 from collector.store.migrations import migrate
 from collector.store.schema import LLM_CALLS_COLUMNS
 from collector.store.transactions import end_failed_transaction
@@ -154,6 +154,7 @@ class Store:
                     rollups.add(con, "incoming_calls", starts)
                     readiness_rollup.add(con, "incoming_calls", starts)
                     hourly.add(con, "incoming_calls", starts)
+                    latency_hourly.add(con, "incoming_calls", starts)
             else:
                 inserted = con.execute(
                     "INSERT INTO llm_calls SELECT * FROM incoming_calls "
@@ -167,6 +168,7 @@ class Store:
                     rollups.add(con, stored, starts)
                     readiness_rollup.add(con, stored, starts)
                     hourly.add(con, stored, starts)
+                    latency_hourly.add(con, stored, starts)
             con.execute("COMMIT")
         except BaseException:
             end_failed_transaction(con)

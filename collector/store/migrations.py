@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from collector.store import hourly, readiness_rollup, rollups
+from collector.store import hourly, latency_hourly, readiness_rollup, rollups
 from collector.store.schema import (
     LLM_CALLS_COLUMNS_M001,
     LLM_CALLS_COLUMNS_M005,
@@ -359,6 +359,14 @@ def m019_hourly_rollup(db: Schema) -> None:
     db.calls(hourly.BACKFILL_M019)
 
 
+def m020_latency_hourly(db: Schema) -> None:
+    # Calls per UTC hour, service, model and log-spaced bucket of latency, time to first token and rate-limit
+    # headroom (collector/store/latency_hourly.py), so a 30-day percentile, minimum or histogram reads whole hours
+    # instead of every call; built here from the calls already stored.
+    db.calls(latency_hourly.CREATE_M020)
+    db.calls(latency_hourly.BACKFILL_M020)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (1, "m001_llm_calls", m001_llm_calls),
     (2, "m002_alerts", m002_alerts),
@@ -379,6 +387,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Schema], None]], ...] = (
     (17, "m017_signals", m017_signals),
     (18, "m018_readiness_rollup", m018_readiness_rollup),
     (19, "m019_hourly_rollup", m019_hourly_rollup),
+    (20, "m020_latency_hourly", m020_latency_hourly),
 )
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from collector.metrics import Metrics
 from collector.schedule import Periodic
-from collector.store import readiness_rollup
+from collector.store import latency_hourly, readiness_rollup
 from collector.store.file import Store
 
 log = logging.getLogger("llmledger.collector")
@@ -31,6 +31,7 @@ def delete_before(store: Store, before: datetime) -> int:
         (deleted,) = con.execute("DELETE FROM llm_calls WHERE start_time < ?", [before]).fetchone()
         readiness_rollup.delete_before(con, before)  # derived from the raw calls only (unlike llm_calls_daily)
         con.execute("DELETE FROM llm_calls_hourly WHERE hour < ?", [before])
+        latency_hourly.delete_before(con, before)
     return int(deleted)
 
 

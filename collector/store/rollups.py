@@ -143,13 +143,14 @@ def add(con: duckdb.DuckDBPyConnection, source: str, starts: Starts | None = Non
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute every daily row from the raw calls, and the hourly and readiness rollups with them (in the caller's
-    transaction). Not after retention: the days whose raw calls it deleted would go."""
-    from collector.store import hourly, readiness_rollup  # here: they import this module
+    """Recompute every daily row from the raw calls, and the hourly, latency and readiness rollups with them (in the
+    caller's transaction). Not after retention: the days whose raw calls it deleted would go."""
+    from collector.store import hourly, latency_hourly, readiness_rollup  # here: they import this module
 
     for statement in REBUILD:
         con.execute(statement)
     hourly.rebuild(con)
+    latency_hourly.rebuild(con)
     readiness_rollup.rebuild(con)
 
 

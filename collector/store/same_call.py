@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.store import hourly, readiness_rollup, rollups
+from collector.store import hourly, latency_hourly, readiness_rollup, rollups
 
 WINDOW = timedelta(minutes=10)
 OURS = "llmledger"
@@ -233,6 +233,7 @@ def _apply(con: duckdb.DuckDBPyConnection, result: Plan) -> None:
             rollups.subtract(con, replaced)
             readiness_rollup.subtract(con, replaced)
             hourly.subtract(con, replaced)
+            latency_hourly.subtract(con, replaced)
             con.execute(
                 "DELETE FROM llm_calls WHERE EXISTS (SELECT 1 FROM replaced_keys AS r "
                 "WHERE r.trace_id = llm_calls.trace_id AND r.span_id = llm_calls.span_id)"

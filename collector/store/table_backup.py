@@ -16,15 +16,15 @@ from typing import Any
 
 import duckdb
 
-from collector.store import hourly, readiness_rollup, rollups
+from collector.store import hourly, latency_hourly, readiness_rollup, rollups
 from collector.store.file import Store
 
 LAYOUT = "tables"  # earlier versions used DuckDB's EXPORT DATABASE ("export"); their Parquet files load alike
 CALLS_TABLES = ("llm_calls", "llm_calls_daily", "llm_calls_hourly")
 # A rollup's rows as one per key (a lake's deltas folded), as a file's ingest expects to find them.
 MERGED = {"llm_calls_daily": rollups.merged, "llm_calls_hourly": hourly.merged}
-# Derived from llm_calls alone, so not written: a restore rebuilds it (from a backup of any version alike).
-REBUILT = ("readiness_daily",)
+# Derived from llm_calls alone, so not written: a restore rebuilds them (from a backup of any version alike).
+REBUILT = ("readiness_daily", "llm_calls_latency_hourly")
 NOT_RESTORED = ("_migrations", "_lake_migrations")  # the target is migrated by this version; its own record stands
 
 
@@ -114,6 +114,7 @@ def load(store: Store, directory: Path, rows: dict[str, int]) -> dict[str, int]:
         for name in calls:
             copy_in(con, name)
         readiness_rollup.rebuild(con)
+        latency_hourly.rebuild(con)  # derived data, not in a backup: built from the restored calls
         if "llm_calls_hourly" not in calls:  # a backup made before migration 19: built from its calls
             hourly.rebuild(con)
     con = store.reader()

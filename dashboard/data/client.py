@@ -159,10 +159,15 @@ def breakdown(api: str, token: str | None, params: Params, group_by: str, limit:
 
 
 @st.cache_data(ttl=OPTIONS_TTL, show_spinner=False, max_entries=100)
-def group_values(api: str, token: str | None, group_by: str, since: str) -> list[str]:
-    """The values a filter can take (from a breakdown since a date), for the sidebar's choices."""
-    body = _json(api, token, "/api/v1/breakdown", [("from", since), ("group_by", group_by), ("limit", "1000")])
-    return sorted(str(group["group"]) for group in body["groups"] if group["group"] not in (None, ""))
+def group_values(api: str, token: str | None, group_by: str, since: str, where: Params = ()) -> list[str]:
+    """The values a filter can take (the calls' since a date, narrowed by the filters `where`), for the sidebar's
+    choices; from a breakdown when the collector is older than `/api/v1/values`."""
+    query = [("from", since), *where, ("group_by", group_by), ("limit", "1000")]
+    try:
+        found = _json(api, token, "/api/v1/values", query)["values"]
+    except EndpointMissingError:
+        found = [group["group"] for group in _json(api, token, "/api/v1/breakdown", query)["groups"]]
+    return sorted(str(value) for value in found if value not in (None, ""))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=200)

@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import client, readiness_client
+from dashboard.data import client, fetch, readiness_client
 from dashboard.data.alerts_client import RuleRejectedError
 from dashboard.data.client import ApiError, EndpointMissingError
 from dashboard.data.readiness_client import Card, escape, widget_key
@@ -136,11 +136,10 @@ def batch_form(context: ui.Context, card: Card) -> None:
     try:
         saved = readiness_client.batch_features(context.api, context.token, service)
         since = context.selection.start.date().isoformat()
-        seen = client.breakdown(context.api, context.token, (("from", since), ("service", service)), "feature", 1000)
+        features = client.group_values(context.api, context.token, "feature", since, (("service", service),))
     except ApiError as error:
         ui.show_error(error)
         return
-    features = [str(name) for name in seen.get("group", pd.Series(dtype="object")) if name not in (None, "")]
     with st.form(widget_key(card, "batch_form")):
         st.multiselect(
             "Batch-eligible features",
@@ -265,6 +264,23 @@ def overview(scored: list[tuple[Card, dict[str, Any]]]) -> None:
     st.dataframe(pd.DataFrame(rows).sort_values("Score", kind="stable"), hide_index=True, width="stretch")
 
 
+def prefetch(context: ui.Context, shown: list[Card], start: str, end: str, rules: str) -> None:
+    """Every card's reads at once (fetch.concurrently), before the cards draw them one after another."""
+    api, token, selection = context.api, context.token, context.selection
+    days, since = readiness_client.history_days(selection.start, selection.end), selection.start.date().isoformat()
+    fetch.concurrently(
+        [
+            *(lambda card=card: readiness_client.scorecard(api, token, *card, start, end, rules) for card in shown),
+            *(lambda card=card: readiness_client.history(api, token, *card, days, rules) for card in shown),
+            *(lambda card=card: readiness_client.batch_features(api, token, card[0]) for card in shown),
+            *(
+                lambda card=card: client.group_values(api, token, "feature", since, (("service", card[0]),))
+                for card in shown
+            ),
+        ]
+    )
+
+
 def render(context: ui.Context) -> None:
     st.caption(ABOUT)
     since = context.selection.start.date().isoformat()
@@ -275,6 +291,7 @@ def render(context: ui.Context) -> None:
         return
     start, end = filters.iso(context.selection.start), filters.iso(context.selection.end)
     rules = readiness_client.rules_version(context.api, context.token)
+    prefetch(context, shown, start, end, rules)
     scored: list[tuple[Card, dict[str, Any]]] = []
     failed: list[tuple[Card, ApiError]] = []
     for card in shown:

@@ -417,7 +417,7 @@ def test_fresh_database_schema(tmp_path: Path) -> None:
         (5, "m005_prices"), (6, "m006_reconciliation"), (7, "m007_readiness"), (8, "m008_notification_claims"),
         (9, "m009_billing_units"), (10, "m010_guard"), (11, "m011_guard_features"), (12, "m012_alert_groups"),
         (13, "m013_digests"), (14, "m014_price_lists"), (15, "m015_same_call"), (16, "m016_saved_queries"),
-        (17, "m017_signals"), (18, "m018_readiness_rollup"), (19, "m019_hourly_rollup"),
+        (17, "m017_signals"), (18, "m018_readiness_rollup"), (19, "m019_hourly_rollup"), (20, "m020_latency_hourly"),
     ]  # fmt: skip
     assert columns == [
         ("trace_id", "VARCHAR"), ("span_id", "VARCHAR"), ("parent_span_id", "VARCHAR"),

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from collector.alerts.engine import RESEND_AFTER
-from collector.store import hourly, readiness_rollup
+from collector.store import hourly, latency_hourly, readiness_rollup
 from collector.store.lake.compaction import compact
 from collector.store.lake.connect import LakeConfigError, catalog_conninfo
 from collector.store.lake.locks import LEADER, WRITE_CALLS, AdvisoryLock, LockLostError
@@ -742,7 +742,11 @@ def test_the_leader_compacts_the_lake_without_changing_an_answer(lake: Lake, cap
         assert snapshot(running) == before[0]
         con = running.collector.store.reader()
         try:  # six commits in one hour left six delta rows per key of each rollup; compaction folded them
-            for table, rollup in (("readiness_daily", readiness_rollup), ("llm_calls_hourly", hourly)):
+            for table, rollup in (
+                ("readiness_daily", readiness_rollup),
+                ("llm_calls_hourly", hourly),
+                ("llm_calls_latency_hourly", latency_hourly),
+            ):
                 rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 kept = con.execute(f"SELECT * FROM ({rollup.merged(table)}) ORDER BY ALL").fetchall()
                 rebuilt = rollup.merged(f"({rollup.aggregate('llm_calls')})")

@@ -16,7 +16,7 @@ from collector.ingest.normalize import normalize
 from collector.money.overrides import PriceOverrides
 from collector.money.price_book import PriceBook
 from collector.money.reprice import reprice
-from collector.store import hourly, readiness_rollup, rollups, same_call
+from collector.store import hourly, latency_hourly, readiness_rollup, rollups, same_call
 from collector.store.backup import backup, restore
 from collector.store.file import Store
 from llmledger import semconv as sc
@@ -70,7 +70,12 @@ def stored(store: Store) -> list[dict[str, Any]]:
     return con.execute("SELECT * FROM llm_calls ORDER BY start_time, source_dialect").to_arrow_table().to_pylist()
 
 
-ROLLUPS = {"llm_calls_daily": rollups, "llm_calls_hourly": hourly, "readiness_daily": readiness_rollup}
+ROLLUPS = {
+    "llm_calls_daily": rollups,
+    "llm_calls_hourly": hourly,
+    "readiness_daily": readiness_rollup,
+    "llm_calls_latency_hourly": latency_hourly,
+}
 
 
 def assert_rollup_exact(store: Store) -> None:

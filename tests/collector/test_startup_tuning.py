@@ -51,8 +51,9 @@ def test_warming_runs_every_read_of_the_first_visit(tmp_path: Path) -> None:
         con = store.reader()
         answers = [read(con) for read in first_visit(datetime.now(UTC), rates)]
         assert answers[0]["calls"]  # the newest call
-        assert {group["group"] for group in answers[1]["groups"]} == {"checkout"}  # the sidebar's services
-        assert answers[6]["requests"] == 8  # the last 24 hours
+        assert answers[1]["values"] == ["checkout"]  # the sidebar's services
+        assert {group["group"] for group in answers[6]["groups"]} == {"gpt-4o-mini", "gpt-4.1", "mystery-model-x"}
+        assert answers[7]["requests"] == 8  # the last 24 hours
         warmup = Warmup(store.reader, rates)  # and on its own thread, stopped whether or not it has finished
         warmup.start()
         warmup.stop()

@@ -14,7 +14,7 @@ import logging
 import time
 
 from collector.metrics import Metrics
-from collector.store import hourly, readiness_rollup
+from collector.store import hourly, latency_hourly, readiness_rollup
 from collector.store.file import Store
 from collector.store.lake.connect import LAKE
 
@@ -27,7 +27,7 @@ def compact(store: Store, metrics: Metrics | None = None) -> dict[str, int]:
     started = time.perf_counter()
     with store.calls_transaction() as con:  # a short write under the writers' lock, unlike the rest
         folded = readiness_rollup.fold(con)
-        hours_folded = hourly.fold(con)
+        hours_folded = hourly.fold(con) + latency_hourly.fold(con)
     con = store.reader()
     try:
         merged = len(con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')").fetchall())

@@ -22,7 +22,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.store import hourly, readiness_rollup, rollups, same_call
+from collector.store import hourly, latency_hourly, readiness_rollup, rollups, same_call
 from collector.store.file import Store, call_keys, calls_table, first_of_each_key, rows_to_arrow
 from collector.store.lake.connect import (
     LAKE,
@@ -100,6 +100,7 @@ class LakeStore(Store):
                     con.execute(f"INSERT INTO llm_calls_daily BY NAME {rollups.aggregate('new_calls')}")
                     readiness_rollup.insert_deltas(con, "new_calls")
                     hourly.add_deltas(con, "new_calls")
+                    latency_hourly.add_deltas(con, "new_calls")
             finally:
                 con.unregister("incoming_calls")
                 con.unregister("new_calls")
