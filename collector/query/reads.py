@@ -186,7 +186,18 @@ def _newest_in_last_hour(
     if hour is None:
         return []
     recent = f"{where} AND start_time >= ?" if where else " WHERE start_time >= ?"
-    result = con.execute(f"SELECT * FROM llm_calls{recent} ORDER BY {ORDERS['newest']} LIMIT ?", [*params, hour, count])
+    # The count-th newest start first (one column), then every column only of the calls from it on: a top-N of
+    # whole rows over the hour decompresses every column of its ~30,000 calls at 100 M (0.3 s warm).
+    row = con.execute(
+        f"SELECT start_time FROM llm_calls{recent} ORDER BY start_time DESC LIMIT 1 OFFSET ?",
+        [*params, hour, count - 1],
+    ).fetchone()
+    if row is None:
+        return []
+    result = con.execute(
+        f"SELECT * FROM llm_calls{recent} AND start_time >= ? ORDER BY {ORDERS['newest']} LIMIT ?",
+        [*params, hour, row[0], count],
+    )
     names = [column[0] for column in result.description]
     rows = [dict(zip(names, values, strict=True)) for values in result.fetchall()]
     return rows if len(rows) == count else []
