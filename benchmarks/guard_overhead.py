@@ -20,6 +20,7 @@ import argparse
 import gc
 import statistics
 import time
+import types
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -134,10 +135,11 @@ def guard_alone(settings: llmledger.GuardSettings, client: Any, n: int) -> list[
     raw = client.chat.completions.with_raw_response.create(**body)
     result, headers, endpoint = raw.parse(), raw.headers, ENDPOINTS["/chat/completions"]
     tracer = TracerProvider().get_tracer("bench")
+    options = types.SimpleNamespace(max_retries=None, timeout=None)  # the SDK's request options, none overridden
     times = []
     with llmledger.attributes(team="bench"):
         for _ in range(n):
-            call = CallRecorder(tracer, endpoint, client, None, body, False, FAKE_IS_OPENAI)
+            call = CallRecorder(tracer, endpoint, client, options, body, False, FAKE_IS_OPENAI)
             call.result = result
             start = time.thread_time_ns()
             ticket, _wait, _model = guard.admit(call.attrs, body, "chat", client, FAKE_IS_OPENAI, call.scope)
