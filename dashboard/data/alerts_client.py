@@ -8,7 +8,7 @@ shows what the collector now holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ import streamlit as st
 from dashboard.data import client
 from dashboard.data.client import ApiError
 from dashboard.parts import ui
-from dashboard.parts.filters import iso
+from dashboard.parts.filters import iso, utc_day_of
 
 RULES_PATH = "/api/v1/alert-rules"
 EVENTS_PATH = "/api/v1/alert-events"
@@ -186,8 +186,8 @@ def budget_period(rule: dict[str, Any]) -> str | None:
 
 
 def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
-    """The whole UTC day or month around `now`, [start, end)."""
-    day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    """The whole UTC day or month that a window ending at `now` lies in (filters.utc_day_of), [start, end)."""
+    day = utc_day_of(now)
     if period == "day":
         return day, day + timedelta(days=1)
     start = day.replace(day=1)

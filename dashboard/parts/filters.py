@@ -74,6 +74,14 @@ def now_rounded(now: datetime | None = None) -> datetime:
     return datetime.fromtimestamp(stamp, UTC)
 
 
+def utc_day_of(end: datetime) -> datetime:
+    """UTC midnight starting the day that a window ending at `end` (open) lies in: the day of the instant just before
+    `end`. A page's `now` is rounded up (now_rounded), so in a day's last minute it is the next midnight, and the
+    day is still today."""
+    last = end.astimezone(UTC) - timedelta(microseconds=1)
+    return datetime(last.year, last.month, last.day, tzinfo=UTC)
+
+
 def refresh_seconds() -> int | None:
     """The auto-refresh interval chosen in the sidebar, or None when off."""
     return REFRESH.get(st.session_state.get("refresh") or "Off")

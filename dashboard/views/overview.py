@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import streamlit as st
 
@@ -14,7 +14,7 @@ from dashboard.parts import charts, filters, ui
 
 def calendar_windows(now: datetime) -> dict[str, tuple[datetime, datetime, datetime, datetime]]:
     """UTC day and month so far, each with the same stretch of the period before (start, end, prev start, prev end)."""
-    today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    today = filters.utc_day_of(now)
     month = today.replace(day=1)
     last_month = (month - timedelta(days=1)).replace(day=1)
     return {

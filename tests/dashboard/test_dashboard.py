@@ -389,3 +389,17 @@ def test_an_older_collector_without_an_endpoint_gets_a_message(
     at = run(loaded.url, monkeypatch, "views/latency.py", range="7d")
     assert any("/api/v1/latency_histogram" in item.value for item in at.warning)
     assert at.metric  # what came before the missing endpoint is still shown
+
+
+def test_overview_calendar_windows_in_the_last_minute_of_a_day() -> None:
+    """The page's now is rounded up to the minute (now_rounded): at 23:59:30 it is the next midnight, and "today" is
+    still the day that is ending, not an empty window from that midnight to itself (which the collector refuses)."""
+    from dashboard.views.overview import calendar_windows
+
+    now = filters.now_rounded(datetime(2026, 12, 31, 23, 59, 30, tzinfo=UTC))
+    assert now == datetime(2027, 1, 1, tzinfo=UTC)
+    windows = calendar_windows(now)
+    day = datetime(2026, 12, 31, tzinfo=UTC)
+    assert windows["today"] == (day, now, day - timedelta(days=1), now - timedelta(days=1))
+    assert windows["month"][:2] == (datetime(2026, 12, 1, tzinfo=UTC), now)
+    assert windows["month"][2] == datetime(2026, 11, 1, tzinfo=UTC)

@@ -180,6 +180,11 @@ def test_budget_forecast_is_the_pace_so_far_to_the_end_of_the_period() -> None:
     day = alerts_client.period_bounds("day", now)
     assert day == (datetime(2026, 12, 11, tzinfo=UTC), datetime(2026, 12, 12, tzinfo=UTC))
     assert alerts_client.projection(Decimal("2.5"), *day, now) == Decimal("10")
+    # The page's now is rounded up to the minute: in a period's last minute it is the next one's start, and the
+    # budget is still the period that is ending (a window from the next midnight to itself would be refused).
+    midnight = datetime(2027, 1, 1, tzinfo=UTC)
+    assert alerts_client.period_bounds("day", midnight) == (datetime(2026, 12, 31, tzinfo=UTC), midnight)
+    assert alerts_client.period_bounds("month", midnight) == (datetime(2026, 12, 1, tzinfo=UTC), midnight)
     budget = alerts_client.Budget("team", "month", ">=", Decimal(100), Decimal(40), Decimal(124), unpriced=2)
     assert budget.bars() == [
         (0.4, "team: spent $40.00 this month (40% of $100.00); 2 unpriced calls not included"),
