@@ -47,6 +47,7 @@ ENDPOINTS: list[tuple[str, str, object, str]] = [
     ("GET", "/api/v1/calls", None, "read"),
     ("GET", "/api/v1/breakdown?group_by=model", None, "read"),
     ("GET", "/api/v1/latency_histogram", None, "read"),
+    ("GET", "/api/v1/values?group_by=model", None, "read"),
     ("GET", "/api/v1/export.csv", None, "read"),
     ("GET", "/api/v1/alert-rules", None, "read"),
     ("POST", "/api/v1/alert-rules", RULE, "admin"),

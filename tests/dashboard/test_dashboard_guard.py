@@ -82,6 +82,9 @@ def test_the_page_shows_what_the_guard_did_open_circuits_and_budgets(running: Ru
     day_id = running.http.post("/api/v1/alert-rules", json=BUDGET).json()["id"]
     month_id = running.http.post("/api/v1/alert-rules", json=MONTHLY).json()["id"]
     running.http.post("/api/v1/alert-rules", json={**BUDGET, "name": "only an alert", "enforce": None})
+    # A priced call in the collector's current UTC day (its clock, not the page's NOW): the fixture's are hours old
+    # and may be yesterday's, after midnight or when the suite crosses it.
+    send(running, [guarded()], datetime.now(UTC))
     at = page()
     assert {metric.label: metric.value for metric in at.metric} == {
         "Blocked": "2", "Downgraded": "1", "Circuit open": "3", "Paced": "1", "Rerouted": "0", "Warned": "0",
