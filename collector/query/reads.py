@@ -151,9 +151,12 @@ def _encode_cursor(row: Mapping[str, Any]) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str, str]:
     try:
         moment, trace_id, span_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(moment), str(trace_id), str(span_id)
+        start = datetime.fromisoformat(moment)
     except (ValueError, TypeError, binascii.Error):
-        raise QueryError("cursor", "is not a cursor this API returned") from None
+        start = None
+    if start is None or start.tzinfo is None:  # ours always carry their offset: a naive time is somebody else's
+        raise QueryError("cursor", "is not a cursor this API returned")
+    return start, str(trace_id), str(span_id)
 
 
 ORDERS = {

@@ -3,7 +3,8 @@
 Derived data (rebuildable from `llm_calls`, migration 19 built it): the summary and the additive time series read
 whole hours from it and only the ragged edges of a window (less than an hour at each end) from the raw calls, so
 a 30-day window costs about as much as a day. It holds what those answers add up, nothing they can't: percentiles
-and rate-limit headroom (a minimum, which a deletion can't take back out of a sum) still come from the raw calls.
+and rate-limit headroom (a minimum, which a deletion can't take back out of a sum) come from the latency rollup
+(collector/store/latency_hourly.py) over a million calls, else from the raw calls.
 Unlike the daily rollup it follows the raw calls out: retention deletes its hours with theirs, so every answer
 covers the same calls whichever table served it. NULL is a label value of its own, matched with IS NOT DISTINCT
 FROM. On a file each key has one row; on a lake each commit adds a row of deltas, so readers always sum by key.

@@ -25,8 +25,8 @@ def cutoff(now: datetime, days: int) -> datetime:
 
 
 def delete_before(store: Store, before: datetime) -> int:
-    """Delete raw calls that started before `before` (a UTC midnight), and their hours of the hourly rollup, in one
-    transaction; returns how many calls went."""
+    """Delete raw calls that started before `before` (a UTC midnight), and their days or hours of the readiness,
+    hourly and latency rollups, in one transaction; returns how many calls went."""
     with store.calls_transaction() as con:
         (deleted,) = con.execute("DELETE FROM llm_calls WHERE start_time < ?", [before]).fetchone()
         readiness_rollup.delete_before(con, before)  # derived from the raw calls only (unlike llm_calls_daily)

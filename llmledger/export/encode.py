@@ -5,8 +5,8 @@ The exporter's encoder makes every attribute a `KeyValue` holding an `AnyValue`,
 span, the spans to their scope and the scopes to their resource; protobuf's C implementation (upb) copies a message
 each time it goes into another, so every attribute is built once and copied three times (~3.5 µs an attribute, ~160 µs
 for a 44-attribute span, on the export thread but on the app's GIL). Here each message is added where it ends up
-(`repeated.add()`) and filled there: no copies. The messages are the OTel proto package's; tests/llmledger/test_spool.py
-checks the bytes against the exporter's own for spans of every shape.
+(`repeated.add()`) and filled there: no copies. The messages are the OTel proto package's;
+tests/llmledger/test_encode.py checks the bytes against the exporter's own for spans of every shape.
 """
 
 from __future__ import annotations

@@ -143,7 +143,8 @@ class CallRecorder:
     def on_http_response(self, response: Any) -> None:
         # What the span needs of it (status and headers), not the response with its request and streams: the call
         # holds what it keeps until its span is out, and the garbage collector pays for every object held.
-        self.http_response = HttpReply(response.status_code, response.headers)
+        # Read with getattr: a transport or mock that returns something else must not raise into the app.
+        self.http_response = HttpReply(getattr(response, "status_code", None), getattr(response, "headers", None))
 
     def finish(self, result: Any, end_ns: int | None = None) -> None:
         """The call returned a parsed response object."""
@@ -155,7 +156,7 @@ class CallRecorder:
         self.error = exc
         response = getattr(exc, "response", None)
         if response is not None:
-            self.http_response = response
+            self.http_response = HttpReply(getattr(response, "status_code", None), getattr(response, "headers", None))
         self.end()
 
     def end(self, end_ns: int | None = None) -> None:
@@ -272,6 +273,8 @@ class CallRecorder:
             attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
             if status_code >= 400 and sc.ERROR_TYPE not in attrs:
                 attrs[sc.ERROR_TYPE] = str(status_code)
+        if response.headers is None:
+            return None
         header_attrs, gateway_cost = extract.header_attributes(response.headers)
         attrs.update(header_attrs)
         return gateway_cost
@@ -329,7 +332,7 @@ class HttpReply:
 
     __slots__ = ("headers", "status_code")
 
-    def __init__(self, status_code: int, headers: Any) -> None:
+    def __init__(self, status_code: int | None, headers: Any) -> None:
         self.status_code = status_code
         self.headers = headers
 

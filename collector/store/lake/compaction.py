@@ -27,7 +27,8 @@ def compact(store: Store, metrics: Metrics | None = None) -> dict[str, int]:
     started = time.perf_counter()
     with store.calls_transaction() as con:  # a short write under the writers' lock, unlike the rest
         folded = readiness_rollup.fold(con)
-        hours_folded = hourly.fold(con) + latency_hourly.fold(con)
+        hours_folded = hourly.fold(con)
+        latency_hours_folded = latency_hourly.fold(con)
     con = store.reader()
     try:
         merged = len(con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')").fetchall())
@@ -44,6 +45,13 @@ def compact(store: Store, metrics: Metrics | None = None) -> dict[str, int]:
         metrics.observe("llmledger_lake_compaction_seconds", seconds)
     log.info(
         "lake compaction: files merged in %d tables, %d old files deleted, rollups folded on %d days (readiness) "
-        "and %d hours (hourly) in %.1f s", merged, deleted, folded, hours_folded, seconds,
+        "and %d hours (hourly), %d hours (latency) in %.1f s",
+        merged, deleted, folded, hours_folded, latency_hours_folded, seconds,
     )  # fmt: skip
-    return {"merged": merged, "deleted": deleted, "folded": folded, "hours_folded": hours_folded}
+    return {
+        "merged": merged,
+        "deleted": deleted,
+        "folded": folded,
+        "hours_folded": hours_folded,
+        "latency_hours_folded": latency_hours_folded,
+    }
