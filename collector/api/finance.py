@@ -63,7 +63,7 @@ class _Handlers:
         chargeback.check(allocate)
         file_format = _format(params, ("json", "csv"))
         window = _month(params)
-        rows = await self.state.read(lambda con: focus.rows(con, window, self.state.price_book))
+        rows = await self.state.read(lambda con: chargeback.rows(con, window))
         report: dict[str, Any] = {"month": window.start.strftime("%Y-%m"), **chargeback.by_team(rows, allocate)}
         if file_format == "json":
             return JSONResponse(report)

@@ -123,10 +123,10 @@ class Window:
 def rows(con: duckdb.DuckDBPyConnection, window: Window, book: PriceBook) -> list[dict[str, Any]]:
     """The FOCUS rows of `window`: calls grouped as above, then reconciliation's adjustments."""
     days = [window.start, window.end]
-    groups = _raw_groups(con, days) + _rollup_groups(con, days)
+    groups = _raw_groups(con, days) + rollup_groups(con, days)
     list_costs = _list_costs(con, days, book) if book.overrides.entries else {}
     out = [_call_row(group, list_costs.get(group["key"])) for group in groups]
-    out += _reconciliation_rows(con, window)
+    out += reconciliation_rows(con, window)
     out.sort(key=lambda row: (row["ChargePeriodStart"], row["x_Provider"], *(str(row[name]) for name in COLUMNS)))
     return out
 
@@ -143,7 +143,7 @@ def _raw_groups(con: duckdb.DuckDBPyConnection, days: list[date]) -> list[dict[s
     return [_group(row) for row in result]
 
 
-def _rollup_groups(con: duckdb.DuckDBPyConnection, days: list[date]) -> list[dict[str, Any]]:
+def rollup_groups(con: duckdb.DuckDBPyConnection, days: list[date]) -> list[dict[str, Any]]:
     """Days of the window with no raw call left (retention): from the rollup, which has no price version."""
     keys = ", ".join(f"{_KEY_SQL.get(name, name)} AS {name}" for name in _KEYS if name not in ("day", "price_version"))
     result = con.execute(
@@ -221,7 +221,7 @@ def _call_row(group: dict[str, Any], list_cost: Decimal | None) -> dict[str, Any
     }
 
 
-def _reconciliation_rows(con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
+def reconciliation_rows(con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
     """OpenAI's spend beyond our calls on each day pulled: untracked line items, then what difference remains."""
     report = compare.reconciliation(con, window.start, window.end)
     untracked: dict[date, list[dict[str, Any]]] = defaultdict(list)

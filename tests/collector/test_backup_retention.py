@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -172,6 +173,9 @@ def test_retention_deletes_old_raw_calls_and_keeps_rollups_and_alerts(tmp_path: 
         assert answer.status_code == 200
     first.http.post("/api/v1/alert-rules", json=RULE)
     finance_before = finance_days(first)
+    months = sorted({datetime.fromtimestamp((NOW_NS - day * DAY_NS) / 1e9, UTC).strftime("%Y-%m") for day in (5, 40)})
+    chargeback_before = [first.get("/api/v1/chargeback", month=month) for month in months]
+    assert all(Decimal(report["total_usd"]) > 0 for report in chargeback_before)
     first.stop()
 
     kept = RunningCollector(db, "--retention-days", "3")  # the first pass runs at start
@@ -185,6 +189,8 @@ def test_retention_deletes_old_raw_calls_and_keeps_rollups_and_alerts(tmp_path: 
         assert len(calls) == 20
         assert min(datetime.fromisoformat(call["start_time"]).date() for call in calls) >= oldest_kept
         assert finance_days(kept) == finance_before  # spend by day outlives the raw calls
+        # So does a month's chargeback: the days retention emptied come from the daily rollup, the rest by the hour.
+        assert [kept.get("/api/v1/chargeback", month=month) for month in months] == chargeback_before
         assert len(kept.get("/api/v1/alert-rules")["rules"]) == 1
         assert "llmledger_rows_deleted_by_retention_total 20" in kept.http.get("/metrics").text
         assert kept.collector.retention.run_once(datetime.now(tz=UTC)) == 0  # nothing twice

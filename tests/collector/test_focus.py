@@ -146,6 +146,17 @@ def test_chargeback_rows_add_up_to_the_month_apart_or_allocated(demo) -> None:
     for report in (apart, shared):
         assert Decimal(report["total_usd"]) == total
         assert sum(Decimal(team["cost_usd"]) for team in report["teams"]) == total
+    # The chargeback sums the hourly rollup, the export the raw calls: each team's the same to the nano-dollar.
+    by_team: dict[str, Decimal] = {}
+    for row in rows:
+        if row["ChargeCategory"] == "Usage":
+            team = row["x_Team"] or "(unattributed)"
+            by_team[team] = by_team.get(team, Decimal(0)) + Decimal(row["BilledCost"])
+    charged = {team["team"]: Decimal(team["cost_usd"]) for team in apart["teams"] if team["team"] != "(untracked)"}
+    assert {team: cost for team, cost in charged.items() if cost} == {
+        team: cost for team, cost in by_team.items() if cost
+    }
+    assert len(charged) > 2
     assert "(untracked)" in {team["team"] for team in apart["teams"]}
     assert not {"(untracked)", "(unattributed)"} & {team["team"] for team in shared["teams"]}
     tracked = {team["team"]: Decimal(team["tracked_usd"]) for team in apart["teams"] if Decimal(team["tracked_usd"])}
