@@ -3,7 +3,7 @@ serves (whole hours from it, ragged edges from the raw calls) equal the same ans
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,17 +129,23 @@ def test_a_series_from_the_rollup_equals_the_raw_one(
 
 def test_the_migration_backfills_the_rollup_from_stored_calls(loaded: RunningCollector, tmp_path: Path) -> None:
     """Migration 19 on a database that already holds calls (here: this one's, copied, its rollup gone)."""
+    assert_backfilled(loaded.collector.store.reader(), tmp_path, "llm_calls_hourly", 19, stored)
+
+
+def assert_backfilled(source: duckdb.DuckDBPyConnection, tmp_path: Path, table: str, migration: int,
+                      stored: Callable[[duckdb.DuckDBPyConnection], Any]) -> None:  # fmt: skip
+    """A copy of `source`'s calls in a new store, `table` dropped and `migration` forgotten: opening it again runs
+    the migration, whose backfill must leave `stored(...)` of the table as in `source`."""
     from collector.store.file import Store
 
-    source = loaded.collector.store.reader()
     expected = stored(source)
     path = tmp_path / "copy.duckdb"
     store = Store(path)
     con = store.reader()
     con.register("calls", source.execute("SELECT * FROM llm_calls").arrow())
     con.execute("INSERT INTO llm_calls SELECT * FROM calls")
-    con.execute("DROP TABLE llm_calls_hourly")
-    con.execute("DELETE FROM _migrations WHERE id = 19")
+    con.execute(f"DROP TABLE {table}")
+    con.execute("DELETE FROM _migrations WHERE id = ?", [migration])
     con.close()
     store.close()
     store = Store(path)

@@ -25,7 +25,7 @@ from collector.store import latency_hourly
 from collector.store.latency_hourly import RELATIVE_ERROR
 from collector.store.retention import delete_before
 from llmledger import semconv as sc
-from tests.collector.test_hourly import BASE, MINUTE_NS, WINDOWS, filters_for
+from tests.collector.test_hourly import BASE, MINUTE_NS, WINDOWS, assert_backfilled, filters_for
 from tests.collector.test_rollups import post, spans_for
 from tests.collector_harness import RunningCollector
 from tests.otlp_spans import BASE_NS
@@ -206,24 +206,7 @@ def test_the_api_serves_them_from_the_buckets_over_a_million_calls(
 
 def test_the_migration_backfills_the_rollup_from_stored_calls(loaded: RunningCollector, tmp_path: Path) -> None:
     """Migration 20 on a database that already holds calls (here: this one's, copied, its rollup gone)."""
-    from collector.store.file import Store
-
-    source = loaded.collector.store.reader()
-    expected = stored(source)
-    path = tmp_path / "copy.duckdb"
-    store = Store(path)
-    con = store.reader()
-    con.register("calls", source.execute("SELECT * FROM llm_calls").arrow())
-    con.execute("INSERT INTO llm_calls SELECT * FROM calls")
-    con.execute("DROP TABLE llm_calls_latency_hourly")
-    con.execute("DELETE FROM _migrations WHERE id = 20")
-    con.close()
-    store.close()
-    store = Store(path)
-    try:
-        assert stored(store.reader()) == expected
-    finally:
-        store.close()
+    assert_backfilled(loaded.collector.store.reader(), tmp_path, "llm_calls_latency_hourly", 20, stored)
 
 
 def test_retention_deletes_the_hours_of_the_calls_it_deletes(tmp_path: Path) -> None:
