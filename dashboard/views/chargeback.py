@@ -74,7 +74,7 @@ def render() -> None:
     api, token = client.api_url(), client.read_token()
     st.header("Chargeback")
     st.caption(
-        "Cost per team for a UTC month, from the same rows as the FOCUS export (Exports page). The sidebar's "
+        "Cost per team for a UTC month, team by team the same as the FOCUS export (Exports page). The sidebar's "
         "filters do not apply: a chargeback divides the whole bill."
     )
     choices = months(filters.now_utc().date())
