@@ -143,8 +143,7 @@ class CallRecorder:
     def on_http_response(self, response: Any) -> None:
         # What the span needs of it (status and headers), not the response with its request and streams: the call
         # holds what it keeps until its span is out, and the garbage collector pays for every object held.
-        # Read with getattr: a transport or mock that returns something else must not raise into the app.
-        self.http_response = HttpReply(getattr(response, "status_code", None), getattr(response, "headers", None))
+        self.http_response = HttpReply.of(response)
 
     def finish(self, result: Any, end_ns: int | None = None) -> None:
         """The call returned a parsed response object."""
@@ -156,7 +155,7 @@ class CallRecorder:
         self.error = exc
         response = getattr(exc, "response", None)
         if response is not None:
-            self.http_response = HttpReply(getattr(response, "status_code", None), getattr(response, "headers", None))
+            self.http_response = HttpReply.of(response)
         self.end()
 
     def end(self, end_ns: int | None = None) -> None:
@@ -335,6 +334,11 @@ class HttpReply:
     def __init__(self, status_code: int | None, headers: Any) -> None:
         self.status_code = status_code
         self.headers = headers
+
+    @classmethod
+    def of(cls, response: Any) -> HttpReply:
+        # getattr: a transport or mock that returns something else must not raise into the app.
+        return cls(getattr(response, "status_code", None), getattr(response, "headers", None))
 
 
 _NOTHING_BILLED = pricing.Usage()

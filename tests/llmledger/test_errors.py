@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import traceback
 
+import httpx2
 import openai
 import pytest
 
@@ -152,3 +153,13 @@ def test_recorded_responses_api_error(fake: FakeOpenAI, client: openai.OpenAI, s
     attrs = spans.one().attributes
     assert attrs[sc.HTTP_RESPONSE_STATUS_CODE] == recorded.status == caught.value.status_code
     assert attrs[sc.ERROR_TYPE] == type(caught.value).__name__
+
+
+def test_a_response_without_status_or_headers_is_kept_without_raising() -> None:
+    """What a transport or mock returns in place of an httpx response must not raise into the app's call."""
+    from llmledger.wrapper.call import HttpReply
+
+    reply = HttpReply.of(object())
+    assert (reply.status_code, reply.headers) == (None, None)
+    reply = HttpReply.of(httpx2.Response(429, headers={"x-request-id": "req_1"}))
+    assert (reply.status_code, reply.headers["x-request-id"]) == (429, "req_1")
