@@ -1,5 +1,6 @@
-"""Readiness: the OpenAI production checklist scored from each service's own calls — one card per service with its
-score and band, the five categories with each item's evidence and fix, and the score over time."""
+"""Readiness: the OpenAI production checklist scored from each service's own calls — a table of every service's
+score, then one service's card: its score and band, the five categories with each item's evidence and fix, and the
+score over time."""
 
 from __future__ import annotations
 
@@ -264,21 +265,32 @@ def overview(scored: list[tuple[Card, dict[str, Any]]]) -> None:
     st.dataframe(pd.DataFrame(rows).sort_values("Score", kind="stable"), hide_index=True, width="stretch")
 
 
-def prefetch(context: ui.Context, shown: list[Card], start: str, end: str, rules: str) -> None:
-    """Every card's reads at once (fetch.concurrently), before the cards draw them one after another."""
+def prefetch(context: ui.Context, card: Card, rules: str) -> None:
+    """The shown card's other reads at once (fetch.concurrently), before the card draws them one after another."""
     api, token, selection = context.api, context.token, context.selection
     days, since = readiness_client.history_days(selection.start, selection.end), selection.start.date().isoformat()
     fetch.concurrently(
         [
-            *(lambda card=card: readiness_client.scorecard(api, token, *card, start, end, rules) for card in shown),
-            *(lambda card=card: readiness_client.history(api, token, *card, days, rules) for card in shown),
-            *(lambda card=card: readiness_client.batch_features(api, token, card[0]) for card in shown),
-            *(
-                lambda card=card: client.group_values(api, token, "feature", since, (("service", card[0]),))
-                for card in shown
-            ),
+            lambda: readiness_client.history(api, token, *card, days, rules),
+            lambda: readiness_client.batch_features(api, token, card[0]),
+            lambda: client.group_values(api, token, "feature", since, (("service", card[0]),)),
         ]
     )
+
+
+def chosen(scored: list[tuple[Card, dict[str, Any]]]) -> tuple[Card, dict[str, Any]]:
+    """Several cards: the one to draw in full, chosen below the table (at first the worst, the table's first row).
+    One card's items are a hundred-odd elements: drawing every card's made the page take seconds."""
+    ordered = sorted(scored, key=lambda pair: int(pair[1]["score"]))  # stable, as the table's order
+    cards = [card for card, _ in ordered]
+    card = st.selectbox(
+        "Card",
+        cards,
+        format_func=readiness_client.card_title,
+        key="readiness|chosen",
+        help="The service (and environment) whose items, fixes and score history are shown below.",
+    )
+    return ordered[cards.index(card)]
 
 
 def render(context: ui.Context) -> None:
@@ -291,12 +303,15 @@ def render(context: ui.Context) -> None:
         return
     start, end = filters.iso(context.selection.start), filters.iso(context.selection.end)
     rules = readiness_client.rules_version(context.api, context.token)
-    prefetch(context, shown, start, end, rules)
+    api, token = context.api, context.token
+    fetch.concurrently(
+        [lambda card=card: readiness_client.scorecard(api, token, *card, start, end, rules) for card in shown]
+    )
     scored: list[tuple[Card, dict[str, Any]]] = []
     failed: list[tuple[Card, ApiError]] = []
     for card in shown:
         try:
-            scored.append((card, readiness_client.scorecard(context.api, context.token, *card, start, end, rules)))
+            scored.append((card, readiness_client.scorecard(api, token, *card, start, end, rules)))
         except EndpointMissingError:
             raise  # an older collector: one message for the page
         except ApiError as error:
@@ -305,8 +320,11 @@ def render(context: ui.Context) -> None:
         overview(scored)
     for card, error in failed:
         st.error(f"{readiness_client.card_title(card)}: {error.message}")
-    for card, card_score in scored:
-        show_card(context, card, card_score, rules)
+    if not scored:
+        return
+    card, card_score = chosen(scored) if len(scored) > 1 else scored[0]
+    prefetch(context, card, rules)
+    show_card(context, card, card_score, rules)
 
 
 ui.live(render, require_calls=False)

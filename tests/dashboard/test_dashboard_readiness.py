@@ -283,38 +283,50 @@ def items(scorecard: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for category in scorecard["categories"] for item in category["items"]]
 
 
-def test_one_card_per_service_with_its_score_band_and_unknowns(api: Api) -> None:
-    at = page()
-    asked = api.fake.asked() if api.fake else {}
+def card_shown(at: AppTest, api: Api, service: str) -> None:
+    """The page draws `service`'s card, and only it: score, band, unknowns, each category's score and tab."""
     shown = {metric.label: metric.value for metric in at.metric}
-    assert list(shown) == ["checkout", "search"]
+    scorecard = api.scorecard(service)
+    assert shown == {service: f"{scorecard['score']} / {scorecard['max']}"}
     badges = texts(at.markdown)
-    for service in shown:
-        scorecard = api.scorecard(service)
-        assert shown[service] == f"{scorecard['score']} / {scorecard['max']}"
-        color = readiness_client.BAND_COLORS[scorecard["band"]]
-        assert f":{color}-badge[:material/verified: {scorecard['band']}]" in badges
-        if scorecard["unknown"]:
-            assert f"{scorecard['unknown']} unknown]" in badges
-    # Per card, each category's score, then a tab per category.
-    categories = [category for service in shown for category in api.scorecard(service)["categories"]]
+    color = readiness_client.BAND_COLORS[scorecard["band"]]
+    assert f":{color}-badge[:material/verified: {scorecard['band']}]" in badges
+    if scorecard["unknown"]:
+        assert f"{scorecard['unknown']} unknown]" in badges
+    categories = scorecard["categories"]
     assert [bar.proto.text for bar in at.get("progress")] == [
         f"{c['name']}: {c['score']}/{c['max']}" for c in categories
     ]
     assert [bar.proto.value for bar in at.get("progress")] == [100 * c["score"] // c["max"] for c in categories]
     assert [tab.label for tab in at.tabs] == [category["name"] for category in categories]
-    # Several cards: a table of their scores first, worst first.
+    assert {block.key.split("|")[1] for block in at.expander} == {service}
+
+
+def test_a_table_of_every_service_then_the_worst_card_and_any_other_chosen(api: Api) -> None:
+    at = page()
+    asked = api.fake.asked() if api.fake else {}
+    worst_first = sorted(("checkout", "search"), key=lambda service: api.scorecard(service)["score"])
+    # Several cards: a table of their scores first, worst first; then the worst one's card in full.
     table = at.dataframe[0].value
-    assert list(table["Service"]) == sorted(shown, key=lambda service: api.scorecard(service)["score"])
+    assert list(table["Service"]) == worst_first
+    assert list(table["Score"]) == [api.scorecard(service)["score"] for service in worst_first]
+    chooser = at.selectbox(key="readiness|chosen")
+    assert (chooser.options, chooser.value) == (worst_first, (worst_first[0], None))
+    card_shown(at, api, worst_first[0])
     if api.fake:
         assert asked[readiness_client.READINESS_PATH] == [
             [("service", service), *window().items()] for service in ("checkout", "search")
         ]
+        assert [params[0] for params in asked[readiness_client.HISTORY_PATH]] == [("service", worst_first[0])]
+    chooser.select_index(1).run()
+    ok(at)
+    card_shown(at, api, worst_first[1])
+    assert list(at.dataframe[0].value["Service"]) == worst_first
 
 
 def test_each_item_shows_its_status_title_and_evidence(api: Api) -> None:
-    at = page()
     for service in ("checkout", "search"):
+        at = page(service=service)
         for item in items(api.scorecard(service)):
             block = expander(at, service, item["id"])
             assert block.label.startswith(f"{STATUS[item['status']]} **"), block.label
@@ -329,7 +341,7 @@ def test_each_item_shows_its_status_title_and_evidence(api: Api) -> None:
 
 
 def test_a_failing_items_fix_shows_its_snippet(api: Api) -> None:
-    at = page()
+    at = page(service="search")
     failing = [item for item in items(api.scorecard("search")) if item["status"] == "fail" and item["fix"]["snippet"]]
     assert failing  # search sends with max_retries=0 and no max_tokens: its fixes come with snippets
     for item in failing:
