@@ -18,14 +18,15 @@ APP = Path(__file__).with_name("app.py")
 
 
 def start_dashboard(api: str, host: str = "127.0.0.1", port: int = 8501) -> subprocess.Popen[bytes]:
-    """Run `streamlit run dashboard/app.py` headless on host:port, reading from the collector at `api`.
+    """Run `streamlit run dashboard/app.py` headless on host:port (through dashboard.serve, which imports the pages'
+    libraries first), reading from the collector at `api`.
 
     Beyond loopback it refuses to start unless sign-in is configured (see dashboard.signin)."""
     check_sign_in(host)
     command = [
         sys.executable,
         "-m",
-        "streamlit",
+        "dashboard.serve",
         "run",
         str(APP),
         "--server.headless=true",
