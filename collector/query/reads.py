@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from collector.query import hours, latency
+from collector.query import daily, hours, latency
 from collector.query.filters import (
     BUCKETS,
     DEFAULT_LIMIT,
@@ -114,13 +114,15 @@ def timeseries(
     parts = hours.split(filters) if use_rollup else None
     buckets = None
     if metric in PERCENTILE_METRICS or metric in latency.MINIMA:
-        calls = hours.sums(con, parts, ("requests",))["requests"] if parts is not None else None
-        if calls is None:
-            calls = con.execute(f"SELECT count(*) FROM llm_calls{where}", params).fetchone()[0]
-        if calls > SAMPLE_ABOVE and latency.usable_for_series(metric, BUCKETS[bucket], group_by):
-            buckets = latency.split(filters) if use_rollup else None
-        if metric in PERCENTILE_METRICS and buckets is None:
-            sample = sample_clause(calls)
+        usable = use_rollup and latency.usable_for_series(metric, BUCKETS[bucket], group_by)
+        rollup = latency.split(filters) if usable else None
+        # The count decides between the latency rollup and the raw calls, and a percentile's sample: a minimum the
+        # rollup can't serve needs neither, and a count of tens of millions of raw calls costs a scan.
+        if rollup is not None or metric in PERCENTILE_METRICS:
+            calls = _calls(con, parts, where, params)
+            buckets = rollup if calls > SAMPLE_ABOVE else None
+            if metric in PERCENTILE_METRICS and buckets is None:
+                sample = sample_clause(calls)
     if buckets is not None:
         rows = latency.series(con, buckets, metric, width_ms, group_by)
     elif parts is not None and hours.usable_for_series(metric, BUCKETS[bucket], group_by):
@@ -141,6 +143,13 @@ def timeseries(
     if metric in PERCENTILE_METRICS:
         result["percentiles_sampled"] = bool(sample) or buckets is not None  # approximate either way
     return result
+
+
+def _calls(con: duckdb.DuckDBPyConnection, parts: daily.Split | None, where: str, params: list[Any]) -> int:
+    """How many calls the filters select: whole hours from the hourly rollup when `parts` splits the window."""
+    if parts is not None:
+        return hours.sums(con, parts, ("requests",))["requests"]
+    return con.execute(f"SELECT count(*) FROM llm_calls{where}", params).fetchone()[0]
 
 
 def _encode_cursor(row: Mapping[str, Any]) -> str:

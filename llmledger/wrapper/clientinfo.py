@@ -1,4 +1,5 @@
-"""Attributes that belong to an OpenAI client rather than to one call, read once per client."""
+"""Attributes that belong to an OpenAI client rather than to one call; what every call of a client shares is read once
+per client."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from llmledger.wrapper.providers import client_provider
 _DEFAULT_SDK_TIMEOUT_S = 600.0
 _KEY_KINDS = (("sk-proj-", "project"), ("sk-svcacct-", "service_account"), ("sk-admin-", "admin"), ("sk-", "user"))
 
-_cache: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 # client id → (weak reference to the client, the providers map, its attributes and provider's): what every call of a
 # client shares, in one dict. By id, since a WeakKeyDictionary lookup makes a weak reference each time.
@@ -42,11 +42,8 @@ def timeout_seconds(timeout: object) -> float | None:
 
 
 def client_attributes(client: Any) -> dict[str, Any]:
-    """Static attributes of `client` (server, project, key kind, timeout, retries), cached."""
-    try:
-        return _cache[client]
-    except KeyError:
-        pass
+    """Static attributes of `client` (server, project, key kind, timeout, retries). Calls take them from
+    `client_constants`, which keeps them; a realtime connection or a batch file read, rare, reads them afresh."""
     attrs: dict[str, Any] = {}
     base_url = getattr(client, "base_url", None)
     host = getattr(base_url, "host", None)
@@ -64,8 +61,6 @@ def client_attributes(client: Any) -> dict[str, Any]:
     max_retries = getattr(client, "max_retries", None)
     if isinstance(max_retries, int):
         attrs[sc.CLIENT_MAX_RETRIES] = max_retries
-    with _lock:
-        _cache[client] = attrs
     return attrs
 
 

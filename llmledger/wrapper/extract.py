@@ -52,11 +52,9 @@ def request_attributes(endpoint: Endpoint, body: Mapping[str, Any]) -> dict[str,
     model = body.get("model")
     if isinstance(model, str):
         attrs[sc.GEN_AI_REQUEST_MODEL] = model
-    for key in _MAX_TOKENS_KEYS:
-        value = body.get(key)
-        if isinstance(value, int):
-            attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
-            break
+    max_tokens = request_max_tokens(body)
+    if max_tokens is not None:
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     temperature = body.get("temperature")
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         attrs[sc.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
@@ -70,8 +68,8 @@ def request_attributes(endpoint: Endpoint, body: Mapping[str, Any]) -> dict[str,
 
 
 def request_max_tokens(body: Mapping[str, Any]) -> int | None:
-    """The output cap the request sets, whichever of its names the endpoint uses (`gen_ai.request.max_tokens`, as
-    `request_attributes` reads it: the guard reads it alone, before the request leaves)."""
+    """The output cap the request sets, whichever of its names the endpoint uses (`gen_ai.request.max_tokens` in
+    `request_attributes`; the guard reads it alone, before the request leaves)."""
     for key in _MAX_TOKENS_KEYS:
         value = body.get(key)
         if isinstance(value, int):

@@ -204,6 +204,51 @@ def test_the_api_serves_them_from_the_buckets_over_a_million_calls(
     assert teams["requests"] > 0
 
 
+class Recording:
+    """A connection that keeps the SQL of every query run through it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.queries: list[str] = []
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        self.queries.append(sql)
+        return self.con.execute(sql, params)
+
+
+COUNTED = [
+    # A minimum the buckets can't serve (a group they don't keep, part-hour buckets, a filter they don't keep) reads
+    # the raw calls without counting them first; one they can serve, or any percentile (exact or sampled), counts.
+    ("ratelimit_headroom_requests_pct", "1h", "team", {}, 1),
+    ("ratelimit_headroom_requests_pct", "5m", None, {"end_user": ["user-1"]}, 1),
+    ("ratelimit_headroom_tokens_pct", "1h", "model", {"team": ["search"]}, 1),
+    ("ratelimit_headroom_requests_pct", "1h", "model", {}, 2),
+    ("latency_p95_ms", "1h", "team", {}, 2),
+    ("ttft_p95_ms", "5m", None, {"end_user": ["user-1"]}, 2),
+]
+
+
+@pytest.mark.parametrize("above", [True, False], ids=["above", "below"])
+@pytest.mark.parametrize(("metric", "bucket", "group_by", "equals", "queries"), COUNTED)
+def test_a_series_counts_the_calls_only_when_the_count_decides_something(
+    loaded: RunningCollector,
+    monkeypatch: pytest.MonkeyPatch,
+    above: bool,
+    metric: str,
+    bucket: str,
+    group_by: str | None,
+    equals: dict[str, list[str]],
+    queries: int,
+) -> None:
+    """The count of calls chooses the buckets over the raw calls (above SAMPLE_ABOVE, here lowered to 0) and samples a
+    percentile's raw calls; a series that needs neither runs one query, the series'."""
+    if above:
+        monkeypatch.setattr(reads, "SAMPLE_ABOVE", 0)
+    con = Recording(loaded.collector.store.reader())
+    reads.timeseries(con, filters_for(WINDOWS[0], equals), metric, bucket, group_by)
+    assert len(con.queries) == queries, con.queries
+
+
 def test_the_migration_backfills_the_rollup_from_stored_calls(loaded: RunningCollector, tmp_path: Path) -> None:
     """Migration 20 on a database that already holds calls (here: this one's, copied, its rollup gone)."""
     assert_backfilled(loaded.collector.store.reader(), tmp_path, "llm_calls_latency_hourly", 20, stored)
