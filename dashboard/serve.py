@@ -6,7 +6,6 @@ functions need Streamlit's runtime, which exists only once the server has starte
 from __future__ import annotations
 
 import importlib
-import sys
 
 PRELOADED = ("pandas", "altair", "pyarrow", "numpy")
 
@@ -16,8 +15,7 @@ def main() -> None:
         importlib.import_module(name)
     from streamlit.web import cli
 
-    sys.argv = ["streamlit", *sys.argv[1:]]
-    cli.main()
+    cli.main(prog_name="streamlit")  # as `python -m streamlit` calls it
 
 
 if __name__ == "__main__":
