@@ -26,6 +26,9 @@ ABOUT = (
 )
 
 
+CHOSEN = "readiness|chosen"  # the session-state key of the card drawn in full
+
+
 def band_lines(maximum: int) -> tuple[int, int]:
     """Where "needs improvement" and "production ready" begin (the collector's bands: 60% and 80% of the items)."""
     return math.ceil(maximum * 3 / 5), math.ceil(maximum * 4 / 5)
@@ -265,17 +268,15 @@ def overview(scored: list[tuple[Card, dict[str, Any]]]) -> None:
     st.dataframe(pd.DataFrame(rows).sort_values("Score", kind="stable"), hide_index=True, width="stretch")
 
 
-def prefetch(context: ui.Context, card: Card, rules: str) -> None:
-    """The shown card's other reads at once (fetch.concurrently), before the card draws them one after another."""
+def card_reads(context: ui.Context, card: Card, rules: str) -> list[fetch.Read]:
+    """What a card reads besides its scorecard: its history, batch-eligible features and the service's features."""
     api, token, selection = context.api, context.token, context.selection
     days, since = readiness_client.history_days(selection.start, selection.end), selection.start.date().isoformat()
-    fetch.concurrently(
-        [
-            lambda: readiness_client.history(api, token, *card, days, rules),
-            lambda: readiness_client.batch_features(api, token, card[0]),
-            lambda: client.group_values(api, token, "feature", since, (("service", card[0]),)),
-        ]
-    )
+    return [
+        lambda: readiness_client.history(api, token, *card, days, rules),
+        lambda: readiness_client.batch_features(api, token, card[0]),
+        lambda: client.group_values(api, token, "feature", since, (("service", card[0]),)),
+    ]
 
 
 def chosen(scored: list[tuple[Card, dict[str, Any]]]) -> tuple[Card, dict[str, Any]]:
@@ -287,7 +288,7 @@ def chosen(scored: list[tuple[Card, dict[str, Any]]]) -> tuple[Card, dict[str, A
         "Card",
         cards,
         format_func=readiness_client.card_title,
-        key="readiness|chosen",
+        key=CHOSEN,
         help="The service (and environment) whose items, fixes and score history are shown below.",
     )
     return ordered[cards.index(card)]
@@ -304,8 +305,14 @@ def render(context: ui.Context) -> None:
     start, end = filters.iso(context.selection.start), filters.iso(context.selection.end)
     rules = readiness_client.rules_version(context.api, context.token)
     api, token = context.api, context.token
+    # Every scorecard at once, with the other reads of the card likely drawn: the only one, or the one drawn last
+    # time (the scores decide the first visit's, so its reads wait for them).
+    likely = shown[0] if len(shown) == 1 else st.session_state.get(CHOSEN)
     fetch.concurrently(
-        [lambda card=card: readiness_client.scorecard(api, token, *card, start, end, rules) for card in shown]
+        [
+            *(lambda card=card: readiness_client.scorecard(api, token, *card, start, end, rules) for card in shown),
+            *(card_reads(context, likely, rules) if likely in shown else ()),
+        ]
     )
     scored: list[tuple[Card, dict[str, Any]]] = []
     failed: list[tuple[Card, ApiError]] = []
@@ -323,7 +330,8 @@ def render(context: ui.Context) -> None:
     if not scored:
         return
     card, card_score = chosen(scored) if len(scored) > 1 else scored[0]
-    prefetch(context, card, rules)
+    if card != likely:
+        fetch.concurrently(card_reads(context, card, rules))
     show_card(context, card, card_score, rules)
 
 

@@ -321,6 +321,9 @@ def test_a_table_of_every_service_then_the_worst_card_and_any_other_chosen(api: 
     chooser.select_index(1).run()
     ok(at)
     card_shown(at, api, worst_first[1])
+    if api.fake:
+        asked = [params[0] for params in api.fake.asked()[readiness_client.HISTORY_PATH]]
+        assert asked == [("service", worst_first[0]), ("service", worst_first[1])]
     assert list(at.dataframe[0].value["Service"]) == worst_first
 
 
