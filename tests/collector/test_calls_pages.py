@@ -68,3 +68,27 @@ def test_the_slowest_are_the_plain_orders_first(
     con = loaded.collector.store.reader()
     filters = Filters(start=window[0], end=window[1], equals=dict(equals))
     assert keys(reads.calls(con, filters, limit, order="slowest")) == plain(con, filters, "slowest")[:limit]
+
+
+def test_the_slowest_among_ties_and_calls_sharing_a_start(tmp_path) -> None:
+    """Durations in whole milliseconds tie, and calls start at the same instant: the page is still the plain order's
+    first rows, each call once, however many calls share the N-th slowest duration or a slow call's start."""
+    from collector.store.file import Store
+
+    store = Store(tmp_path / "ties.duckdb")
+    try:
+        with store.transaction() as con:
+            con.execute(
+                "INSERT INTO llm_calls (trace_id, span_id, start_time, duration_ms, status, source_dialect) "
+                "SELECT printf('%032x', i % 40), printf('%016x', i), ?::TIMESTAMPTZ + to_seconds(i // 3), "
+                "CASE WHEN i % 11 = 0 THEN NULL ELSE 100 + (i * 7) % 5 END, 'ok', 'llmledger' FROM range(300) t(i)",
+                [BASE],
+            )
+        con = store.reader()
+        for limit in (1, 5, 20, 61, 300):
+            for filters in (Filters(), Filters(start=BASE + timedelta(seconds=20), end=BASE + timedelta(seconds=80))):
+                page = keys(reads.calls(con, filters, limit, order="slowest"))
+                assert page == plain(con, filters, "slowest")[:limit], (limit, filters)
+                assert len(page) == len(set(page))
+    finally:
+        store.close()
