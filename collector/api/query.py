@@ -38,7 +38,12 @@ class _Handlers:
         return JSONResponse(await self.state.read(lambda con: run(con, params)))
 
     async def summary(self, request: Request) -> Response:
-        return await self._answer(request, lambda con, params: reads.summary(con, Filters.from_params(params)))
+        def run(con: Any, params: Params) -> Any:
+            listed = params.optional("fields")
+            fields = [name.strip() for name in listed.split(",") if name.strip()] if listed else None
+            return reads.summary(con, Filters.from_params(params), fields=fields)
+
+        return await self._answer(request, run)
 
     async def timeseries(self, request: Request) -> Response:
         def run(con: Any, params: Params) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,43 +30,81 @@ from collector.query.filters import (
 )
 from collector.store.file import COLUMN_NAMES
 
+# Beside the summary fields: calls priced at standard rates because genai-prices lacked their tier or batch, calls
+# priced at OpenAI's list because the provider's own list lacked the model, and calls whose tokens contradict
+# themselves (stored as reported, never fixed).
+SUMMARY_COUNTS = {
+    "tier_fallback_requests": "count(*) FILTER (WHERE price_tier_fallback)",
+    "provider_fallback_requests": "count(*) FILTER (WHERE price_provider_fallback)",
+    "sanity_flagged_requests": "count(*) FILTER (WHERE sanity_flags IS NOT NULL)",
+}
+SUMMARY_PERCENTILES = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p95_ms", "percentiles_sampled")
 
-def summary(con: duckdb.DuckDBPyConnection, filters: Filters, *, use_rollup: bool = True) -> dict[str, Any]:
-    """Every summary field: exact sums and counts (whole hours from the hourly rollup when the filters allow, unless
-    not `use_rollup`); percentiles exact up to a million calls, above it from the latency rollup's buckets when the
-    filters allow (collector/query/latency.py), else sampled."""
+
+def summary_fields() -> list[str]:
+    """Every field of the summary, in the order it sends them."""
+    sums = [name for name in METRICS if name not in PERCENTILE_METRICS] + list(UNIT_METRICS)
+    return [*dict.fromkeys(sums), *SUMMARY_COUNTS, *SUMMARY_PERCENTILES]
+
+
+def summary(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    *,
+    use_rollup: bool = True,
+    fields: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Every summary field, or only `fields`: exact sums and counts (whole hours from the hourly rollup when the
+    filters allow, unless not `use_rollup`); percentiles exact up to a million calls, above it from the latency
+    rollup's buckets when the filters allow (collector/query/latency.py), else sampled. Fewer fields cost less:
+    a spend figure's two sums skip the other sums and the percentiles."""
+    known = summary_fields()
+    if fields is not None:
+        unknown = [name for name in fields if name not in known]
+        if unknown:
+            raise QueryError("fields", f"{unknown[0]!r} is not a summary field; they are {', '.join(known)}")
+    asked = set(known if fields is None else fields)
+    percentiles = not asked.isdisjoint(SUMMARY_PERCENTILES)
     where, params = filters.where()
     sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS} | UNIT_METRICS
-    # Beside the summary fields: calls priced at standard rates because genai-prices lacked their tier or batch, calls
-    # priced at OpenAI's list because the provider's own list lacked the model, and calls whose tokens contradict
-    # themselves (stored as reported, never fixed).
-    extra = ["tier_fallback_requests", "provider_fallback_requests", "sanity_flagged_requests"]
+    sums |= SUMMARY_COUNTS
+    # The percentiles' method depends on how many calls there are.
+    summed = [name for name in sums if name in asked or (percentiles and name == "requests")]
     parts = hours.split(filters) if use_rollup else None
-    if parts is not None:
-        result = hours.sums(con, parts, (*sums, *extra))
-    else:
+    result: dict[str, Any] = {}
+    if summed and parts is not None:
+        result = hours.sums(con, parts, tuple(summed))
+    elif summed:
         row = con.execute(
-            f"SELECT {', '.join(f'{sql} AS {name}' for name, sql in sums.items())}, "
-            "count(*) FILTER (WHERE price_tier_fallback), count(*) FILTER (WHERE price_provider_fallback), "
-            f"count(*) FILTER (WHERE sanity_flags IS NOT NULL) FROM llm_calls{where}",
-            params,
+            f"SELECT {', '.join(f'{sums[name]} AS {name}' for name in summed)} FROM llm_calls{where}", params
         ).fetchone()
-        result = dict(zip([*sums, *extra], row, strict=True))
-    buckets = latency.split(filters) if use_rollup and result["requests"] > SAMPLE_ABOVE else None
+        result = dict(zip(summed, row, strict=True))
+    if percentiles:
+        result.update(_percentiles(con, filters, where, params, result["requests"], use_rollup))
+    return {name: jsonable(value) for name, value in result.items() if name in asked}
+
+
+def _percentiles(
+    con: duckdb.DuckDBPyConnection, filters: Filters, where: str, params: list[Any], calls: int, use_rollup: bool
+) -> dict[str, Any]:
+    buckets = latency.split(filters) if use_rollup and calls > SAMPLE_ABOVE else None
     if buckets is not None:
-        result.update(latency.summary_percentiles(con, buckets))
-        result["percentiles_sampled"] = True  # approximate (within 1%), as a sample's are
-        return {name: jsonable(value) for name, value in result.items()}
-    sample = sample_clause(result["requests"])
+        # Approximate (within 1%), as a sample's are.
+        return {**latency.summary_percentiles(con, buckets), "percentiles_sampled": True}
+    sample = sample_clause(calls)
     durations, ttft_p95 = con.execute(
         f"SELECT quantile_cont(duration_ms, [0.5, 0.95, 0.99]), quantile_cont(ttft_ms, 0.95) "
         f"FROM llm_calls{where}{sample}",
         params,
     ).fetchone()
-    result["latency_p50_ms"], result["latency_p95_ms"], result["latency_p99_ms"] = durations or (None, None, None)
-    result["ttft_p95_ms"] = ttft_p95
-    result["percentiles_sampled"] = bool(sample)
-    return {name: jsonable(value) for name, value in result.items()}
+    p50, p95, p99 = durations or (None, None, None)
+    return {
+        "latency_p50_ms": p50,
+        "latency_p95_ms": p95,
+        "latency_p99_ms": p99,
+        "ttft_p95_ms": ttft_p95,
+        "percentiles_sampled": bool(sample),
+    }
 
 
 def choose_bucket(con: duckdb.DuckDBPyConnection, filters: Filters, bucket: str) -> str:

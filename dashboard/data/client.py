@@ -130,9 +130,10 @@ def has_calls(api: str, token: str | None) -> bool:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=500)
-def summary(api: str, token: str | None, params: Params) -> dict[str, Any]:
-    """`/api/v1/summary` as the API sends it (decimals stay strings)."""
-    return _json(api, token, "/api/v1/summary", params)
+def summary(api: str, token: str | None, params: Params, fields: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`/api/v1/summary` as the API sends it (decimals stay strings): every field, or only `fields` (cheaper: no
+    percentiles unless asked; a collector older than `fields` sends them all)."""
+    return _json(api, token, "/api/v1/summary", [*params, *([("fields", ",".join(fields))] if fields else [])])
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=500)

@@ -11,6 +11,8 @@ from dashboard.data import alerts_client, client, fetch
 from dashboard.data.client import ApiError
 from dashboard.parts import charts, filters, ui
 
+SPEND_FIELDS = ("cost_usd", "unpriced_requests")  # what a spend figure reads of its windows' summaries
+
 
 def calendar_windows(now: datetime) -> dict[str, tuple[datetime, datetime, datetime, datetime]]:
     """UTC day and month so far, each with the same stretch of the period before (start, end, prev start, prev end)."""
@@ -32,8 +34,9 @@ def span(length: timedelta) -> str:
 def spend_metric(context: ui.Context, label: str, window: tuple[datetime, ...], versus: str) -> None:
     """One spend figure with its change against the same stretch of the previous day or month."""
     start, end, previous_start, previous_end = window
-    now = client.summary(context.api, context.token, context.selection.window(start, end).params())
-    before = client.summary(context.api, context.token, context.selection.window(previous_start, previous_end).params())
+    api, token, selection = context.api, context.token, context.selection
+    now = client.summary(api, token, selection.window(start, end).params(), SPEND_FIELDS)
+    before = client.summary(api, token, selection.window(previous_start, previous_end).params(), SPEND_FIELDS)
     cost, previous = ui.decimal(now["cost_usd"]), ui.decimal(before["cost_usd"])
     unpriced = now["unpriced_requests"]
     st.metric(
@@ -80,7 +83,7 @@ def reads(api: str, token: str | None, selection: filters.Selection) -> Sequence
     return [
         lambda: alerts_client.rules(api, token),
         *(
-            lambda start=start, end=end: client.summary(api, token, selection.window(start, end).params())
+            lambda start=start, end=end: client.summary(api, token, selection.window(start, end).params(), SPEND_FIELDS)
             for start, end in spends
         ),
         lambda: client.summary(api, token, selection.previous().params()),

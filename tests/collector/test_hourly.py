@@ -106,6 +106,45 @@ def test_the_summary_from_the_rollup_equals_the_raw_one(
     assert with_rollup["requests"] > 0 or equals
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ["cost_usd", "unpriced_requests"],
+        ["latency_p95_ms"],
+        ["error_rate", "percentiles_sampled"],
+        ["sanity_flagged_requests"],
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("window", WINDOWS[:4], ids=["ragged", "hours", "days", "raw"])
+def test_a_summary_of_some_fields_is_those_of_the_whole(
+    loaded: RunningCollector, window: tuple[datetime, datetime], fields: list[str]
+) -> None:
+    con = loaded.collector.store.reader()
+    for equals in FILTERS[:3]:
+        filters = filters_for(window, equals)
+        whole = reads.summary(con, filters)
+        assert list(whole) == reads.summary_fields()
+        for use_rollup in (True, False):
+            assert reads.summary(con, filters, fields=fields, use_rollup=use_rollup) == {
+                name: whole[name] for name in fields
+            }
+
+
+def test_the_summary_api_names_an_unknown_field(loaded: RunningCollector) -> None:
+    window = {"from": WINDOWS[1][0].isoformat(), "to": WINDOWS[1][1].isoformat()}
+    answer = loaded.http.get("/api/v1/summary", params={**window, "fields": "cost_usd, unpriced_requests"})
+    assert answer.status_code == 200
+    assert set(answer.json()) == {"cost_usd", "unpriced_requests"}
+    assert loaded.http.get("/api/v1/summary", params={**window, "fields": ""}).json().keys() == set(
+        reads.summary_fields()
+    )
+    refused = loaded.http.get("/api/v1/summary", params={**window, "fields": "cost_usd,cost"})
+    assert refused.status_code == 400
+    assert "'cost' is not a summary field" in refused.text
+    assert loaded.http.get("/api/v1/summary", params=window).status_code == 200  # still up
+
+
 SERIES = [
     ("cost_usd", None), ("cost_usd", "model"), ("requests", "team"), ("error_rate", "error_type"),
     ("errors", "service"), ("retried_requests", "model"), ("audio_seconds", None), ("input_tokens", "provider"),
