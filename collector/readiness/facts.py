@@ -192,6 +192,21 @@ def rollup_sql(sql: str) -> str | None:
                 out.append(f"sum({inner}_sum)" if inner in summed else f"sum(({inner}) * calls)")
         at = end
     out.append(sql[at:])
+    return _filters_as_case("".join(out))
+
+
+def _filters_as_case(sql: str) -> str:
+    """`sum(x) FILTER (WHERE c)` as `sum(CASE WHEN c THEN x END)`: the same sum (NULL over no rows either way), but
+    DuckDB 1.5 spends ~0.7 ms per FILTER clause even over the few hundred rollup rows of a scorecard, whose
+    production aggregates hold 83 of them (70 ms against 16 ms)."""
+    out, at = [], 0
+    for match in re.finditer(r"\bsum\(([^()]*)\) FILTER \(WHERE ", sql):
+        if match.start() < at:
+            continue
+        end = _closing(sql, match.end())
+        out += [sql[at : match.start()], f"sum(CASE WHEN {sql[match.end() : end - 1]} THEN {match[1]} END)"]
+        at = end
+    out.append(sql[at:])
     return "".join(out)
 
 

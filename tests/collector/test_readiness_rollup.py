@@ -264,3 +264,16 @@ def test_spans_through_the_collector_update_the_rollup(tmp_path: Path) -> None:
             con.close()
     finally:
         running.stop()
+
+
+def test_a_filtered_sum_is_written_as_a_case_over_the_rollup_rows() -> None:
+    rolled = facts.rollup_sql(
+        "count(*) FILTER (WHERE status = 'error' AND (http_status = 429 OR error_type IN ('a', 'b'))) "
+        "/ nullif(count(*), 0), sum(input_tokens) FILTER (WHERE stream), list(DISTINCT x) FILTER (WHERE x > 1)"
+    )
+    assert rolled == (
+        "coalesce(sum(CASE WHEN status = 'error' AND (http_status = 429 OR error_type IN ('a', 'b')) "
+        "THEN calls END), 0) "
+        "/ nullif(coalesce(sum(calls), 0), 0), sum(CASE WHEN stream THEN input_tokens_sum END), "
+        "list(DISTINCT x) FILTER (WHERE x > 1)"
+    )
