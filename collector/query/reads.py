@@ -39,12 +39,12 @@ SUMMARY_COUNTS = {
     "sanity_flagged_requests": "count(*) FILTER (WHERE sanity_flags IS NOT NULL)",
 }
 SUMMARY_PERCENTILES = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p95_ms", "percentiles_sampled")
-
-
-def summary_fields() -> list[str]:
-    """Every field of the summary, in the order it sends them."""
-    sums = [name for name in METRICS if name not in PERCENTILE_METRICS] + list(UNIT_METRICS)
-    return [*dict.fromkeys(sums), *SUMMARY_COUNTS, *SUMMARY_PERCENTILES]
+# Every field of the summary, in the order it sends them.
+SUMMARY_FIELDS = (
+    *dict.fromkeys([*(name for name in METRICS if name not in PERCENTILE_METRICS), *UNIT_METRICS]),
+    *SUMMARY_COUNTS,
+    *SUMMARY_PERCENTILES,
+)
 
 
 def summary(
@@ -58,12 +58,11 @@ def summary(
     filters allow, unless not `use_rollup`); percentiles exact up to a million calls, above it from the latency
     rollup's buckets when the filters allow (collector/query/latency.py), else sampled. Fewer fields cost less:
     a spend figure's two sums skip the other sums and the percentiles."""
-    known = summary_fields()
     if fields is not None:
-        unknown = [name for name in fields if name not in known]
+        unknown = [name for name in fields if name not in SUMMARY_FIELDS]
         if unknown:
-            raise QueryError("fields", f"{unknown[0]!r} is not a summary field; they are {', '.join(known)}")
-    asked = set(known if fields is None else fields)
+            raise QueryError("fields", f"{unknown[0]!r} is not a summary field; they are {', '.join(SUMMARY_FIELDS)}")
+    asked = set(SUMMARY_FIELDS if fields is None else fields)
     percentiles = not asked.isdisjoint(SUMMARY_PERCENTILES)
     where, params = filters.where()
     sums = {name: sql for name, sql in METRICS.items() if name not in PERCENTILE_METRICS} | UNIT_METRICS
